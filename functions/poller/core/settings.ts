@@ -1,0 +1,161 @@
+import { SettingsValidationError } from '../errors';
+
+/** Connection security: implicit TLS, required STARTTLS upgrade, or plaintext (explicit opt-in). */
+export type Security = 'tls' | 'starttls' | 'none';
+
+/** Contract 1: the mailbox secret, validated and with defaults applied. */
+export interface MailboxSettings {
+  readonly host: string;
+  readonly port: number;
+  readonly security: Security;
+  readonly username: string;
+  readonly password: string;
+  readonly folder: string;
+  readonly caBundle?: string;
+  readonly tlsServername?: string;
+}
+
+export const DEFAULT_PORTS: Readonly<Record<Security, number>> = { tls: 993, starttls: 143, none: 143 };
+const SECURITY_VALUES: readonly Security[] = ['tls', 'starttls', 'none'];
+const KNOWN_FIELDS = ['host', 'port', 'security', 'username', 'password', 'folder', 'caBundle', 'tlsServername'] as const;
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+// RFC 1123 host name or an IPv4/IPv6 literal; no scheme, no port, no path.
+const HOST = /^(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+const IPV6 = /^[0-9A-Fa-f:.]+$/;
+
+function isHost(value: string): boolean {
+  return HOST.test(value) || (value.includes(':') && IPV6.test(value));
+}
+
+/**
+ * Validates the decoded secret (any JSON value) against contract 1.
+ * Problems name the field and the rule, never the value. Throws SettingsValidationError listing all problems.
+ */
+export function validateSettings(input: unknown, source?: string): MailboxSettings {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new SettingsValidationError(['(root): must be a JSON object with host, username and password'], { source });
+  }
+  const raw = input as Record<string, unknown>;
+  const problems: string[] = [];
+
+  for (const key of Object.keys(raw)) {
+    if (!(KNOWN_FIELDS as readonly string[]).includes(key)) {
+      const near = KNOWN_FIELDS.find((k) => k.toLowerCase() === key.toLowerCase() || editDistance(k, key) <= 2);
+      problems.push(`${key}: unknown field${near ? ` (did you mean "${near}"?)` : ''}; allowed: ${KNOWN_FIELDS.join(', ')}`);
+    }
+  }
+
+  const str = (field: string, required: boolean): string | undefined => {
+    const v = raw[field];
+    if (v === undefined || v === null) {
+      if (required) problems.push(`${field}: is required`);
+      return undefined;
+    }
+    if (typeof v !== 'string') {
+      problems.push(`${field}: must be a string`);
+      return undefined;
+    }
+    if (v.trim() === '') {
+      problems.push(`${field}: must not be empty`);
+      return undefined;
+    }
+    return v;
+  };
+
+  const host = str('host', true);
+  if (host !== undefined && !isHost(host)) {
+    problems.push('host: must be a host name or IP address, without scheme, port or path');
+  }
+  const username = str('username', true);
+  const password = str('password', true);
+
+  let security: Security = 'tls';
+  if (raw.security !== undefined) {
+    if (typeof raw.security === 'string' && (SECURITY_VALUES as readonly string[]).includes(raw.security)) {
+      security = raw.security as Security;
+    } else {
+      problems.push(`security: must be one of ${SECURITY_VALUES.map((s) => `"${s}"`).join(', ')}`);
+    }
+  }
+
+  let port = DEFAULT_PORTS[security];
+  if (raw.port !== undefined) {
+    if (typeof raw.port === 'number' && Number.isInteger(raw.port) && raw.port >= 1 && raw.port <= 65535) {
+      port = raw.port;
+    } else {
+      problems.push('port: must be an integer between 1 and 65535');
+    }
+  }
+
+  const folder = raw.folder === undefined ? 'INBOX' : str('folder', false);
+  if (folder !== undefined && /[\r\n\0]/.test(folder)) {
+    problems.push('folder: must not contain line breaks or NUL');
+  }
+
+  const caBundle = str('caBundle', false);
+  if (caBundle !== undefined && (caBundle.match(PEM_CERT) ?? []).length === 0) {
+    problems.push('caBundle: must contain at least one PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)');
+  }
+  const tlsServername = str('tlsServername', false);
+  if (tlsServername !== undefined && !HOST.test(tlsServername)) {
+    problems.push('tlsServername: must be a DNS host name');
+  }
+  if (security === 'none' && (caBundle !== undefined || tlsServername !== undefined)) {
+    problems.push('security: is "none" (plaintext) but caBundle/tlsServername are set; use "tls" or "starttls"');
+  }
+
+  if (problems.length > 0) throw new SettingsValidationError(problems, { source });
+  return {
+    host: host!,
+    port,
+    security,
+    username: username!,
+    password: password!,
+    folder: folder ?? 'INBOX',
+    ...(caBundle !== undefined ? { caBundle } : {}),
+    ...(tlsServername !== undefined ? { tlsServername } : {}),
+  };
+}
+
+/** Parses the secret string (JSON) and validates it. */
+export function parseSettings(secretString: string, source?: string): MailboxSettings {
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(secretString);
+  } catch {
+    // The parser's message can quote parts of the secret: never pass it on.
+    throw new SettingsValidationError(['(root): is not valid JSON'], { source });
+  }
+  return validateSettings(decoded, source);
+}
+
+/** The PEM certificates in a bundle, each as its own string. */
+export function splitPemBundle(bundle: string): string[] {
+  return bundle.match(PEM_CERT) ?? [];
+}
+
+/** A stable, secret-free fingerprint of the connection-relevant settings (for caches and logs). */
+export function describeSettings(s: MailboxSettings): Record<string, unknown> {
+  return {
+    host: s.host,
+    port: s.port,
+    security: s.security,
+    folder: s.folder,
+    caBundle: s.caBundle ? `${splitPemBundle(s.caBundle).length} certificate(s)` : 'none',
+    tlsServername: s.tlsServername ?? s.host,
+  };
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}

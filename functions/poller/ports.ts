@@ -1,0 +1,93 @@
+/**
+ * The ports of the poll use case: small interfaces the adapters implement
+ * (imapflow, DynamoDB, EventBridge, Secrets Manager, S3) and tests fake.
+ */
+import type { MailboxSettings } from './core/settings';
+import type { Checkpoint, EventEntry, FolderStatus, MessageSummary } from './core/types';
+
+export interface SettingsSource {
+  /** The current, validated settings. `fresh` bypasses any cache (after an authentication failure). */
+  load(options?: { fresh?: boolean }): Promise<MailboxSettings>;
+}
+
+export interface CheckpointStore {
+  /** Strongly consistent read; undefined when this (mailbox, folder) has no checkpoint yet. */
+  get(mailboxId: string, folder: string): Promise<Checkpoint | undefined>;
+  /**
+   * Writes `next` if the stored version still equals `expectedVersion` (0 = must not exist yet).
+   * Throws CheckpointConflictError when another writer got there first.
+   */
+  put(next: Checkpoint, expectedVersion: number): Promise<void>;
+}
+
+/** Mutual exclusion per mailbox with expiry, so a crashed run does not block forever. */
+export interface LeaseStore {
+  /** True when acquired (free, expired, or already ours); false when another holder has it. */
+  acquire(mailboxId: string, owner: string, now: Date, expiresAt: Date): Promise<boolean>;
+  /** Releases the lease if we still hold it; never throws for a lease taken over by someone else. */
+  release(mailboxId: string, owner: string): Promise<void>;
+}
+
+/** A message's content as read from the server: bounded bytes of the RFC 822 source. */
+export interface MessageSource {
+  readonly uid: number;
+  /** The first bytes of the message (up to the download bound). */
+  readonly bytes: Uint8Array;
+  /** True when `bytes` is shorter than the message. */
+  readonly partial: boolean;
+}
+
+export interface FetchOptions {
+  /** Download bound per message in bytes. */
+  readonly maxBytes: number;
+}
+
+/** One logged-in IMAP session on the watched folder. */
+export interface MailboxSession {
+  /** STATUS of the folder (UIDVALIDITY, UIDNEXT, MESSAGES); one command. */
+  status(folder: string): Promise<FolderStatus>;
+  /** EXAMINE (read-only) the folder; returns its current state. */
+  open(folder: string): Promise<FolderStatus>;
+  /** Summaries of messages with UID >= fromUid, in UID order, at most `limit`; filters the `n:*` quirk. */
+  listFrom(fromUid: number, limit: number): Promise<MessageSummary[]>;
+  /** Summaries of messages whose INTERNALDATE is on or after `since` (server-side SEARCH SINCE, date granularity), UID order. */
+  listSince(since: Date, limit: number): Promise<MessageSummary[]>;
+  /** The source of one message, bounded by `maxBytes`; undefined if it was expunged meanwhile. Never sets \Seen. */
+  fetchSource(uid: number, options: FetchOptions): Promise<MessageSource | undefined>;
+  /** Streams the whole message (for raw storage) without holding it in memory; undefined if expunged. */
+  streamSource(uid: number): Promise<{ stream: NodeJS.ReadableStream; size: number } | undefined>;
+  /** All folder paths as the server names them (for "folder not found" errors). */
+  listFolders(): Promise<{ path: string; delimiter: string; specialUse?: string; flags: string[] }[]>;
+  /** LOGOUT and close; never throws. */
+  close(): Promise<void>;
+}
+
+export interface MailboxGateway {
+  /** Connects, verifies TLS, logs in. Throws the mapped errors (ImapAuthError, TlsCertificateError, ...). */
+  connect(settings: MailboxSettings): Promise<MailboxSession>;
+}
+
+export interface PublishResult {
+  /** Indexes (into the input array) of entries EventBridge accepted. */
+  readonly accepted: ReadonlySet<number>;
+  /** Error code of the last failure of each entry that was not accepted after all retries. */
+  readonly failed: ReadonlyMap<number, string>;
+}
+
+export interface EventPublisher {
+  /** Sends entries (any number; the publisher chunks and retries failed entries). */
+  publish(entries: readonly EventEntry[]): Promise<PublishResult>;
+}
+
+export interface RawMessageStore {
+  /** Streams the message to a deterministic key; returns where it is. Overwrites on retry. */
+  put(key: string, body: NodeJS.ReadableStream, size: number): Promise<{ bucket: string; key: string; size: number }>;
+}
+
+/** Structured logger (Powertools-compatible subset). */
+export interface Log {
+  debug(message: string, extra?: Record<string, unknown>): void;
+  info(message: string, extra?: Record<string, unknown>): void;
+  warn(message: string, extra?: Record<string, unknown>): void;
+  error(message: string, extra?: Record<string, unknown>): void;
+}
