@@ -48,12 +48,15 @@ export interface MailboxSession {
   status(folder: string): Promise<FolderStatus>;
   /** EXAMINE (read-only) the folder; returns its current state. */
   open(folder: string): Promise<FolderStatus>;
-  /** Summaries of messages with UID >= fromUid, in UID order, at most `limit`; filters the `n:*` quirk. */
-  listFrom(fromUid: number, limit: number): Promise<MessageSummary[]>;
-  /** Summaries of messages whose INTERNALDATE is on or after `since` (server-side SEARCH SINCE, date granularity), UID order. */
-  listSince(since: Date, limit: number): Promise<MessageSummary[]>;
-  /** The source of one message, bounded by `maxBytes`; undefined if it was expunged meanwhile. Never sets \Seen. */
-  fetchSource(uid: number, options: FetchOptions): Promise<MessageSource | undefined>;
+  /**
+   * Summaries of messages with UID >= fromUid, in UID order, at most `limit` (the lowest UIDs first).
+   * With `since`, only messages whose INTERNALDATE is on or after that day (server-side SEARCH SINCE,
+   * date granularity: filter exactly on `internalDate`). Filters the `n:*` quirk.
+   * `complete` is false when more messages matched than `limit`.
+   */
+  listNew(fromUid: number, limit: number, since?: Date): Promise<{ messages: MessageSummary[]; complete: boolean }>;
+  /** The sources of these messages (one round trip), each bounded by `maxBytes`; expunged ones are absent. Never sets \Seen. */
+  fetchSources(uids: readonly number[], options: FetchOptions): Promise<Map<number, MessageSource>>;
   /** Streams the whole message (for raw storage) without holding it in memory; undefined if expunged. */
   streamSource(uid: number): Promise<{ stream: NodeJS.ReadableStream; size: number } | undefined>;
   /** All folder paths as the server names them (for "folder not found" errors). */
@@ -84,10 +87,10 @@ export interface RawMessageStore {
   put(key: string, body: NodeJS.ReadableStream, size: number): Promise<{ bucket: string; key: string; size: number }>;
 }
 
-/** Structured logger (Powertools-compatible subset). */
+/** Structured logger: a constant message, details in fields (the Powertools Logger's shape). */
 export interface Log {
-  debug(message: string, extra?: Record<string, unknown>): void;
-  info(message: string, extra?: Record<string, unknown>): void;
-  warn(message: string, extra?: Record<string, unknown>): void;
-  error(message: string, extra?: Record<string, unknown>): void;
+  debug(message: string, ...extra: Record<string, unknown>[]): void;
+  info(message: string, ...extra: Record<string, unknown>[]): void;
+  warn(message: string, ...extra: Record<string, unknown>[]): void;
+  error(message: string, ...extra: Record<string, unknown>[]): void;
 }

@@ -49,6 +49,12 @@ export interface Checkpoint {
   readonly lastInternalDate?: string;
   /** Short hashes of the Message-IDs published most recently (bounded list), to skip them after a UIDVALIDITY change. */
   readonly recentMessageIds?: readonly string[];
+  /**
+   * While set, only messages that arrived at or after this time (ISO) and whose Message-ID is not in
+   * `recentMessageIds` are published; older ones are passed over. Set by START_AT=<date> and by a UIDVALIDITY
+   * change; cleared when the scan reaches the end of the folder.
+   */
+  readonly rescanSince?: string;
 }
 
 /** One EventBridge entry, ready to send (Detail already serialized). */

@@ -1,0 +1,97 @@
+import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
+import { backoffDelay } from '../core/backoff';
+import { chunkEntries } from '../core/batching';
+import { eventEntrySize } from '../core/event-size';
+import type { EventEntry } from '../core/types';
+import { EventPublishError } from '../errors';
+import type { EventPublisher, Log, PublishResult } from '../ports';
+
+export interface EventBridgePublisherOptions {
+  /** Attempts per entry (the first try included) for entries EventBridge reports as failed. @default 4 */
+  readonly maxAttempts?: number;
+  readonly baseDelayMs?: number;
+  readonly maxDelayMs?: number;
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly random?: () => number;
+  readonly log?: Log;
+}
+
+/** Error codes of failed entries that will not succeed on retry. */
+const PERMANENT_ENTRY_ERRORS = new Set(['ValidationException', 'AccessDeniedException', 'NotAuthorizedForSourceException', 'InvalidArgument', 'MalformedDetail']);
+
+/**
+ * PutEvents in calls of at most 10 entries and 256 KB; entries EventBridge reports as failed are retried
+ * with capped exponential backoff and jitter. Whole-call failures (throttling) are retried by the SDK's own
+ * retry strategy and then here. Returns which entries were accepted.
+ */
+export class EventBridgePublisher implements EventPublisher {
+  constructor(
+    private readonly client: EventBridgeClient,
+    private readonly options: EventBridgePublisherOptions = {},
+  ) {}
+
+  async publish(entries: readonly EventEntry[]): Promise<PublishResult> {
+    const accepted = new Set<number>();
+    const failed = new Map<number, string>();
+    const maxAttempts = this.options.maxAttempts ?? 4;
+    const sleep = this.options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+    const random = this.options.random ?? Math.random;
+
+    let pending = entries.map((entry, index) => ({ entry, index }));
+    for (let attempt = 0; attempt < maxAttempts && pending.length > 0; attempt++) {
+      if (attempt > 0) await sleep(backoffDelay(attempt - 1, random(), this.options.baseDelayMs ?? 200, this.options.maxDelayMs ?? 5_000));
+      const retry: typeof pending = [];
+      for (const chunk of chunkEntries(pending, (p) => eventEntrySize(p.entry))) {
+        let results;
+        try {
+          const response = await this.client.send(new PutEventsCommand({ Entries: chunk.map((p) => toRequestEntry(p.entry)) }));
+          results = response.Entries ?? [];
+        } catch (err) {
+          const mapped = mapCallError(err);
+          if (!mapped.retryable) throw mapped;
+          this.options.log?.warn('PutEvents call failed; will retry', { errorName: (err as Error)?.name, entries: chunk.length, attempt });
+          for (const p of chunk) failed.set(p.index, (err as Error)?.name ?? 'Error');
+          retry.push(...chunk);
+          continue;
+        }
+        chunk.forEach((p, i) => {
+          const r = results[i];
+          if (r && r.EventId && !r.ErrorCode) {
+            accepted.add(p.index);
+            failed.delete(p.index);
+          } else {
+            const code = r?.ErrorCode ?? 'MissingResult';
+            failed.set(p.index, code);
+            if (!PERMANENT_ENTRY_ERRORS.has(code)) retry.push(p);
+          }
+        });
+      }
+      if (retry.length > 0) this.options.log?.warn('PutEvents entries failed; retrying', { failed: retry.length, attempt });
+      pending = retry;
+    }
+    return { accepted, failed };
+  }
+}
+
+function toRequestEntry(entry: EventEntry): PutEventsRequestEntry {
+  return { Source: entry.Source, DetailType: entry.DetailType, Detail: entry.Detail, EventBusName: entry.EventBusName };
+}
+
+function mapCallError(err: unknown): EventPublishError {
+  const name = (err as { name?: string })?.name ?? 'Error';
+  if (name === 'ResourceNotFoundException') {
+    return new EventPublishError('The event bus does not exist.', {
+      cause: err,
+      retryable: false,
+      hint: 'deploy the stack (it creates the bus) or set EVENT_BUS_NAME to an existing bus.',
+    });
+  }
+  if (name === 'AccessDeniedException') {
+    return new EventPublishError('PutEvents was denied on the event bus.', {
+      cause: err,
+      retryable: false,
+      hint: 'grant the function events:PutEvents on the bus ARN.',
+    });
+  }
+  return new EventPublishError(`PutEvents failed (${name}).`, { cause: err, retryable: true });
+}

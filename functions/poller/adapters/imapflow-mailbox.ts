@@ -1,0 +1,339 @@
+import { ImapFlow, type FetchMessageObject, type ImapFlowOptions, type MessageAddressObject } from 'imapflow';
+import type { MailboxSettings } from '../core/settings';
+import type { Address, FolderStatus, MessageSummary } from '../core/types';
+import {
+  FolderNotFoundError,
+  ImapAuthError,
+  ImapConnectionError,
+  ImapEventSourceError,
+  ImapProtocolError,
+  StartTlsUnavailableError,
+  TlsCertificateError,
+} from '../errors';
+import type { FetchOptions, Log, MailboxGateway, MailboxSession, MessageSource } from '../ports';
+import { buildTlsOptions } from './tls-options';
+
+export interface ImapFlowGatewayOptions {
+  /** TCP + TLS handshake budget. @default 10_000 */
+  readonly connectTimeoutMs?: number;
+  /** Greeting wait. @default 10_000 */
+  readonly greetingTimeoutMs?: number;
+  /** Inactivity timeout of an established connection (a silent server). @default 30_000 */
+  readonly socketTimeoutMs?: number;
+  readonly log?: Log;
+}
+
+/** MailboxGateway over imapflow: connects with verified TLS, maps failures to the poller's errors. */
+export class ImapFlowMailboxGateway implements MailboxGateway {
+  constructor(private readonly options: ImapFlowGatewayOptions = {}) {}
+
+  async connect(settings: MailboxSettings): Promise<MailboxSession> {
+    const client = new ImapFlow(imapFlowOptions(settings, this.options));
+    // Without a listener a late socket error would crash the process.
+    let socketError: unknown;
+    client.on('error', (err: unknown) => {
+      socketError = err;
+      this.options.log?.debug('IMAP connection error', { code: errorCode(err) });
+    });
+    try {
+      await client.connect();
+    } catch (err) {
+      client.close();
+      throw mapImapError(err ?? socketError, settings, 'connect');
+    }
+    return new ImapFlowSession(client, settings);
+  }
+}
+
+export function imapFlowOptions(settings: MailboxSettings, options: ImapFlowGatewayOptions = {}): ImapFlowOptions {
+  const secure = settings.security === 'tls';
+  return {
+    host: settings.host,
+    port: settings.port,
+    secure,
+    // starttls: the upgrade is REQUIRED (imapflow fails instead of falling back to plaintext);
+    // none: never try (explicit plaintext opt-in).
+    doSTARTTLS: settings.security === 'starttls' ? true : settings.security === 'none' ? false : undefined,
+    tls: settings.security === 'none' ? undefined : buildTlsOptions(settings),
+    auth: { user: settings.username, pass: settings.password },
+    logger: false,
+    disableAutoIdle: true,
+    connectionTimeout: options.connectTimeoutMs ?? 10_000,
+    greetingTimeout: options.greetingTimeoutMs ?? 10_000,
+    socketTimeout: options.socketTimeoutMs ?? 30_000,
+    // Keep the session to what a poll needs (no ENABLE round trip for CONDSTORE/QRESYNC).
+    disableAutoEnable: true,
+    clientInfo: { name: 'imap-event-source' },
+  };
+}
+
+class ImapFlowSession implements MailboxSession {
+  constructor(
+    private readonly client: ImapFlow,
+    private readonly settings: MailboxSettings,
+  ) {}
+
+  async status(folder: string): Promise<FolderStatus> {
+    let result: Awaited<ReturnType<ImapFlow['status']>>;
+    try {
+      result = await this.client.status(folder, { uidNext: true, uidValidity: true, messages: true });
+    } catch (err) {
+      if (errorCode(err) === 'NotFound' || isNoResponse(err)) throw await this.folderNotFound(folder, err);
+      throw mapImapError(err, this.settings, 'status');
+    }
+    if (!result || result.uidValidity === undefined || result.uidNext === undefined) {
+      if (!this.client.usable) throw mapImapError(undefined, this.settings, 'status');
+      throw await this.folderNotFound(folder);
+    }
+    return { uidValidity: result.uidValidity.toString(), uidNext: result.uidNext, messages: result.messages ?? 0 };
+  }
+
+  async open(folder: string): Promise<FolderStatus> {
+    try {
+      const box = await this.client.mailboxOpen(folder, { readOnly: true });
+      return { uidValidity: box.uidValidity.toString(), uidNext: box.uidNext, messages: box.exists };
+    } catch (err) {
+      if (errorCode(err) === 'NotFound' || isNoResponse(err)) throw await this.folderNotFound(folder, err);
+      throw mapImapError(err, this.settings, 'examine');
+    }
+  }
+
+  async listNew(fromUid: number, limit: number, since?: Date): Promise<{ messages: MessageSummary[]; complete: boolean }> {
+    const query: Record<string, unknown> = { uid: `${fromUid}:*` };
+    // SEARCH SINCE compares dates in the server's time zone: ask for one day earlier, filter exactly below.
+    if (since) query.since = new Date(since.getTime() - 24 * 3600 * 1000);
+    let uids: number[];
+    try {
+      uids = ((await this.client.search(query, { uid: true })) || []).filter((uid) => uid >= fromUid);
+    } catch (err) {
+      throw mapImapError(err, this.settings, 'search');
+    }
+    uids.sort((a, b) => a - b);
+    const complete = uids.length <= limit;
+    const wanted = uids.slice(0, limit);
+    if (wanted.length === 0) return { messages: [], complete };
+    let fetched: FetchMessageObject[];
+    try {
+      fetched = await this.client.fetchAll(wanted.join(','), { uid: true, flags: true, envelope: true, internalDate: true, size: true }, { uid: true });
+    } catch (err) {
+      throw mapImapError(err, this.settings, 'fetch');
+    }
+    const messages = fetched
+      .filter((m) => m.uid >= fromUid)
+      .map(toSummary)
+      .filter((m) => !since || !m.internalDate || new Date(m.internalDate) >= since)
+      .sort((a, b) => a.uid - b.uid);
+    return { messages, complete };
+  }
+
+  async fetchSources(uids: readonly number[], options: FetchOptions): Promise<Map<number, MessageSource>> {
+    const result = new Map<number, MessageSource>();
+    if (uids.length === 0) return result;
+    try {
+      // Collect first, process later: running another command inside the fetch loop deadlocks imapflow.
+      for await (const m of this.client.fetch(uids.join(','), { uid: true, size: true, source: { start: 0, maxLength: options.maxBytes } }, { uid: true })) {
+        if (!m.source) continue;
+        const size = m.size ?? m.source.length;
+        result.set(m.uid, { uid: m.uid, bytes: m.source, partial: m.source.length < size });
+      }
+    } catch (err) {
+      throw mapImapError(err, this.settings, 'fetch');
+    }
+    return result;
+  }
+
+  async streamSource(uid: number): Promise<{ stream: NodeJS.ReadableStream; size: number } | undefined> {
+    try {
+      const download = await this.client.download(String(uid), undefined, { uid: true });
+      if (!download || !('content' in download) || !download.content) return undefined;
+      return { stream: download.content, size: download.meta?.expectedSize ?? 0 };
+    } catch (err) {
+      throw mapImapError(err, this.settings, 'fetch');
+    }
+  }
+
+  async listFolders(): Promise<{ path: string; delimiter: string; specialUse?: string; flags: string[] }[]> {
+    const list = await this.client.list();
+    return list.map((f) => ({
+      path: f.path,
+      delimiter: f.delimiter,
+      ...(f.specialUse ? { specialUse: f.specialUse } : {}),
+      flags: [...f.flags],
+    }));
+  }
+
+  async close(): Promise<void> {
+    try {
+      if (this.client.usable) await withTimeout(this.client.logout(), 3_000);
+    } catch {
+      // LOGOUT is a courtesy; the socket is closed below either way.
+    } finally {
+      this.client.close();
+    }
+  }
+
+  private async folderNotFound(folder: string, cause?: unknown): Promise<ImapEventSourceError> {
+    let existing: string[] = [];
+    let delimiter = '/';
+    try {
+      const list = await this.listFolders();
+      existing = list.map((f) => f.path);
+      delimiter = list[0]?.delimiter ?? delimiter;
+    } catch {
+      // Listing is best effort: the error below is still right.
+    }
+    return new FolderNotFoundError(folder, existing, { cause, hint: folderHint(folder, existing, delimiter) });
+  }
+}
+
+/** The fix for a missing folder: nearby names, or the delimiter the server uses. */
+export function folderHint(folder: string, existing: readonly string[], delimiter: string): string {
+  const otherDelimiters = ['/', '.', '\\'].filter((d) => d !== delimiter);
+  for (const d of otherDelimiters) {
+    const candidate = folder.split(d).join(delimiter);
+    const match = existing.find((p) => p.normalize('NFC').toLowerCase() === candidate.normalize('NFC').toLowerCase());
+    if (match) return `this server separates folders with "${delimiter}": set folder to "${match}".`;
+  }
+  const lower = folder.normalize('NFC').toLowerCase();
+  const leaf = lower.split(/[/.\\]/).pop() ?? lower;
+  const near = existing.filter((p) => {
+    const l = p.normalize('NFC').toLowerCase();
+    return l === lower || l.endsWith(leaf) || l.includes(leaf);
+  });
+  const shown = (near.length > 0 ? near : existing).slice(0, 20);
+  const more = near.length === 0 && existing.length > 20 ? `, ... (${existing.length} in all)` : '';
+  return `set folder to a path the server lists (delimiter "${delimiter}")${near.length > 0 ? '; similar' : '; existing'}: ${shown.map((p) => `"${p}"`).join(', ')}${more}.`;
+}
+
+function toSummary(m: FetchMessageObject): MessageSummary {
+  const env = m.envelope;
+  const internalDate = toIso(m.internalDate);
+  const date = toIso(env?.date);
+  return {
+    uid: m.uid,
+    size: m.size ?? 0,
+    flags: [...(m.flags ?? [])],
+    ...(internalDate ? { internalDate } : {}),
+    envelope: {
+      ...(env?.messageId ? { messageId: env.messageId } : {}),
+      ...(env?.inReplyTo ? { inReplyTo: env.inReplyTo } : {}),
+      ...(env?.subject ? { subject: env.subject } : {}),
+      ...(date ? { date } : {}),
+      from: addresses(env?.from),
+      to: addresses(env?.to),
+      cc: addresses(env?.cc),
+      replyTo: addresses(env?.replyTo),
+    },
+  };
+}
+
+function addresses(list: MessageAddressObject[] | undefined): Address[] {
+  return (list ?? []).filter((a) => a.address || a.name).map((a) => ({ name: a.name ?? '', address: a.address ?? '' }));
+}
+
+function toIso(value: Date | string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const d = value instanceof Date ? value : new Date(value);
+  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
+}
+
+function errorCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+}
+
+function isNoResponse(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { responseStatus?: string }).responseStatus === 'NO';
+}
+
+const TLS_CODES: Record<string, string> = {
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'is signed by a certificate authority that is not trusted',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'is signed by a certificate authority that is not trusted',
+  UNABLE_TO_GET_ISSUER_CERT: 'is signed by a certificate authority that is not trusted',
+  SELF_SIGNED_CERT_IN_CHAIN: 'chains to a self-signed root that is not trusted',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'is self-signed and not trusted',
+  CERT_HAS_EXPIRED: 'has expired',
+  CERT_NOT_YET_VALID: 'is not yet valid',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'does not match the host name',
+};
+
+/** Maps imapflow, socket and TLS failures to the poller's errors. Never includes the password. */
+export function mapImapError(err: unknown, settings: MailboxSettings, step: string): ImapEventSourceError {
+  if (err instanceof ImapEventSourceError) return err;
+  const code = errorCode(err);
+  const where = `${settings.host}:${settings.port}`;
+  const e = (err ?? {}) as { authenticationFailed?: boolean; tlsFailed?: boolean; message?: string; reason?: string; responseText?: string };
+  if (e.authenticationFailed) {
+    return new ImapAuthError(`The IMAP server ${where} rejected the login of user "${settings.username}".`, {
+      cause: err,
+      hint: 'check username and password in the secret (an admin who changed the password must update the secret too).',
+    });
+  }
+  if (e.tlsFailed) {
+    return new StartTlsUnavailableError(`The IMAP server ${where} does not offer STARTTLS, and security is "starttls" (required upgrade).`, {
+      cause: err,
+      hint: 'use security "tls" with the server\'s implicit-TLS port (usually 993), or enable STARTTLS on the server; never fall back to plaintext.',
+    });
+  }
+  if (code && code in TLS_CODES) {
+    const name = settings.tlsServername ?? settings.host;
+    const detail = code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? ` "${name}" (${e.reason ?? 'name not in the certificate'})` : '';
+    const hint =
+      code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+        ? `connect to a host name the certificate is issued for, or set tlsServername to that name.`
+        : code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID'
+          ? 'renew the server certificate (or check the clock of the server).'
+          : "put the server's CA certificate (or its self-signed certificate) into caBundle as PEM.";
+    return new TlsCertificateError(`The TLS certificate of ${where} ${TLS_CODES[code]}${detail} (${code}).`, { cause: err, hint, tlsCode: code });
+  }
+  if (code && /^ERR_SSL|^ERR_TLS|^EPROTO$/.test(code)) {
+    return new TlsCertificateError(`TLS handshake with ${where} failed (${code}).`, {
+      cause: err,
+      tlsCode: code,
+      hint: 'check that the port speaks the configured security ("tls" = implicit TLS, usually 993; "starttls" = plain port with upgrade, usually 143) and supports TLS 1.2 or newer.',
+    });
+  }
+  const unreachable: Record<string, string> = {
+    ENOTFOUND: 'the host name does not resolve (DNS)',
+    EAI_AGAIN: 'DNS lookup failed temporarily',
+    ECONNREFUSED: 'the connection was refused',
+    ECONNRESET: 'the connection was reset',
+    EPIPE: 'the connection was closed',
+    ETIMEDOUT: 'the connection timed out',
+    EHOSTUNREACH: 'the host is unreachable',
+    ENETUNREACH: 'the network is unreachable',
+    CONNECT_TIMEOUT: 'the connection timed out',
+    GREETING_TIMEOUT: 'the server sent no greeting in time',
+    UPGRADE_TIMEOUT: 'the STARTTLS upgrade timed out',
+    ETIMEOUT: 'the server went silent (socket timeout)',
+    NoConnection: 'the connection is closed',
+    EConnectionClosed: 'the server closed the connection',
+    ClosedAfterConnectText: 'the server closed the connection right after connecting (wrong port or security?)',
+    ClosedAfterConnectTLS: 'the server closed the TLS connection right after connecting',
+  };
+  if (code && code in unreachable) {
+    return new ImapConnectionError(`Cannot talk to the IMAP server ${where} during ${step}: ${unreachable[code]} (${code}).`, {
+      cause: err,
+      hint: 'check host, port and security in the secret, the server, and the network path (security groups, firewall, VPC routing).',
+    });
+  }
+  if (err === undefined || err === null) {
+    return new ImapConnectionError(`The connection to the IMAP server ${where} was lost during ${step}.`, {
+      hint: 'check the server and the network path; the next poll retries.',
+    });
+  }
+  const text = e.responseText ?? e.message ?? String(err);
+  return new ImapProtocolError(`The IMAP server ${where} failed during ${step}: ${redact(text, settings)}${code ? ` (${code})` : ''}.`, { cause: err });
+}
+
+function redact(text: string, settings: MailboxSettings): string {
+  return text.split(settings.password).join('***').slice(0, 300);
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

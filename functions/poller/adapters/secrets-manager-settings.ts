@@ -1,0 +1,76 @@
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { parseSettings, type MailboxSettings } from '../core/settings';
+import { SecretAccessError } from '../errors';
+import type { SettingsSource } from '../ports';
+
+export interface SecretsManagerSettingsOptions {
+  /** Secret name or ARN. */
+  readonly secretId: string;
+  /** Version stage to read. @default 'AWSCURRENT' */
+  readonly versionStage?: string;
+  /** How long settings are reused by warm invocations. @default 60_000 */
+  readonly cacheTtlMs?: number;
+  readonly now?: () => number;
+}
+
+/**
+ * Settings from one Secrets Manager secret (contract 1), cached briefly so rotation takes effect
+ * within `cacheTtlMs` without a redeploy; `load({ fresh: true })` bypasses the cache (after an auth failure).
+ */
+export class SecretsManagerSettingsSource implements SettingsSource {
+  private cached?: { settings: MailboxSettings; at: number };
+
+  constructor(
+    private readonly client: SecretsManagerClient,
+    private readonly options: SecretsManagerSettingsOptions,
+  ) {}
+
+  async load(options: { fresh?: boolean } = {}): Promise<MailboxSettings> {
+    const now = (this.options.now ?? Date.now)();
+    const ttl = this.options.cacheTtlMs ?? 60_000;
+    if (!options.fresh && this.cached && now - this.cached.at < ttl) return this.cached.settings;
+    const settings = parseSettings(await this.readSecretString(), `secret "${this.options.secretId}"`);
+    this.cached = { settings, at: now };
+    return settings;
+  }
+
+  private async readSecretString(): Promise<string> {
+    const id = this.options.secretId;
+    let response;
+    try {
+      // Always name the stage: some emulators return a stale version without it.
+      response = await this.client.send(new GetSecretValueCommand({ SecretId: id, VersionStage: this.options.versionStage ?? 'AWSCURRENT' }));
+    } catch (err) {
+      throw mapSecretsError(err, id);
+    }
+    if (response.SecretString === undefined || response.SecretString.trim() === '') {
+      throw new SecretAccessError(`The secret "${id}" has no string value.`, {
+        hint: 'store the mailbox settings as JSON text in the secret (see "secret format" in the README); `imap-event-source secret template` prints an example.',
+      });
+    }
+    return response.SecretString;
+  }
+}
+
+function mapSecretsError(err: unknown, id: string): SecretAccessError {
+  const name = (err as { name?: string })?.name ?? 'Error';
+  switch (name) {
+    case 'ResourceNotFoundException':
+      return new SecretAccessError(`The secret "${id}" does not exist (or has no value in the requested stage).`, {
+        cause: err,
+        hint: 'create it (or put a value into it) with the mailbox settings, or fix SECRET_ID.',
+      });
+    case 'AccessDeniedException':
+      return new SecretAccessError(`Access to the secret "${id}" was denied.`, {
+        cause: err,
+        hint: "grant the function secretsmanager:GetSecretValue on this secret (and kms:Decrypt on its key); the CDK stack does this for the secret it is configured with.",
+      });
+    case 'DecryptionFailure':
+      return new SecretAccessError(`The secret "${id}" could not be decrypted with its KMS key.`, {
+        cause: err,
+        hint: 'grant kms:Decrypt on the secret\'s key to the function role.',
+      });
+    default:
+      return new SecretAccessError(`Reading the secret "${id}" failed (${name}).`, { cause: err, retryable: true });
+  }
+}

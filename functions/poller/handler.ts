@@ -1,0 +1,86 @@
+/**
+ * Lambda composition root: read the environment, build the adapters once per container, run one poll,
+ * log one summary line and emit metrics. All logic lives in pollMailbox and core/.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { MetricUnit, Metrics } from '@aws-lambda-powertools/metrics';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { Context } from 'aws-lambda';
+import { DynamoDbCheckpointStore } from './adapters/dynamodb-checkpoint-store';
+import { EventBridgePublisher } from './adapters/eventbridge-publisher';
+import { ImapFlowMailboxGateway } from './adapters/imapflow-mailbox';
+import { S3RawMessageStore } from './adapters/s3-raw-store';
+import { SecretsManagerSettingsSource } from './adapters/secrets-manager-settings';
+import { readConfig, type PollerConfig } from './config';
+import { describeError } from './errors';
+import { pollMailbox, type PollDeps } from './poll-mailbox';
+
+const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'imap-event-source' });
+const metrics = new Metrics({ namespace: 'ImapEventSource', serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'imap-event-source' });
+
+let container: { config: PollerConfig; deps: PollDeps } | undefined;
+
+/** Adapters are built once per container: warm invocations reuse clients and the settings cache. */
+function compose(): { config: PollerConfig; deps: PollDeps } {
+  if (container) return container;
+  const config = readConfig(process.env);
+  const sdk = { maxAttempts: 4 };
+  const checkpoints = new DynamoDbCheckpointStore(new DynamoDBClient(sdk), config.checkpointTable);
+  container = {
+    config,
+    deps: {
+      settings: new SecretsManagerSettingsSource(new SecretsManagerClient(sdk), { secretId: config.secretId }),
+      checkpoints,
+      lease: checkpoints,
+      mailbox: new ImapFlowMailboxGateway({ log: logger }),
+      publisher: new EventBridgePublisher(new EventBridgeClient(sdk), { log: logger }),
+      ...(config.rawBucket ? { rawStore: new S3RawMessageStore(new S3Client(sdk), config.rawBucket) } : {}),
+      log: logger,
+      now: () => new Date(),
+    },
+  };
+  return container!;
+}
+
+export async function handler(_event: unknown, context: Pick<Context, 'getRemainingTimeInMillis'>): Promise<{ outcome: string; published: number }> {
+  const started = Date.now();
+  let mailboxId = process.env.MAILBOX_ID ?? 'unknown';
+  metrics.addDimension('mailboxId', mailboxId);
+  try {
+    const { config, deps } = compose();
+    mailboxId = config.mailboxId;
+    logger.appendKeys({ mailboxId });
+    const summary = await pollMailbox(deps, {
+      mailboxId: config.mailboxId,
+      eventSource: config.eventSource,
+      eventBusName: config.eventBusName,
+      startAt: config.startAt,
+      deadline: started + context.getRemainingTimeInMillis(),
+      maxMessagesPerRun: config.maxMessagesPerRun,
+    });
+    logger.info('Poll finished', { ...summary });
+    metrics.addMetric('MessagesPublished', MetricUnit.Count, summary.published);
+    metrics.addMetric('PollDuration', MetricUnit.Milliseconds, summary.durationMs);
+    metrics.addMetric(summary.outcome === 'skipped' ? 'PollSkipped' : 'PollSucceeded', MetricUnit.Count, 1);
+    return { outcome: summary.outcome, published: summary.published };
+  } catch (err) {
+    const { code, message, retryable } = describeError(err);
+    logger.error('Poll failed', { mailboxId, outcome: 'failed', errorCode: code, error: message, retryable, durationMs: Date.now() - started });
+    metrics.addMetric('PollFailed', MetricUnit.Count, 1);
+    // A fresh error: the message is secret-free, and no foreign stack or cause reaches the runtime's log.
+    const failure = new Error(`${code}: ${message}`);
+    failure.name = 'PollFailedError';
+    failure.stack = `${failure.name}: ${failure.message}`;
+    throw failure;
+  } finally {
+    metrics.publishStoredMetrics();
+  }
+}
+
+/** For tests: forget the composed adapters (environment changed). */
+export function resetContainer(): void {
+  container = undefined;
+}
