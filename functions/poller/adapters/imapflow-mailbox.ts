@@ -194,15 +194,18 @@ export function folderHint(folder: string, existing: readonly string[], delimite
     const match = existing.find((p) => p.normalize('NFC').toLowerCase() === candidate.normalize('NFC').toLowerCase());
     if (match) return `this server separates folders with "${delimiter}": set folder to "${match}".`;
   }
-  const lower = folder.normalize('NFC').toLowerCase();
-  const leaf = lower.split(/[/.\\]/).pop() ?? lower;
-  const near = existing.filter((p) => {
-    const l = p.normalize('NFC').toLowerCase();
-    return l === lower || l.endsWith(leaf) || l.includes(leaf);
-  });
+  const norm = (p: string): string => p.normalize('NFC').toLowerCase();
+  const segments = norm(folder).split(/[/.\\]/).filter(Boolean);
+  const leaf = segments.at(-1) ?? '';
+  const parent = segments.slice(0, -1).join(delimiter);
+  // Siblings first (same parent), then names containing the leaf, then every folder.
+  const siblings = parent ? existing.filter((p) => norm(p).startsWith(`${parent}${delimiter}`) && !norm(p).slice(parent.length + 1).includes(delimiter)) : [];
+  const similar = leaf.length >= 3 ? existing.filter((p) => norm(p).includes(leaf)) : [];
+  const near = [...new Set([...siblings, ...similar])];
   const shown = (near.length > 0 ? near : existing).slice(0, 20);
-  const more = near.length === 0 && existing.length > 20 ? `, ... (${existing.length} in all)` : '';
-  return `set folder to a path the server lists (delimiter "${delimiter}")${near.length > 0 ? '; similar' : '; existing'}: ${shown.map((p) => `"${p}"`).join(', ')}${more}.`;
+  const total = near.length > 0 ? near.length : existing.length;
+  const more = total > shown.length ? `, ... (${total} in all)` : '';
+  return `set folder to a path the server lists (delimiter "${delimiter}")${near.length > 0 ? '; nearest' : '; existing'}: ${shown.map((p) => `"${p}"`).join(', ')}${more}.`;
 }
 
 function toSummary(m: FetchMessageObject): MessageSummary {
@@ -212,7 +215,8 @@ function toSummary(m: FetchMessageObject): MessageSummary {
   return {
     uid: m.uid,
     size: m.size ?? 0,
-    flags: [...(m.flags ?? [])],
+    // \\Recent is session state (and gone in IMAP4rev2): it says nothing a subscriber could use.
+    flags: [...(m.flags ?? [])].filter((f) => f !== '\\Recent'),
     ...(internalDate ? { internalDate } : {}),
     envelope: {
       ...(env?.messageId ? { messageId: env.messageId } : {}),

@@ -1,0 +1,104 @@
+/**
+ * One isolated "world" per test for the poller: a fresh Dovecot user with the seed folder tree, a secret,
+ * a checkpoint table, and a bus whose rule delivers to an SQS queue (what a subscriber receives).
+ * `invoke()` runs the real Lambda handler with the environment the CDK stack would set.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamodb-checkpoint-store';
+import type { Checkpoint } from '../../functions/poller/core/types';
+import type { DovecotServer, User } from '../support/dovecot';
+import { dovecot, mailboxSecret, moto, type Security } from '../support/env';
+import { uniqueName, type BusWithSubscriber, type EventEnvelope } from '../support/moto';
+
+process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
+const { handler, resetContainer } = await import('../../functions/poller/handler');
+
+export interface WorldOptions {
+  readonly server?: DovecotServer;
+  readonly security?: Security;
+  readonly folder?: string;
+  readonly startAt?: string;
+  /** Fields merged into (or, when undefined, removed from) the secret. */
+  readonly secret?: Record<string, unknown>;
+  readonly env?: Record<string, string>;
+}
+
+export class World {
+  readonly aws = moto();
+  readonly mailboxId = uniqueName('mbx');
+  readonly secretName = `imap-event-source/${this.mailboxId}`;
+  readonly table = uniqueName('checkpoints');
+  private constructor(
+    readonly imap: DovecotServer,
+    readonly user: User,
+    readonly folder: string,
+    readonly bus: BusWithSubscriber,
+    private readonly env: Record<string, string>,
+  ) {}
+
+  static async create(options: WorldOptions = {}): Promise<World> {
+    const imap = options.server ?? dovecot();
+    const user = await imap.createUser();
+    await imap.createSeedTree(user);
+    const folder = options.folder ?? 'Firma/Kundenbetreuung/kunden/a';
+    const aws = moto();
+    const bus = await aws.createBusWithSubscriber(uniqueName('bus'));
+    const world = new World(imap, user, folder, bus, {});
+    const secret: Record<string, unknown> = { ...mailboxSecret(imap, user, { security: options.security ?? 'tls', folder }), ...options.secret };
+    for (const [k, v] of Object.entries(secret)) if (v === undefined) delete secret[k];
+    await aws.createSecret(world.secretName, secret);
+    await aws.createCheckpointTable(world.table);
+    Object.assign(world.env, {
+      ...aws.awsEnv(),
+      MAILBOX_ID: world.mailboxId,
+      SECRET_ID: world.secretName,
+      CHECKPOINT_TABLE: world.table,
+      EVENT_BUS_NAME: bus.busName,
+      START_AT: options.startAt ?? 'now',
+      ...options.env,
+    });
+    return world;
+  }
+
+  /** The settings currently in the secret. */
+  secretValue(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+    return { ...mailboxSecret(this.imap, this.user, { folder: this.folder }), ...overrides };
+  }
+
+  /** Runs the Lambda handler once, as the schedule would. */
+  async invoke(env: Record<string, string> = {}, remainingMs = 60_000): Promise<{ outcome: string; published: number }> {
+    const saved = { ...process.env };
+    Object.assign(process.env, this.env, env);
+    resetContainer();
+    try {
+      return await handler({}, { getRemainingTimeInMillis: () => remainingMs });
+    } finally {
+      process.env = saved;
+    }
+  }
+
+  /** Runs the handler and returns the thrown error (fails the test if it succeeds). */
+  async invokeFailing(env: Record<string, string> = {}): Promise<Error> {
+    try {
+      await this.invoke(env);
+    } catch (err) {
+      return err as Error;
+    }
+    throw new Error('the handler succeeded but a failure was expected');
+  }
+
+  async append(count: number, folder = this.folder, spec: (i: number) => { subject?: string; messageId?: string; date?: Date } = () => ({})): Promise<number[]> {
+    const { buildMessage } = await import('../support/messages');
+    const items = Array.from({ length: count }, (_, i) => buildMessage({ subject: `Message ${i + 1}`, ...spec(i) }));
+    return this.imap.appendMany(this.user, folder, items);
+  }
+
+  /** Events the subscriber received (waits for `expected`, then `quietMs` for extras). */
+  events<D = Record<string, unknown>>(expected: number, quietMs = 1_000): Promise<EventEnvelope<D>[]> {
+    return this.aws.receiveEvents<D>(this.bus.queueUrl, { expected, timeoutMs: 20_000, quietMs });
+  }
+
+  async checkpoint(folder = this.folder): Promise<Checkpoint | undefined> {
+    return new DynamoDbCheckpointStore(new DynamoDBClient(this.aws.clientConfig), this.table).get(this.mailboxId, folder);
+  }
+}
