@@ -65,7 +65,11 @@ export function parseStartAt(value: string | undefined): StartAt | undefined {
   if (v.toLowerCase() === 'all') return { kind: 'all' };
   if (/^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(v)) {
     const since = new Date(v);
-    if (!Number.isNaN(since.getTime())) return { kind: 'since', since };
+    // V8 rolls impossible days over (2026-02-30 -> 2026-03-02) instead of rejecting them.
+    const [y, m, d] = v.slice(0, 10).split('-').map(Number) as [number, number, number];
+    const day = new Date(Date.UTC(y, m - 1, d));
+    const realDay = day.getUTCMonth() === m - 1 && day.getUTCDate() === d;
+    if (!Number.isNaN(since.getTime()) && realDay) return { kind: 'since', since };
   }
   return undefined;
 }
