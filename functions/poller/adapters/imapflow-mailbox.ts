@@ -272,12 +272,6 @@ export function mapImapError(err: unknown, settings: MailboxSettings, step: stri
       hint: 'check username and password in the secret (an admin who changed the password must update the secret too).',
     });
   }
-  if (e.tlsFailed) {
-    return new StartTlsUnavailableError(`The IMAP server ${where} does not offer STARTTLS, and security is "starttls" (required upgrade).`, {
-      cause: err,
-      hint: 'use security "tls" with the server\'s implicit-TLS port (usually 993), or enable STARTTLS on the server; never fall back to plaintext.',
-    });
-  }
   if (code && code in TLS_CODES) {
     const name = settings.tlsServername ?? settings.host;
     const detail = code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? ` "${name}" (${e.reason ?? 'name not in the certificate'})` : '';
@@ -294,6 +288,13 @@ export function mapImapError(err: unknown, settings: MailboxSettings, step: stri
       cause: err,
       tlsCode: code,
       hint: 'check that the port speaks the configured security ("tls" = implicit TLS, usually 993; "starttls" = plain port with upgrade, usually 143) and supports TLS 1.2 or newer.',
+    });
+  }
+  // After the TLS codes: imapflow also sets tlsFailed when the upgrade's handshake rejects the certificate.
+  if (e.tlsFailed) {
+    return new StartTlsUnavailableError(`The IMAP server ${where} does not offer STARTTLS, and security is "starttls" (required upgrade).`, {
+      cause: err,
+      hint: 'use security "tls" with the server\'s implicit-TLS port (usually 993), or enable STARTTLS on the server; never fall back to plaintext.',
     });
   }
   const unreachable: Record<string, string> = {
