@@ -1,0 +1,275 @@
+/**
+ * `imap-event-source check`: validates the settings, then walks the connection layer by layer
+ * (DNS, TCP, STARTTLS, TLS, login, folder) and says at the first failure what is wrong and how to fix it.
+ */
+import { parseArgs } from 'node:util';
+import { ImapFlowMailboxGateway } from '../../functions/poller/adapters/imapflow-mailbox';
+import { splitPemBundle, type MailboxSettings } from '../../functions/poller/core/settings';
+import { FolderNotFoundError, ImapAuthError, isImapEventSourceError, SettingsValidationError } from '../../functions/poller/errors';
+import type { MailboxSession } from '../../functions/poller/ports';
+import { caBundleProblems, inspectCaBundle } from '../ca-bundle';
+import type { Command, CommandContext } from '../context';
+import { suggestFolders } from '../folders';
+import { printStep, UsageError, type Writer } from '../output';
+import { connectTcp, formatAddress, ProbeError, resolveHost, startTls, tlsHandshake, type TlsReport } from '../check/probes';
+import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsSourceFrom } from '../settings-source';
+
+const HELP = `Usage: imap-event-source check (--config FILE | --secret-id ID [--version-stage STAGE]) [options]
+
+Checks a mailbox's settings step by step, exactly as the poller will connect:
+SETTINGS, DNS, TCP, STARTTLS (security "starttls"), TLS (protocol, certificate, trust), LOGIN,
+FOLDER, STATUS (UIDVALIDITY, UIDNEXT, messages). Stops at the first failure and prints the fix.
+Reads nothing but the folder's STATUS; changes nothing on the server. Never prints the password.
+
+${SETTINGS_HELP}
+
+Options:
+      --timeout SECONDS      per step (default 10)
+      --debug                stack traces on unexpected errors
+  -h, --help                 this text
+
+Exit code 0 when every step passed, 1 when one failed, 2 on wrong usage.
+
+Examples:
+  imap-event-source check --config mailbox.json
+  imap-event-source check --secret-id prod/support-mailbox --version-stage AWSPENDING`;
+
+const UNTRUSTED = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_UNTRUSTED',
+]);
+
+const day = (d: Date) => d.toISOString().slice(0, 10);
+const quoteList = (items: readonly string[]) => items.map((s) => `"${s}"`).join(', ');
+
+export const checkCommand: Command = {
+  name: 'check',
+  summary: 'check settings, DNS, TCP, TLS, login and folder, step by step, with the fix for any failure',
+  help: HELP,
+  async run(argv, ctx) {
+    const { values } = parseArgs({
+      args: argv,
+      options: { ...SETTINGS_OPTIONS, timeout: { type: 'string', default: '10' } },
+      strict: true,
+    });
+    const timeoutMs = Number(values.timeout) * 1000;
+    if (!(timeoutMs > 0)) throw new UsageError('--timeout must be a positive number of seconds');
+    const resolved = await settingsSourceFrom(values);
+    if (!resolved) throw new UsageError('check needs --config FILE or --secret-id ID');
+    return (await runCheck(() => resolved.source.load({ fresh: true }), resolved.origin, { timeoutMs, ctx })) ? 0 : 1;
+  },
+};
+
+/** Runs all steps, printing one line each to stdout. True when all passed. */
+export async function runCheck(
+  load: () => Promise<MailboxSettings>,
+  origin: string,
+  options: { timeoutMs: number; ctx: CommandContext },
+): Promise<boolean> {
+  const out = options.ctx.stdout;
+  const { timeoutMs } = options;
+
+  // SETTINGS
+  let settings: MailboxSettings;
+  try {
+    settings = await load();
+    const problems = caBundleProblems(inspectCaBundle(settings.caBundle));
+    if (problems.length > 0) throw new SettingsValidationError(problems, { source: origin });
+  } catch (err) {
+    if (err instanceof SettingsValidationError) {
+      printStep(out, 'fail', 'SETTINGS', `${origin} is invalid (${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}):`);
+      for (const p of err.problems) out.write(`    - ${p}\n`);
+      out.write(`  Fix: ${err.hint}\n`);
+      return false;
+    }
+    if (isImapEventSourceError(err)) {
+      printStep(out, 'fail', 'SETTINGS', err.message, err.hint);
+      return false;
+    }
+    throw err;
+  }
+  const bundle = settings.caBundle ? splitPemBundle(settings.caBundle).length : 0;
+  printStep(out, 'ok', 'SETTINGS', `${origin}: ${settings.security} to ${settings.host}:${settings.port}, user "${settings.username}", folder "${settings.folder}", caBundle ${bundle ? `${bundle} certificate(s)` : 'none'}${settings.tlsServername ? `, tlsServername ${settings.tlsServername}` : ''}`);
+  if (settings.security === 'none') {
+    printStep(out, 'warn', 'SECURITY', 'security is "none": the password and all mail travel unencrypted',
+      'use "tls" (port 993) or "starttls" (port 143) unless this network path is trusted end to end.');
+  }
+
+  // DNS
+  let addresses: string[];
+  try {
+    addresses = await resolveHost(settings.host, timeoutMs);
+  } catch (err) {
+    const e = asProbeError(err);
+    printStep(out, 'fail', 'DNS', e.message, e.code === 'ENOTFOUND'
+      ? `check the spelling of "host". A name known only inside a company network resolves only there: run the poller in a VPC whose DNS knows it.`
+      : 'the DNS resolver did not answer: check this machine\'s (or the VPC\'s) DNS settings and try again.');
+    return false;
+  }
+  printStep(out, 'ok', 'DNS', addresses.length === 1 && addresses[0] === settings.host ? `${settings.host} is an IP address` : `${settings.host} -> ${addresses.join(', ')}`);
+
+  // TCP
+  const started = Date.now();
+  let tcp: Awaited<ReturnType<typeof connectTcp>>;
+  try {
+    tcp = await connectTcp(addresses, settings.port, timeoutMs);
+  } catch (err) {
+    const e = asProbeError(err);
+    const fix: Record<string, string> = {
+      ECONNREFUSED: `nothing accepts connections on port ${settings.port} of ${settings.host}: check "port" (IMAP uses 993 for security "tls", 143 for "starttls") and that the server is running.`,
+      ETIMEDOUT: `the connection attempt got no answer: a firewall or security group drops it. Allow outbound TCP to ${settings.host}:${settings.port} (for the Lambda: a route from its subnet, e.g. via a NAT gateway).`,
+    };
+    printStep(out, 'fail', 'TCP', e.message, fix[e.code] ?? `no network route to ${settings.host}: check routing, VPN and firewall between here and the server.`);
+    return false;
+  }
+  printStep(out, 'ok', 'TCP', `connected to ${formatAddress(tcp.address, settings.port)} (${Date.now() - started} ms)`);
+
+  try {
+    // STARTTLS
+    if (settings.security === 'starttls') {
+      try {
+        await startTls(tcp.socket, timeoutMs);
+      } catch (err) {
+        const e = asProbeError(err);
+        const fix: Record<string, string> = {
+          STARTTLS_UNAVAILABLE: `use security "tls" with the server's implicit-TLS port (usually 993), or enable STARTTLS on the server. The poller never falls back to plaintext.`,
+          NOT_IMAP: `port ${settings.port} does not speak plain IMAP; if it is the implicit-TLS port (usually 993), set security "tls".`,
+          ETIMEDOUT: `the server sent no IMAP greeting; if port ${settings.port} is an implicit-TLS port (usually 993), set security "tls".`,
+        };
+        printStep(out, 'fail', 'STARTTLS', e.message, fix[e.code] ?? 'check that "port" is the server\'s plain IMAP port (usually 143).');
+        return false;
+      }
+      printStep(out, 'ok', 'STARTTLS', 'offered and accepted; upgrading to TLS');
+    }
+
+    // TLS
+    if (settings.security !== 'none') {
+      let report: TlsReport;
+      try {
+        report = await tlsHandshake(tcp.socket, settings, timeoutMs);
+      } catch (err) {
+        const e = asProbeError(err);
+        printStep(out, 'fail', 'TLS', e.message, handshakeFix(e, settings));
+        return false;
+      }
+      if (!report.authorized) {
+        const [text, fix] = certificateProblem(report, settings);
+        printStep(out, 'fail', 'TLS', text, fix);
+        return false;
+      }
+      printStep(out, 'ok', 'TLS', `${report.protocol}, subject ${report.subject}, issuer ${report.issuer}, valid until ${day(report.validTo)}, trusted via ${report.trustedVia}`);
+      const daysLeft = Math.floor((report.validTo.getTime() - Date.now()) / 86_400_000);
+      if (daysLeft < 14) {
+        printStep(out, 'warn', 'TLS', `the certificate expires in ${daysLeft} day(s), on ${day(report.validTo)}`,
+          'have the server\'s certificate renewed; if the new one comes from another CA, add that CA to caBundle first (see docs/operations.md).');
+      }
+    } else {
+      printStep(out, 'skip', 'TLS', 'skipped (security "none")');
+    }
+  } finally {
+    tcp.socket.destroy();
+  }
+
+  // LOGIN, FOLDER, STATUS: through the poller's own gateway.
+  const gateway = new ImapFlowMailboxGateway({ connectTimeoutMs: timeoutMs, greetingTimeoutMs: timeoutMs, socketTimeoutMs: timeoutMs });
+  let session: MailboxSession;
+  try {
+    session = await gateway.connect(settings);
+  } catch (err) {
+    if (err instanceof ImapAuthError) {
+      printStep(out, 'fail', 'LOGIN', `the server rejected user "${settings.username}" (wrong user name or password, or IMAP access disabled for the account)`,
+        'check "username" (often the full e-mail address) and "password". If the password was changed on the mail server, put the new one into the secret (docs/operations.md, "Rotate the password"). Some providers also require IMAP access to be enabled per account.');
+      return false;
+    }
+    if (isImapEventSourceError(err)) {
+      printStep(out, 'fail', 'LOGIN', err.message, err.hint);
+      return false;
+    }
+    throw err;
+  }
+  try {
+    printStep(out, 'ok', 'LOGIN', `logged in as "${settings.username}"`);
+    try {
+      const status = await session.status(settings.folder);
+      printStep(out, 'ok', 'FOLDER', `"${settings.folder}" exists`);
+      printStep(out, 'ok', 'STATUS', `UIDVALIDITY ${status.uidValidity}, UIDNEXT ${status.uidNext}, ${status.messages} message(s)`);
+    } catch (err) {
+      if (!(err instanceof FolderNotFoundError)) {
+        if (isImapEventSourceError(err)) {
+          printStep(out, 'fail', 'FOLDER', err.message, err.hint);
+          return false;
+        }
+        throw err;
+      }
+      await reportMissingFolder(out, session, settings.folder);
+      return false;
+    }
+  } finally {
+    await session.close();
+  }
+  out.write(`\nAll checks passed: the poller can read "${settings.folder}" on ${settings.host}:${settings.port}.\n`);
+  return true;
+}
+
+async function reportMissingFolder(out: Writer, session: MailboxSession, folder: string): Promise<void> {
+  const folders = await session.listFolders();
+  const { delimiter, delimiterHint, suggestions } = suggestFolders(folder, folders);
+  const fix = [
+    `set "folder" to a path exactly as the server lists it (delimiter "${delimiter}").`,
+    ...(delimiterHint ? [delimiterHint] : []),
+    suggestions.length ? `Nearest existing folders: ${quoteList(suggestions)}.` : '',
+    '`imap-event-source folders` shows the whole tree.',
+  ].filter(Boolean).join(' ');
+  printStep(out, 'fail', 'FOLDER', `"${folder}" does not exist on the server`, fix);
+}
+
+function asProbeError(err: unknown): ProbeError {
+  if (err instanceof ProbeError) return err;
+  const code = (err as { code?: string })?.code ?? 'ERROR';
+  return new ProbeError(code, `${(err as Error)?.message ?? String(err)} (${code})`);
+}
+
+function handshakeFix(e: ProbeError, settings: MailboxSettings): string {
+  if (/WRONG_VERSION_NUMBER|ECONNRESET|ETIMEDOUT|PACKET_LENGTH_TOO_LONG|UNKNOWN_PROTOCOL/.test(e.code + e.message)) {
+    return settings.security === 'tls'
+      ? `port ${settings.port} does not start with TLS. If it is the plain IMAP port (usually 143), set security "starttls"; otherwise use the implicit-TLS port (usually 993).`
+      : 'the server accepted STARTTLS but the TLS handshake failed; check the server\'s TLS configuration.';
+  }
+  if (/PROTOCOL|VERSION|NO_PROTOCOLS/i.test(e.code + e.message)) {
+    return 'the server offers only TLS versions older than 1.2, which the poller refuses: upgrade the server\'s TLS configuration.';
+  }
+  return 'check the server\'s TLS configuration (certificate and key installed, TLS 1.2 or newer enabled).';
+}
+
+/** The failure line and the fix for a certificate the poller would reject. */
+function certificateProblem(r: TlsReport, settings: MailboxSettings): [string, string] {
+  const names = r.names.join(', ') || '(no names)';
+  const nameFix = settings.tlsServername
+    ? `the certificate is for ${names}; tlsServername is "${settings.tlsServername}": set it to one of the certificate's names, or remove it.`
+    : `the certificate is for ${names}; set tlsServername to "${r.names[0] ?? ''}" or use that host.`;
+  const code = r.error ?? 'UNKNOWN';
+  if (UNTRUSTED.has(code)) {
+    const selfSigned = code === 'DEPTH_ZERO_SELF_SIGNED_CERT';
+    let fix = selfSigned
+      ? `the server's certificate is self-signed: put that certificate itself into caBundle (PEM).`
+      : settings.caBundle
+        ? `caBundle (${r.bundleSubjects.join('; ') || 'no parseable certificate'}) does not hold the CA that issued this certificate: put the server's CA certificate (${r.issuer}) into caBundle.`
+        : `put the server's CA certificate (${r.issuer}) into caBundle (PEM).`;
+    if (!r.nameMatches) fix += ` Also, ${nameFix}`;
+    return [`certificate not trusted (${code}): subject ${r.subject}, issuer ${r.issuer}`, fix];
+  }
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID' || !r.nameMatches) {
+    return [`certificate name mismatch (${code}): the certificate is for ${names}, not "${r.expectedName}"`, nameFix];
+  }
+  if (code === 'CERT_HAS_EXPIRED') {
+    return [`certificate expired on ${day(r.validTo)} (${code}): subject ${r.subject}`, 'have the server\'s certificate renewed (or check this machine\'s clock).'];
+  }
+  if (code === 'CERT_NOT_YET_VALID') {
+    return [`certificate not valid before ${day(r.validFrom)} (${code})`, 'check the clocks of this machine and of the server.'];
+  }
+  return [`certificate rejected (${code}): subject ${r.subject}, issuer ${r.issuer}`, 'have the server\'s certificate chain fixed, or put its CA certificate into caBundle.'];
+}

@@ -1,0 +1,81 @@
+/**
+ * One poll cycle on this machine with the Lambda's engine (pollMailbox): the same gateway and the same
+ * checkpoint logic, with the checkpoint in a local JSON file and events printed as JSON lines (or sent
+ * to EventBridge). Shared by `poll` and the demo.
+ */
+import { ImapFlowMailboxGateway } from '../functions/poller/adapters/imapflow-mailbox';
+import type { StartAt } from '../functions/poller/core/types';
+import type { CheckpointStore, EventPublisher, Log, SettingsSource } from '../functions/poller/ports';
+import { pollMailbox, type PollSummary } from '../functions/poller/poll-mailbox';
+import { DryRunCheckpointStore, FileCheckpointStore } from './file-checkpoint-store';
+import { JsonLinesPublisher, type LineSink } from './json-lines-publisher';
+
+export interface LocalPollOptions {
+  readonly settings: SettingsSource;
+  readonly mailboxId: string;
+  readonly stateFile: string;
+  readonly dryRun?: boolean;
+  readonly startAt: StartAt;
+  readonly eventSource: string;
+  /** Send to this EventBridge bus; without it, events go to `stdout` as JSON lines. */
+  readonly bus?: string;
+  readonly stdout: LineSink;
+  readonly prettyEvents?: boolean;
+  readonly log: Log;
+  /** Budget for the whole cycle. */
+  readonly timeoutMs: number;
+  readonly maxMessagesPerRun?: number;
+}
+
+export async function pollLocally(options: LocalPollOptions): Promise<PollSummary> {
+  const now = () => new Date();
+  const fileStore = new FileCheckpointStore(options.stateFile);
+  const checkpoints: CheckpointStore = options.dryRun ? new DryRunCheckpointStore(fileStore) : fileStore;
+  let publisher: EventPublisher;
+  if (options.bus) {
+    // Loaded only when used: the AWS SDK adds start-up time.
+    const [{ EventBridgeClient }, { EventBridgePublisher }] = await Promise.all([
+      import('@aws-sdk/client-eventbridge'),
+      import('../functions/poller/adapters/eventbridge-publisher'),
+    ]);
+    publisher = new EventBridgePublisher(new EventBridgeClient({}), { log: options.log });
+  } else {
+    publisher = new JsonLinesPublisher(options.stdout, { now, pretty: options.prettyEvents ?? false });
+  }
+  return pollMailbox(
+    {
+      settings: options.settings,
+      checkpoints,
+      mailbox: new ImapFlowMailboxGateway({ log: options.log }),
+      publisher,
+      log: options.log,
+      now,
+    },
+    {
+      mailboxId: options.mailboxId,
+      eventSource: options.eventSource,
+      eventBusName: options.bus ?? 'local',
+      startAt: options.startAt,
+      deadline: Date.now() + options.timeoutMs,
+      // A local run has no Lambda to hand over to: keep only a little time back.
+      reserveMs: Math.min(5_000, options.timeoutMs / 10),
+      ...(options.maxMessagesPerRun ? { maxMessagesPerRun: options.maxMessagesPerRun } : {}),
+    },
+  );
+}
+
+/** One line for a human about what a poll did. */
+export function describeSummary(s: PollSummary, options: { dryRun?: boolean; stateFile?: string } = {}): string {
+  const where = `"${s.folder ?? '?'}"`;
+  const range = s.fromUid !== null && s.toUid !== null && s.toUid >= s.fromUid ? ` (UIDs ${s.fromUid}..${s.toUid})` : '';
+  const text: Record<PollSummary['outcome'], string> = {
+    idle: `no new messages in ${where}`,
+    baseline: `first poll of ${where}: remembered UID ${s.toUid ?? 0} as the starting point; only messages arriving from now on become events (--start-at all publishes the existing ones)`,
+    published: `${s.published} event(s) from ${where}${range}`,
+    partial: `${s.published} event(s) from ${where}${range}; stopped early (${s.stoppedBy ?? 'limit'}), the next poll continues`,
+    reset: `UIDVALIDITY of ${where} changed: published an "IMAP Mailbox Reset" event and ${s.published} message event(s)`,
+    skipped: `skipped: another run holds the lease`,
+  };
+  const state = options.dryRun ? 'dry run: state not saved' : options.stateFile ? `state: ${options.stateFile}` : '';
+  return `${text[s.outcome]}${s.skipped ? `, ${s.skipped} passed over` : ''} [${s.durationMs} ms${state ? `; ${state}` : ''}]`;
+}

@@ -1,0 +1,87 @@
+/**
+ * Where a command gets the mailbox settings: `--config FILE` (JSON, the secret's format) or
+ * `--secret-id ID [--version-stage STAGE]` (Secrets Manager, with the poller's own adapter).
+ * One place for all commands.
+ */
+import { readFile } from 'node:fs/promises';
+import { parseSettings, type MailboxSettings } from '../functions/poller/core/settings';
+import { ConfigurationError } from '../functions/poller/errors';
+import type { SettingsSource } from '../functions/poller/ports';
+import { UsageError } from './output';
+
+/** The parseArgs options every settings-reading command accepts. */
+export const SETTINGS_OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  'secret-id': { type: 'string' },
+  'version-stage': { type: 'string' },
+} as const;
+
+export const SETTINGS_HELP = `Settings (one of):
+  -c, --config FILE          JSON file with the mailbox settings (the secret's format)
+      --secret-id ID         Secrets Manager secret name or ARN (AWS credentials and region from
+                             the environment, as for the AWS CLI)
+      --version-stage STAGE  with --secret-id: the version to read, e.g. AWSPENDING (default AWSCURRENT)`;
+
+export interface SettingsArgs {
+  config?: string;
+  'secret-id'?: string;
+  'version-stage'?: string;
+}
+
+export interface ResolvedSettingsSource {
+  readonly source: SettingsSource;
+  /** For messages: `file mailbox.json`, `secret "prod/support" (AWSPENDING)`. */
+  readonly origin: string;
+}
+
+/** A JSON file in the secret's format; re-read on every load so edits apply to the next poll. */
+export class FileSettingsSource implements SettingsSource {
+  constructor(private readonly path: string) {}
+
+  async load(): Promise<MailboxSettings> {
+    return parseSettings(await readSettingsFile(this.path), `file "${this.path}"`);
+  }
+}
+
+/** Reads a settings file; a missing or unreadable file is a ConfigurationError with the fix. */
+export async function readSettingsFile(path: string, what = 'settings file'): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? 'ERROR';
+    throw new ConfigurationError(`Cannot read the ${what} "${path}" (${code}).`, {
+      cause: err,
+      hint: what === 'settings file'
+        ? 'pass a JSON file with the mailbox settings; `imap-event-source secret template > mailbox.json` writes an example to edit.'
+        : 'check the path.',
+    });
+  }
+}
+
+/** The settings source the options name, or undefined when none is given. */
+export async function settingsSourceFrom(args: SettingsArgs): Promise<ResolvedSettingsSource | undefined> {
+  const { config, 'secret-id': secretId, 'version-stage': versionStage } = args;
+  if (config !== undefined && secretId !== undefined) throw new UsageError('use either --config or --secret-id, not both');
+  if (versionStage !== undefined && secretId === undefined) throw new UsageError('--version-stage needs --secret-id');
+  if (config !== undefined) return { source: new FileSettingsSource(config), origin: `file "${config}"` };
+  if (secretId === undefined) return undefined;
+
+  // The AWS SDK is loaded only when a secret is used: file-based commands start faster.
+  const [{ SecretsManagerClient }, { SecretsManagerSettingsSource }] = await Promise.all([
+    import('@aws-sdk/client-secrets-manager'),
+    import('../functions/poller/adapters/secrets-manager-settings'),
+  ]);
+  const client = new SecretsManagerClient({});
+  try {
+    await client.config.region();
+  } catch (err) {
+    throw new ConfigurationError('No AWS region is configured for reading the secret.', {
+      cause: err,
+      hint: 'set AWS_REGION (or AWS_PROFILE with a region), e.g. `AWS_REGION=eu-central-1 imap-event-source check --secret-id ...`.',
+    });
+  }
+  return {
+    source: new SecretsManagerSettingsSource(client, { secretId, ...(versionStage ? { versionStage } : {}) }),
+    origin: `secret "${secretId}"${versionStage ? ` (${versionStage})` : ''}`,
+  };
+}
