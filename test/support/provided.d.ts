@@ -1,0 +1,19 @@
+// Values the global setup (test/support/global-setup.ts) provides to every test file via `inject`.
+import type { DovecotInfo } from './dovecot';
+import type { MotoInfo } from './moto';
+import type { TlsMaterial } from './tls';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** Test CA, server certs, wrong CA. */
+    tls: TlsMaterial;
+    /** Dovecot with TLS: implicit TLS on `imapsPort`, STARTTLS on `imapPort`; '/' delimiter. */
+    dovecot: DovecotInfo;
+    /** Dovecot with `ssl = no`: its plain port does not offer STARTTLS; '/' delimiter. */
+    dovecotNoTls: DovecotInfo;
+    /** The shared moto_server. */
+    moto: MotoInfo;
+  }
+}
+
+export {};
