@@ -1,0 +1,255 @@
+/**
+ * Decodes the (possibly cut) RFC 822 source of a message into the fields of an event detail.
+ * Pure and total: never throws, keeps no attachment content.
+ */
+import PostalMime, { addressParser, decodeWords } from 'postal-mime';
+import type { AttachmentInfo } from './event-detail';
+import type { Address } from './types';
+
+export interface ParsedContent {
+  /** First Message-ID token, angle brackets kept; null when missing or empty. */
+  messageId: string | null;
+  inReplyTo: string | null;
+  /** Message-IDs of the References header, in order. */
+  references: string[];
+  /** Decoded Subject; null when the header is missing. */
+  subject: string | null;
+  /** Address lists with groups flattened and names decoded; empty when missing. */
+  from: Address[];
+  to: Address[];
+  cc: Address[];
+  replyTo: Address[];
+  /** Date header as ISO 8601 (UTC); null when missing or unparsable. */
+  date: string | null;
+  text: string | null;
+  html: string | null;
+  /** Metadata only. With `partial`, the last one may be cut (its size is a lower bound) and later ones are missing. */
+  attachments: AttachmentInfo[];
+  /** The bytes were cut at the download bound: bodies and attachments are incomplete, the caller sets `truncated`. */
+  partial: boolean;
+  /** Set when the MIME structure could not be parsed; the fields above then come from a plain header scan. */
+  parseError?: string;
+}
+
+interface HeaderField {
+  key: string;
+  value: string;
+}
+
+/**
+ * Never throws. A message the MIME parser rejects yields the fields of its top-level header
+ * block and `parseError`. Raw 8-bit header lines that are not UTF-8 are decoded in the
+ * message's declared charset, else windows-1252.
+ */
+export async function parseMessageContent(bytes: Uint8Array, options: { partial: boolean }): Promise<ParsedContent> {
+  let parsed: Awaited<ReturnType<typeof PostalMime.parse>> | undefined;
+  let parseError: string | undefined;
+  try {
+    // A view over its whole ArrayBuffer is handed over as the buffer: postal-mime copies views.
+    const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
+    // 'arraybuffer' is the cheapest encoding: 'base64' and 'utf8' decode to an ArrayBuffer first and then add a string copy.
+    parsed = await PostalMime.parse(whole ? (bytes.buffer as ArrayBuffer) : bytes, { attachmentEncoding: 'arraybuffer' });
+  } catch (error) {
+    parseError = describeParseError(error);
+  }
+
+  let headers: HeaderField[] = parsed?.headers ?? [];
+  if (!parsed || headers.some((h) => h.value.includes('\uFFFD'))) {
+    try {
+      headers = scanHeaders(bytes);
+    } catch (error) {
+      parseError ??= describeParseError(error);
+    }
+  }
+
+  const content: ParsedContent = {
+    ...headerFields(headers),
+    text: cleanBody(parsed?.text, options.partial),
+    html: cleanBody(parsed?.html, options.partial),
+    attachments: [],
+    partial: options.partial,
+  };
+  if (parsed) {
+    const referenced = new Set<string>();
+    if (content.html && parsed.attachments.some((a) => a.contentId)) {
+      for (const m of content.html.matchAll(/cid:([^"'\s)>]+)/gi)) referenced.add(m[1]!.toLowerCase());
+    }
+    content.attachments = parsed.attachments.map((a): AttachmentInfo => {
+      const contentId = a.contentId?.trim() || null;
+      const cid = contentId?.replace(/^<|>$/g, '').toLowerCase();
+      return {
+        filename: a.filename ? repairC1(a.filename) : null,
+        contentType: a.mimeType || 'application/octet-stream',
+        size: typeof a.content === 'string' ? Buffer.byteLength(a.content) : a.content.byteLength,
+        inline: a.disposition === 'inline' || a.related === true || (!!cid && referenced.has(cid)),
+        contentId,
+      };
+    });
+  }
+  if (parseError !== undefined) content.parseError = parseError;
+  return content;
+}
+
+/**
+ * Node 20.18.3+, 22.13+ and 24 (until fixed) decode windows-1252, and the latin1 / iso-8859-1 / us-ascii
+ * labels the WHATWG maps to it, through a Latin-1 fast path: bytes 0x80-0x9F come out as C1 controls
+ * instead of € “ ” – … (nodejs/node#56542, #60888). postal-mime uses TextDecoder, so its output is
+ * repaired here, on affected runtimes only. C1 controls have no business in mail text anyway.
+ */
+const C1_BROKEN = new TextDecoder('windows-1252').decode(Uint8Array.of(0x80)) !== '\u20ac';
+const CP1252_C1 =
+  '\u20ac\u0081\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u008d\u017d\u008f' +
+  '\u0090\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u009d\u017e\u0178';
+
+export function repairC1(value: string): string {
+  if (!C1_BROKEN || !/[\u0080-\u009f]/.test(value)) return value;
+  return value.replace(/[\u0080-\u009f]/g, (c) => CP1252_C1[c.charCodeAt(0) - 0x80]!);
+}
+
+function describeParseError(error: unknown): string {
+  const message = error instanceof Error ? error.message : '';
+  // postal-mime's own limit errors carry no message content; anything else is reduced to its type.
+  if (/^Maximum [\w -]+ of \d+ [\w ]+ exceeded$/.test(message)) return `MIME structure rejected: ${message}`;
+  return `MIME parser failed (${error instanceof Error ? error.name : typeof error})`;
+}
+
+/** A body cut at the download bound may end in a broken character (U+FFFD, then the parser's line end): drop it. */
+function cleanBody(body: string | undefined, partial: boolean): string | null {
+  if (body === undefined) return null;
+  let end = body.length;
+  while (partial && end > 0 && (body[end - 1] === '\n' || body[end - 1] === '\r')) end--;
+  if (partial && body[end - 1] === '\uFFFD') {
+    while (end > 0 && body[end - 1] === '\uFFFD') end--;
+    body = body.slice(0, end);
+  }
+  return repairC1(body);
+}
+
+function headerFields(headers: readonly HeaderField[]) {
+  const first = (key: string) => headers.find((h) => h.key === key)?.value;
+  const all = (key: string) => headers.filter((h) => h.key === key).map((h) => h.value);
+  const subject = first('subject');
+  const from = first('from');
+  return {
+    messageId: firstMessageId(first('message-id')),
+    inReplyTo: firstMessageId(first('in-reply-to')),
+    references: messageIds(first('references') ?? ''),
+    subject: subject === undefined ? null : repairC1(decodeWords(subject)),
+    // Only the first From header counts (a second one is a spoofing device), with all its mailboxes.
+    from: addresses(from === undefined ? [] : [from]),
+    to: addresses(all('to')),
+    cc: addresses(all('cc')),
+    replyTo: addresses(all('reply-to')),
+    date: parseMailDate(first('date')),
+  };
+}
+
+function messageIds(value: string): string[] {
+  return value.match(/<[^<>]*>/g) ?? value.split(/[\s,]+/).filter(Boolean);
+}
+
+function firstMessageId(value: string | undefined): string | null {
+  return value === undefined ? null : (messageIds(value)[0] ?? null);
+}
+
+function addresses(values: readonly string[]): Address[] {
+  const out: Address[] = [];
+  const add = (name: string | undefined, address: string | undefined) => {
+    const entry = { name: repairC1((name ?? '').trim()), address: (address ?? '').trim() };
+    if (entry.name || entry.address) out.push(entry);
+  };
+  for (const value of values) {
+    for (const item of addressParser(value)) {
+      if (item.group) for (const member of item.group) add(member.name, member.address);
+      else add(item.name, item.address);
+    }
+  }
+  return out;
+}
+
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+const ZONES: Record<string, number> = { ut: 0, utc: 0, gmt: 0, z: 0, edt: -4, est: -5, cdt: -5, cst: -6, mdt: -6, mst: -7, pdt: -7, pst: -8 };
+
+/**
+ * RFC 5322 date-time (obsolete forms included: comments, 2-digit years, named zones) to ISO 8601 UTC;
+ * also accepts ISO 8601 with a zone. Independent of the host time zone: a missing or unknown zone is UTC
+ * (RFC 5322 4.3). Null for anything else, or an impossible date.
+ */
+export function parseMailDate(value: string | undefined): string | null {
+  if (!value) return null;
+  let s = value;
+  for (let i = 0; i < 5 && s.includes('('); i++) s = s.replace(/\([^()]*\)/g, ' ');
+  s = s.replace(/\s*:\s*/g, ':').replace(/\s+/g, ' ').trim();
+
+  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i.test(s)) {
+    const time = Date.parse(s);
+    return Number.isNaN(time) ? null : new Date(time).toISOString();
+  }
+  const m = /^(?:[a-z]+,? ?)?(\d{1,2}) ([a-z]{3})[a-z]*\.? (\d{2,4}) (\d{1,2}):(\d{2})(?::(\d{2}))?(?: ?([+-]\d{2}:?\d{2}|[a-z]{1,5}))?$/i.exec(s);
+  if (!m) return null;
+  const [, dd, mon, yy, hh, mi, ss, zone] = m;
+  const month = MONTHS.indexOf(mon!.toLowerCase());
+  let year = Number(yy);
+  if (yy!.length === 2) year += year < 50 ? 2000 : 1900;
+  else if (yy!.length === 3) year += 1900;
+  const [day, hour, minute, second] = [Number(dd), Number(hh), Number(mi), Math.min(Number(ss ?? 0), 59)];
+  if (month < 0 || hour > 23 || minute > 59) return null;
+  let offset = 0;
+  if (zone && /^[+-]/.test(zone)) {
+    const z = Number(zone.slice(1, 3)) * 60 + Number(zone.slice(-2));
+    offset = zone.startsWith('-') ? -z : z;
+  } else if (zone) offset = (ZONES[zone.toLowerCase()] ?? 0) * 60;
+  const utc = new Date(Date.UTC(year, month, day, hour, minute, second));
+  if (utc.getUTCDate() !== day || utc.getUTCMonth() !== month) return null; // e.g. 31 Feb
+  const iso = new Date(utc.getTime() - offset * 60_000).toISOString();
+  return /^\d{4}-/.test(iso) ? iso : null;
+}
+
+/** The fallback scan reads at most this much (postal-mime itself gives up on 2 MiB of headers). */
+const HEADER_SCAN_LIMIT = 4 * 1024 * 1024;
+
+/**
+ * Minimal scan of the top-level header block (up to the first empty line), for when postal-mime
+ * failed or read raw 8-bit header bytes as UTF-8. Each line is decoded as UTF-8 when valid, else in
+ * the charset the Content-Type declares, else windows-1252. Folded lines are unfolded.
+ */
+function scanHeaders(bytes: Uint8Array): HeaderField[] {
+  const raw: Uint8Array[][] = []; // the physical lines of each field
+  const limit = Math.min(bytes.length, HEADER_SCAN_LIMIT);
+  let start = 0;
+  while (start < limit) {
+    let end = bytes.indexOf(0x0a, start);
+    if (end < 0 || end > limit) end = limit;
+    const line = bytes.subarray(start, end > start && bytes[end - 1] === 0x0d ? end - 1 : end);
+    start = end + 1;
+    if (line.length === 0) break;
+    if ((line[0] === 0x20 || line[0] === 0x09) && raw.length > 0) raw[raw.length - 1]!.push(line);
+    else raw.push([line]);
+  }
+
+  const latin1 = new TextDecoder('latin1');
+  const contentType = raw.map((lines) => lines.map((l) => latin1.decode(l)).join('')).find((f) => /^content-type\s*:/i.test(f));
+  const charset = /charset\s*=\s*"?([\w.:-]+)/i.exec(contentType ?? '')?.[1];
+  let fallback = new TextDecoder('windows-1252');
+  try {
+    if (charset && !/^(utf-?8|us-ascii)$/i.test(charset)) fallback = new TextDecoder(charset);
+  } catch {
+    // unknown label: keep windows-1252
+  }
+  const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  const decode = (line: Uint8Array) => {
+    try {
+      return utf8.decode(line);
+    } catch {
+      return fallback.decode(line);
+    }
+  };
+
+  const fields: HeaderField[] = [];
+  for (const lines of raw) {
+    const text = lines.map(decode).join('');
+    const colon = text.indexOf(':');
+    if (colon > 0) fields.push({ key: text.slice(0, colon).trim().toLowerCase(), value: text.slice(colon + 1).trim() });
+  }
+  return fields;
+}
