@@ -1,0 +1,254 @@
+import { describe, expect, it } from 'vitest';
+import { folderHint, imapFlowOptions, mapImapError } from '../../../functions/poller/adapters/imapflow-mailbox';
+import type { MailboxSettings } from '../../../functions/poller/core/settings';
+import {
+  FolderNotFoundError,
+  ImapAuthError,
+  ImapConnectionError,
+  ImapEventSourceError,
+  ImapProtocolError,
+  StartTlsUnavailableError,
+  TlsCertificateError,
+} from '../../../functions/poller/errors';
+
+const PASSWORD = 'pa$$w0rd-(secret)*';
+const settings: MailboxSettings = {
+  host: 'imap.example.com',
+  port: 993,
+  security: 'tls',
+  username: 'support@example.com',
+  password: PASSWORD,
+  folder: 'INBOX',
+};
+
+/** An error shaped like the ones imapflow and Node's net/tls modules throw. */
+function failure(props: Record<string, unknown>, message = 'failure'): Error {
+  return Object.assign(new Error(message), props);
+}
+
+describe('mapImapError: TLS certificates', () => {
+  it.each<[string, RegExp, RegExp]>([
+    ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', /is signed by a certificate authority that is not trusted/, /caBundle/],
+    ['UNABLE_TO_GET_ISSUER_CERT_LOCALLY', /is signed by a certificate authority that is not trusted/, /caBundle/],
+    ['SELF_SIGNED_CERT_IN_CHAIN', /chains to a self-signed root/, /caBundle/],
+    ['DEPTH_ZERO_SELF_SIGNED_CERT', /is self-signed and not trusted/, /caBundle/],
+    ['CERT_HAS_EXPIRED', /has expired/, /renew the server certificate/],
+    ['CERT_NOT_YET_VALID', /is not yet valid/, /clock/],
+    ['ERR_TLS_CERT_ALTNAME_INVALID', /does not match the host name "imap.example.com"/, /tlsServername/],
+  ])('%s -> TlsCertificateError', (code, message, hint) => {
+    const cause = failure({ code });
+    const err = mapImapError(cause, settings, 'connect');
+    expect(err).toBeInstanceOf(TlsCertificateError);
+    expect(err.message).toMatch(message);
+    expect(err.message).toContain('imap.example.com:993');
+    expect(err.message).toContain(`(${code})`);
+    expect(err.hint).toMatch(hint);
+    expect((err as TlsCertificateError).tlsCode).toBe(code);
+    expect(err.retryable).toBe(false);
+    expect(err.cause).toBe(cause);
+  });
+
+  it('names the verified name (tlsServername) and Node\'s reason for a name mismatch', () => {
+    const err = mapImapError(
+      failure({ code: 'ERR_TLS_CERT_ALTNAME_INVALID', reason: "Host: mail.internal. is not in the cert's altnames: DNS:other.example" }),
+      { ...settings, host: '10.0.0.5', tlsServername: 'mail.internal' },
+      'connect',
+    );
+    expect(err.message).toContain('"mail.internal"');
+    expect(err.message).toContain("is not in the cert's altnames");
+    expect(err.message).toContain('10.0.0.5:993');
+  });
+
+  it.each(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION', 'ERR_TLS_HANDSHAKE_TIMEOUT', 'EPROTO'])(
+    '%s -> TlsCertificateError about the handshake',
+    (code) => {
+      const err = mapImapError(failure({ code }), settings, 'connect');
+      expect(err).toBeInstanceOf(TlsCertificateError);
+      expect(err.message).toBe(`TLS handshake with imap.example.com:993 failed (${code}).`);
+      expect(err.hint).toMatch(/implicit TLS/);
+    },
+  );
+});
+
+describe('mapImapError: login and STARTTLS', () => {
+  it('authenticationFailed -> ImapAuthError naming the user, not the password', () => {
+    const cause = failure({ authenticationFailed: true, responseText: `Authentication failed for ${PASSWORD}` }, 'Command failed');
+    const err = mapImapError(cause, settings, 'connect');
+    expect(err).toBeInstanceOf(ImapAuthError);
+    expect(err.code).toBe('IMAP_AUTH_FAILED');
+    expect(err.retryable).toBe(false);
+    expect(err.message).toBe('The IMAP server imap.example.com:993 rejected the login of user "support@example.com".');
+    expect(err.explanation).not.toContain(PASSWORD);
+  });
+
+  it('tlsFailed without a TLS code (server offers no STARTTLS) -> StartTlsUnavailableError', () => {
+    const err = mapImapError(failure({ tlsFailed: true }, 'Server does not support STARTTLS'), { ...settings, security: 'starttls', port: 143 }, 'connect');
+    expect(err).toBeInstanceOf(StartTlsUnavailableError);
+    expect(err.message).toContain('imap.example.com:143 does not offer STARTTLS');
+    expect(err.hint).toMatch(/never fall back to plaintext/);
+    expect(err.retryable).toBe(false);
+  });
+
+  // imapflow marks every failure of the STARTTLS upgrade with tlsFailed, keeping Node's TLS code:
+  // an untrusted or mismatching certificate behind STARTTLS is a certificate problem, not a missing STARTTLS.
+  it.each(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_HAS_EXPIRED'])(
+    'a STARTTLS upgrade rejected with %s -> TlsCertificateError',
+    (code) => {
+      const err = mapImapError(failure({ code, tlsFailed: true }), { ...settings, security: 'starttls', port: 143 }, 'connect');
+      expect(err).toBeInstanceOf(TlsCertificateError);
+      expect((err as TlsCertificateError).tlsCode).toBe(code);
+    },
+  );
+
+  it('authenticationFailed wins over other properties', () => {
+    expect(mapImapError(failure({ authenticationFailed: true, code: 'ECONNRESET' }), settings, 'connect')).toBeInstanceOf(ImapAuthError);
+  });
+});
+
+describe('mapImapError: reachability', () => {
+  it.each<[string, RegExp]>([
+    ['ECONNREFUSED', /the connection was refused/],
+    ['ENOTFOUND', /the host name does not resolve \(DNS\)/],
+    ['EAI_AGAIN', /DNS lookup failed temporarily/],
+    ['ETIMEDOUT', /the connection timed out/],
+    ['ETIMEOUT', /the server went silent \(socket timeout\)/],
+    ['ECONNRESET', /the connection was reset/],
+    ['EHOSTUNREACH', /the host is unreachable/],
+    ['CONNECT_TIMEOUT', /the connection timed out/],
+    ['GREETING_TIMEOUT', /the server sent no greeting in time/],
+    ['UPGRADE_TIMEOUT', /the STARTTLS upgrade timed out/],
+    ['NoConnection', /the connection is closed/],
+    ['ClosedAfterConnectText', /wrong port or security/],
+  ])('%s -> retryable ImapConnectionError', (code, message) => {
+    const err = mapImapError(failure({ code }), settings, 'status');
+    expect(err).toBeInstanceOf(ImapConnectionError);
+    expect(err.code).toBe('IMAP_UNREACHABLE');
+    expect(err.retryable).toBe(true);
+    expect(err.message).toMatch(message);
+    expect(err.message).toContain('imap.example.com:993 during status');
+    expect(err.message).toContain(`(${code})`);
+    expect(err.hint).toMatch(/security groups/);
+  });
+
+  it.each([undefined, null])('a missing error (%s) is a lost connection', (value) => {
+    const err = mapImapError(value, settings, 'fetch');
+    expect(err).toBeInstanceOf(ImapConnectionError);
+    expect(err.message).toBe('The connection to the IMAP server imap.example.com:993 was lost during fetch.');
+  });
+});
+
+describe('mapImapError: everything else', () => {
+  it('passes the poller\'s own errors through unchanged', () => {
+    const own = new FolderNotFoundError('Archiv', ['INBOX']);
+    expect(mapImapError(own, settings, 'status')).toBe(own);
+  });
+
+  it('maps a NO/BAD response to ImapProtocolError with the server text', () => {
+    const err = mapImapError(failure({ responseText: 'Mailbox is locked', code: 'INUSE' }, 'Command failed'), settings, 'examine');
+    expect(err).toBeInstanceOf(ImapProtocolError);
+    expect(err.message).toBe('The IMAP server imap.example.com:993 failed during examine: Mailbox is locked (INUSE).');
+    expect(err.retryable).toBe(true);
+  });
+
+  it('uses the message when there is no response text, and copes with non-Error values', () => {
+    expect(mapImapError(new Error('Unexpected tagged response'), settings, 'search').message).toContain('failed during search: Unexpected tagged response.');
+    expect(mapImapError('weird', settings, 'search')).toBeInstanceOf(ImapProtocolError);
+  });
+
+  it('bounds the server text to 300 characters', () => {
+    const err = mapImapError(failure({ responseText: 'x'.repeat(5_000) }), settings, 'fetch');
+    expect(err.message.length).toBeLessThan(400);
+  });
+});
+
+describe('mapImapError never reveals the password', () => {
+  const carriers: Record<string, unknown>[] = [
+    { authenticationFailed: true },
+    { tlsFailed: true },
+    { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' },
+    { code: 'ERR_TLS_CERT_ALTNAME_INVALID' },
+    { code: 'CERT_HAS_EXPIRED' },
+    { code: 'ERR_SSL_WRONG_VERSION_NUMBER' },
+    { code: 'ECONNREFUSED' },
+    { code: 'ENOTFOUND' },
+    { code: 'ETIMEOUT' },
+    { code: 'SOMETHING_ELSE' },
+    {},
+    { responseText: `LOGIN "support@example.com" "${PASSWORD}" failed` },
+    { responseText: `${PASSWORD}${PASSWORD} twice` },
+  ];
+  it.each(carriers.map((c, i) => [i, c] as const))('case %d', (_i, props) => {
+    const err = mapImapError(failure(props, `error quoting the password ${PASSWORD}`), settings, 'connect');
+    expect(err).toBeInstanceOf(ImapEventSourceError);
+    expect(err.message).not.toContain(PASSWORD);
+    expect(err.explanation).not.toContain(PASSWORD);
+    expect(err.hint ?? '').not.toContain(PASSWORD);
+  });
+
+  it('redacts the password in echoed server text', () => {
+    const err = mapImapError(failure({ responseText: `LOGIN support "${PASSWORD}" rejected` }), settings, 'connect');
+    expect(err.message).toContain('LOGIN support "***" rejected');
+  });
+});
+
+describe('folderHint', () => {
+  it.each<[string, string, string[], string, string]>([
+    ['/ in the secret, . on the server', 'Kundenbetreuung/kunden/a', ['INBOX', 'Kundenbetreuung', 'Kundenbetreuung.kunden', 'Kundenbetreuung.kunden.a'], '.', 'Kundenbetreuung.kunden.a'],
+    ['. in the secret, / on the server', 'Kundenbetreuung.kunden.a', ['INBOX', 'Kundenbetreuung/kunden/a'], '/', 'Kundenbetreuung/kunden/a'],
+    ['\\ in the secret, / on the server', 'Firma\\Archiv', ['INBOX', 'Firma/Archiv'], '/', 'Firma/Archiv'],
+  ])('suggests the server delimiter: %s', (_name, folder, existing, delimiter, match) => {
+    expect(folderHint(folder, existing, delimiter)).toBe(`this server separates folders with "${delimiter}": set folder to "${match}".`);
+  });
+
+  it('matches across Unicode normalization and case', () => {
+    const nfd = 'Abteilung/Qualita\u0308tssicherung';
+    expect(folderHint(nfd, ['INBOX', 'abteilung.qualitätssicherung'], '.')).toBe(
+      'this server separates folders with ".": set folder to "abteilung.qualitätssicherung".',
+    );
+  });
+
+  it('lists folders with a similar name first', () => {
+    const hint = folderHint('Archive/2026', ['INBOX', 'Sent', 'Archiv/2026', 'Archiv/2025', 'Trash'], '/');
+    expect(hint).toContain('delimiter "/"');
+    expect(hint).toContain('"Archiv/2026"');
+    expect(hint).not.toContain('"Trash"');
+  });
+
+  it('lists existing folders when nothing is similar, and says how many there are', () => {
+    const existing = Array.from({ length: 30 }, (_, i) => `Folder${i}`);
+    const hint = folderHint('Zzz', existing, '/');
+    expect(hint).toContain('existing');
+    expect(hint).toContain('"Folder0"');
+    expect(hint).toContain('"Folder19"');
+    expect(hint).not.toContain('"Folder20"');
+    expect(hint).toContain('(30 in all)');
+  });
+
+  it('copes with a server that lists nothing', () => {
+    expect(folderHint('Archiv', [], '/')).toBe('set folder to a path the server lists (delimiter "/"); existing: .');
+  });
+});
+
+describe('imapFlowOptions', () => {
+  it.each<[MailboxSettings['security'], boolean, boolean | undefined, boolean]>([
+    ['tls', true, undefined, true],
+    ['starttls', false, true, true],
+    ['none', false, false, false],
+  ])('security %s: secure %s, doSTARTTLS %s, TLS options %s', (security, secure, doSTARTTLS, hasTls) => {
+    const options = imapFlowOptions({ ...settings, security });
+    expect(options.secure).toBe(secure);
+    expect(options.doSTARTTLS).toBe(doSTARTTLS);
+    expect(options.tls !== undefined).toBe(hasTls);
+    expect(options.logger).toBe(false);
+    expect(options.auth).toEqual({ user: 'support@example.com', pass: PASSWORD });
+  });
+
+  it('passes the timeouts, with defaults', () => {
+    expect(imapFlowOptions(settings)).toMatchObject({ connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 30_000 });
+    expect(imapFlowOptions(settings, { connectTimeoutMs: 1, greetingTimeoutMs: 2, socketTimeoutMs: 3 })).toMatchObject({
+      connectionTimeout: 1,
+      greetingTimeout: 2,
+      socketTimeout: 3,
+    });
+  });
+});
