@@ -1,0 +1,325 @@
+/**
+ * Deployment configuration of the CDK app (contract 3): read from the `imapEventSource` key of the
+ * `cdk.json` context, validated here up front so that a typo fails `cdk synth` with a message that
+ * names the mailbox and the field, instead of producing a stack that fails at runtime.
+ *
+ * Pure: no CDK, no file system, no environment.
+ */
+
+/** One watched mailbox folder: one scheduled poller. */
+export interface MailboxConfig {
+  /** Unique, lowercase, used in resource names, outputs, events (`mailboxId`) and S3 keys. */
+  readonly id: string;
+  /** Name of the mailbox secret (imported, or created when `createSecret` is set). */
+  readonly secretName?: string;
+  /** Complete ARN of an existing mailbox secret (including the 6-character suffix). */
+  readonly secretArn?: string;
+  /** Create an empty placeholder secret that the admin fills in after the deploy. */
+  readonly createSecret: boolean;
+  /** ARN of the customer-managed KMS key that encrypts an imported secret, if any. */
+  readonly secretKmsKeyArn?: string;
+  /** EventBridge schedule expression: `rate(...)` or `cron(...)`. */
+  readonly schedule: string;
+  /** Where a mailbox without checkpoint starts: `now`, `all` or an ISO date. */
+  readonly startAt: string;
+  /** Upper bound of messages published per run; the next run continues. */
+  readonly maxMessagesPerRun?: number;
+}
+
+/** Placement of the pollers in an existing VPC (private mail servers). */
+export interface VpcConfig {
+  /** Id of the existing VPC (looked up at synth time). */
+  readonly vpcId: string;
+  /** Address range of the IMAP server(s); the only non-HTTPS egress allowed. */
+  readonly imapServerCidr: string;
+  /** IMAP port of the server. */
+  readonly imapPort: number;
+  /** Subnets to use; default: the VPC's private subnets. */
+  readonly subnetIds?: readonly string[];
+  /** Create interface endpoints (Secrets Manager, EventBridge) and gateway endpoints (DynamoDB, S3). */
+  readonly endpoints: boolean;
+}
+
+/** Optional storage of each raw message in S3 (issue #5). */
+export interface RawMessageStorageConfig {
+  readonly enabled: boolean;
+  /** Objects expire after this many days. */
+  readonly expirationDays: number;
+}
+
+/** The validated deployment configuration, with defaults applied. */
+export interface AppConfig {
+  readonly stackName: string;
+  readonly busName: string;
+  /** Create the bus (true) or use an existing bus of that name (false). */
+  readonly createBus: boolean;
+  readonly eventSource: string;
+  /** Reserve a concurrency of 1 per poller; turn off where the account quota is too small. */
+  readonly reserveConcurrency: boolean;
+  readonly mailboxes: readonly MailboxConfig[];
+  readonly vpc?: VpcConfig;
+  readonly rawMessageStorage: RawMessageStorageConfig;
+}
+
+/** The context key in `cdk.json` that holds the configuration (or the path of a JSON file). */
+export const CONFIG_CONTEXT_KEY = 'imapEventSource';
+
+export const DEFAULTS = {
+  stackName: 'ImapEventSource',
+  busName: 'imap-event-source',
+  eventSource: 'imap-event-source',
+  schedule: 'rate(1 minute)',
+  startAt: 'now',
+  imapPort: 993,
+  rawExpirationDays: 30,
+} as const;
+
+/** Thrown when the configuration is invalid; lists every problem found, one per line. */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid ${CONFIG_CONTEXT_KEY} configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const MAILBOX_ID = /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/;
+const MAILBOX_ID_MAX = 32;
+const SECRET_NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/;
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
+const BUS_NAME = /^[A-Za-z0-9._/-]{1,256}$/;
+const STACK_NAME = /^[A-Za-z][A-Za-z0-9-]{0,127}$/;
+const RATE = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/;
+const CRON = /^cron\((\S+ ){5}\S+\)$/;
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$/;
+const CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
+const VPC_ID = /^vpc-[0-9a-f]{8,17}$/;
+const SUBNET_ID = /^subnet-[0-9a-f]{8,17}$/;
+
+const STACK_KEYS = ['stackName', 'busName', 'createBus', 'eventSource', 'reserveConcurrency', 'mailboxes', 'vpc', 'rawMessageStorage'];
+const MAILBOX_KEYS = ['id', 'secretName', 'secretArn', 'createSecret', 'secretKmsKeyArn', 'schedule', 'startAt', 'maxMessagesPerRun'];
+const VPC_KEYS = ['vpcId', 'imapServerCidr', 'imapPort', 'subnetIds', 'endpoints'];
+const RAW_KEYS = ['enabled', 'expirationDays'];
+
+type Json = Record<string, unknown>;
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Collects problems; every message starts with the field's location. */
+class Problems {
+  readonly list: string[] = [];
+  add(where: string, rule: string): void {
+    this.list.push(`${where}: ${rule}`);
+  }
+  unknownKeys(where: string, obj: Json, allowed: readonly string[]): void {
+    for (const key of Object.keys(obj)) {
+      if (!allowed.includes(key)) this.add(`${where}.${key}`, `unknown field (allowed: ${allowed.join(', ')})`);
+    }
+  }
+  string(where: string, value: unknown, pattern: RegExp, rule: string): string | undefined {
+    if (value === undefined) return undefined;
+    if (typeof value !== 'string' || !pattern.test(value)) {
+      this.add(where, rule);
+      return undefined;
+    }
+    return value;
+  }
+  boolean(where: string, value: unknown, fallback: boolean): boolean {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'boolean') this.add(where, 'must be true or false');
+    return value === true;
+  }
+  integer(where: string, value: unknown, min: number, max: number): number | undefined {
+    if (value === undefined) return undefined;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      this.add(where, `must be an integer from ${min} to ${max}`);
+      return undefined;
+    }
+    return value;
+  }
+}
+
+/** True for `rate(1 minute)`, `rate(5 minutes)`, `cron(0/5 * * * ? *)`; AWS wants the singular unit for 1 only. */
+export function isScheduleExpression(value: string): boolean {
+  const rate = RATE.exec(value);
+  if (rate) {
+    const n = Number(rate[1]);
+    return n >= 1 && rate[2]!.endsWith('s') === (n !== 1);
+  }
+  return CRON.test(value);
+}
+
+function isStartAt(value: string): boolean {
+  return value === 'now' || value === 'all' || (ISO_DATE.test(value) && !Number.isNaN(Date.parse(value)));
+}
+
+function isCidr(value: string): boolean {
+  const m = CIDR.exec(value);
+  return m !== null && m.slice(1, 5).every((octet) => Number(octet) <= 255) && Number(m[5]) <= 32;
+}
+
+/** `support-eu` -> `SupportEu`: the mailbox's part of construct ids and output names. */
+export function pascalCase(id: string): string {
+  return id
+    .split('-')
+    .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
+    .join('');
+}
+
+function parseMailbox(raw: unknown, index: number, problems: Problems): MailboxConfig | undefined {
+  if (!isObject(raw)) {
+    problems.add(`mailboxes[${index}]`, 'must be an object');
+    return undefined;
+  }
+  const idOk = typeof raw.id === 'string' && MAILBOX_ID.test(raw.id) && raw.id.length <= MAILBOX_ID_MAX;
+  const where = idOk ? `mailbox "${raw.id as string}"` : `mailboxes[${index}]`;
+  if (!idOk) {
+    problems.add(
+      `${where}.id`,
+      `required; 1 to ${MAILBOX_ID_MAX} characters: lowercase letters, digits and single inner hyphens, starting with a letter`,
+    );
+  }
+  problems.unknownKeys(where, raw, MAILBOX_KEYS);
+
+  const createSecret = problems.boolean(`${where}.createSecret`, raw.createSecret, false);
+  const secretName = problems.string(
+    `${where}.secretName`, raw.secretName, SECRET_NAME, 'must be a Secrets Manager secret name (1-512 of A-Z a-z 0-9 / _ + = . @ -)',
+  );
+  const secretArn = problems.string(
+    `${where}.secretArn`, raw.secretArn, SECRET_ARN, 'must be the complete ARN of a Secrets Manager secret, including its 6-character suffix',
+  );
+  const secretKmsKeyArn = problems.string(
+    `${where}.secretKmsKeyArn`, raw.secretKmsKeyArn, KMS_KEY_ARN, 'must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)',
+  );
+  if (raw.secretName !== undefined && raw.secretArn !== undefined) {
+    problems.add(`${where}.secretArn`, 'give either secretName or secretArn, not both');
+  } else if (createSecret && raw.secretArn !== undefined) {
+    problems.add(`${where}.secretArn`, 'cannot be combined with createSecret (a created secret has no ARN yet); use secretName');
+  } else if (!createSecret && raw.secretName === undefined && raw.secretArn === undefined) {
+    problems.add(`${where}.secretName`, 'required: give secretName or secretArn of the mailbox secret, or set createSecret');
+  }
+  if (createSecret && raw.secretKmsKeyArn !== undefined) {
+    problems.add(`${where}.secretKmsKeyArn`, 'only for imported secrets; a created secret uses the account key aws/secretsmanager');
+  }
+
+  const schedule = raw.schedule === undefined ? DEFAULTS.schedule : raw.schedule;
+  if (typeof schedule !== 'string' || !isScheduleExpression(schedule)) {
+    problems.add(`${where}.schedule`, 'must be an EventBridge schedule expression such as "rate(1 minute)", "rate(5 minutes)" or "cron(0/5 * * * ? *)"');
+  }
+  const startAt = raw.startAt === undefined ? DEFAULTS.startAt : raw.startAt;
+  if (typeof startAt !== 'string' || !isStartAt(startAt)) {
+    problems.add(`${where}.startAt`, 'must be "now", "all" or an ISO 8601 date such as "2026-01-31" or "2026-01-31T08:00:00Z"');
+  }
+  const maxMessagesPerRun = problems.integer(`${where}.maxMessagesPerRun`, raw.maxMessagesPerRun, 1, 100_000);
+
+  if (!idOk) return undefined;
+  return {
+    id: raw.id as string,
+    ...(createSecret || secretName ? { secretName: secretName ?? `imap-event-source/${raw.id as string}` } : {}),
+    ...(secretArn ? { secretArn } : {}),
+    createSecret,
+    ...(secretKmsKeyArn ? { secretKmsKeyArn } : {}),
+    schedule: schedule as string,
+    startAt: startAt as string,
+    ...(maxMessagesPerRun !== undefined ? { maxMessagesPerRun } : {}),
+  };
+}
+
+function parseVpc(raw: unknown, problems: Problems): VpcConfig | undefined {
+  if (raw === undefined) return undefined;
+  if (!isObject(raw)) {
+    problems.add('vpc', 'must be an object');
+    return undefined;
+  }
+  problems.unknownKeys('vpc', raw, VPC_KEYS);
+  const vpcId = problems.string('vpc.vpcId', raw.vpcId, VPC_ID, 'must be a VPC id (vpc-...)');
+  if (raw.vpcId === undefined) problems.add('vpc.vpcId', 'required');
+  const imapServerCidr =
+    typeof raw.imapServerCidr === 'string' && isCidr(raw.imapServerCidr) ? raw.imapServerCidr : undefined;
+  if (!imapServerCidr) problems.add('vpc.imapServerCidr', 'required; an IPv4 CIDR such as "10.0.12.7/32"');
+  const imapPort = problems.integer('vpc.imapPort', raw.imapPort, 1, 65535) ?? DEFAULTS.imapPort;
+  let subnetIds: string[] | undefined;
+  if (raw.subnetIds !== undefined) {
+    if (!Array.isArray(raw.subnetIds) || raw.subnetIds.length === 0) {
+      problems.add('vpc.subnetIds', 'must be a non-empty list of subnet ids');
+    } else {
+      raw.subnetIds.forEach((s, i) => problems.string(`vpc.subnetIds[${i}]`, s, SUBNET_ID, 'must be a subnet id (subnet-...)'));
+      subnetIds = raw.subnetIds as string[];
+    }
+  }
+  const endpoints = problems.boolean('vpc.endpoints', raw.endpoints, false);
+  if (!vpcId || !imapServerCidr) return undefined;
+  return { vpcId, imapServerCidr, imapPort, ...(subnetIds ? { subnetIds } : {}), endpoints };
+}
+
+function parseRawStorage(raw: unknown, problems: Problems): RawMessageStorageConfig {
+  const off = { enabled: false, expirationDays: DEFAULTS.rawExpirationDays };
+  if (raw === undefined) return off;
+  if (!isObject(raw)) {
+    problems.add('rawMessageStorage', 'must be an object');
+    return off;
+  }
+  problems.unknownKeys('rawMessageStorage', raw, RAW_KEYS);
+  if (raw.enabled === undefined) problems.add('rawMessageStorage.enabled', 'required (true or false)');
+  return {
+    enabled: problems.boolean('rawMessageStorage.enabled', raw.enabled, false),
+    expirationDays: problems.integer('rawMessageStorage.expirationDays', raw.expirationDays, 1, 3650) ?? DEFAULTS.rawExpirationDays,
+  };
+}
+
+/**
+ * Validates the raw context value and applies the defaults.
+ * @throws ConfigError listing every problem, each naming the mailbox (or the stack option) and the field.
+ */
+export function parseConfig(raw: unknown): AppConfig {
+  const problems = new Problems();
+  if (!isObject(raw)) {
+    throw new ConfigError([`${CONFIG_CONTEXT_KEY}: must be an object with a "mailboxes" list (see docs/deploy.md)`]);
+  }
+  problems.unknownKeys(CONFIG_CONTEXT_KEY, raw, STACK_KEYS);
+
+  const stackName = problems.string('stackName', raw.stackName, STACK_NAME, 'must start with a letter; letters, digits and hyphens, at most 128') ?? DEFAULTS.stackName;
+  const busName = problems.string('busName', raw.busName, BUS_NAME, 'must be 1-256 of A-Z a-z 0-9 . _ - /') ?? DEFAULTS.busName;
+  const createBus = problems.boolean('createBus', raw.createBus, true);
+  if (createBus && busName === 'default') problems.add('busName', '"default" is the account\'s default bus: set createBus to false to use it');
+  const eventSource = raw.eventSource === undefined ? DEFAULTS.eventSource : raw.eventSource;
+  if (typeof eventSource !== 'string' || !/^[A-Za-z0-9._/-]{1,256}$/.test(eventSource) || eventSource.startsWith('aws.')) {
+    problems.add('eventSource', 'must be 1-256 of A-Z a-z 0-9 . _ - / and must not start with "aws."');
+  }
+  const reserveConcurrency = problems.boolean('reserveConcurrency', raw.reserveConcurrency, true);
+
+  const mailboxes: MailboxConfig[] = [];
+  if (!Array.isArray(raw.mailboxes) || raw.mailboxes.length === 0) {
+    problems.add('mailboxes', 'required; a non-empty list of mailboxes');
+  } else {
+    raw.mailboxes.forEach((m, i) => {
+      const mailbox = parseMailbox(m, i, problems);
+      if (mailbox) mailboxes.push(mailbox);
+    });
+  }
+  const seen = new Map<string, string>();
+  for (const { id } of mailboxes) {
+    const key = pascalCase(id);
+    const other = seen.get(key);
+    if (other === id) problems.add(`mailbox "${id}".id`, 'must be unique; it appears more than once');
+    else if (other) problems.add(`mailbox "${id}".id`, `collides with "${other}" in resource names; choose a more distinct id`);
+    seen.set(key, id);
+  }
+
+  const vpc = parseVpc(raw.vpc, problems);
+  const rawMessageStorage = parseRawStorage(raw.rawMessageStorage, problems);
+
+  if (problems.list.length > 0) throw new ConfigError(problems.list);
+  return {
+    stackName,
+    busName,
+    createBus,
+    eventSource: eventSource as string,
+    reserveConcurrency,
+    mailboxes,
+    ...(vpc ? { vpc } : {}),
+    rawMessageStorage,
+  };
+}

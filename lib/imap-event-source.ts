@@ -1,0 +1,266 @@
+import { fileURLToPath } from 'node:url';
+import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+
+/** The poller's handler (owned by `functions/poller/`), resolved from this file so any working directory works. */
+export const POLLER_ENTRY = fileURLToPath(new URL('../functions/poller/handler.ts', import.meta.url));
+const LOCK_FILE = fileURLToPath(new URL('../package-lock.json', import.meta.url));
+
+/** Actions the poller needs on the checkpoint table: read the checkpoint and lease, write them conditionally. */
+export const CHECKPOINT_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'];
+/** Actions the poller needs to store raw messages; multipart create/upload/complete are covered by s3:PutObject. */
+export const RAW_MESSAGE_ACTIONS = ['s3:PutObject', 's3:AbortMultipartUpload'];
+
+export interface ImapEventSourceProps {
+  /**
+   * Id of the mailbox: `mailboxId` of the events, part of the checkpoint and lease keys and of the
+   * raw-message keys. Lowercase letters, digits and hyphens (validated by `lib/config.ts`).
+   */
+  readonly mailboxId: string;
+
+  /** The mailbox secret (contract 1). The function may read this secret and nothing else in Secrets Manager. */
+  readonly secret: secretsmanager.ISecret;
+
+  /** How the function names the secret (`SECRET_ID`). @default the secret's ARN */
+  readonly secretId?: string;
+
+  /**
+   * Customer-managed KMS key that encrypts the secret. The function may decrypt with it only through
+   * Secrets Manager (`kms:ViaService`). @default the secret uses the AWS managed key aws/secretsmanager
+   */
+  readonly secretEncryptionKey?: kms.IKey;
+
+  /** The shared checkpoint table (partition key `pk`), which also holds the per-mailbox lease item. */
+  readonly checkpointTable: dynamodb.ITable;
+
+  /**
+   * The bus the events go to. Its name is passed to the function as given here, so pass a reference
+   * whose name is a literal (e.g. `EventBus.fromEventBusName`) to keep references out of the environment.
+   */
+  readonly eventBus: events.IEventBus;
+
+  /** `Source` of the events. @default 'imap-event-source' */
+  readonly eventSource?: string;
+
+  /** When the poller runs. @default Schedule.rate(Duration.minutes(1)) */
+  readonly schedule?: events.Schedule;
+
+  /** Where a mailbox without checkpoint starts: `now`, `all` or an ISO date. @default 'now' */
+  readonly startAt?: string;
+
+  /** Upper bound of messages per run (`MAX_MESSAGES_PER_RUN`). @default the handler's own default */
+  readonly maxMessagesPerRun?: number;
+
+  /**
+   * Reserve a concurrency of 1, so two polls of this mailbox never run at once. Turn off for accounts
+   * whose concurrency quota is too small to reserve; the lease item the handler writes into the
+   * checkpoint table (`lease#<mailboxId>`) then keeps overlapping runs apart, and the conditional
+   * checkpoint write stays the last line of defence.
+   * @default true
+   */
+  readonly reserveConcurrency?: boolean;
+
+  /**
+   * Function timeout. The handler reads `context.getRemainingTimeInMillis()` and stops publishing
+   * in time, so the next run continues where this one stopped.
+   * @default Duration.seconds(50) (below the default 1-minute schedule)
+   */
+  readonly timeout?: Duration;
+
+  /** Memory of the function in MiB. @default 256 */
+  readonly memorySize?: number;
+
+  /** Retention of the function's log group. @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+
+  /** `LOG_LEVEL` of the handler. @default 'INFO' */
+  readonly logLevel?: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+
+  /** Bucket for raw messages; the function may write only below `<mailboxId>/`. @default no raw storage */
+  readonly rawMessageBucket?: s3.IBucket;
+
+  /** VPC to place the function in (private mail servers). @default not in a VPC */
+  readonly vpc?: ec2.IVpc;
+
+  /** Subnets within `vpc`. @default the VPC's private subnets */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+
+  /** Security groups of the function when in a VPC. @default one created by the Lambda construct */
+  readonly securityGroups?: ec2.ISecurityGroup[];
+
+  /** Handler entry file. @default POLLER_ENTRY (`functions/poller/handler.ts`) */
+  readonly entry?: string;
+}
+
+/** What the function was granted, for review and tests. */
+export interface ImapEventSourceGrants {
+  readonly secret: iam.Grant;
+  readonly secretEncryptionKey?: iam.Grant;
+  readonly checkpointTable: iam.Grant;
+  readonly eventBus: iam.Grant;
+  readonly logs: iam.Grant;
+  readonly rawMessages?: iam.Grant;
+}
+
+/** One watched mailbox folder: a scheduled poller with its own role, log group and least-privilege grants. */
+export class ImapEventSource extends Construct {
+  /** The poller function. */
+  public readonly function: nodejs.NodejsFunction;
+  /** The function's own execution role. */
+  public readonly role: iam.Role;
+  /** The function's log group. */
+  public readonly logGroup: logs.LogGroup;
+  /** The EventBridge rule that invokes the function on the schedule. */
+  public readonly schedule: events.Rule;
+  /** The grants given to the role. */
+  public readonly grants: ImapEventSourceGrants;
+
+  constructor(scope: Construct, id: string, props: ImapEventSourceProps) {
+    super(scope, id);
+    if (!/^[a-z][a-z0-9-]*$/.test(props.mailboxId)) {
+      throw new Error(`ImapEventSource ${id}: mailboxId "${props.mailboxId}" must be lowercase letters, digits and hyphens`);
+    }
+    if (props.vpcSubnets && !props.vpc) throw new Error(`ImapEventSource ${id}: vpcSubnets needs vpc`);
+
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `imap-event-source poller of mailbox ${props.mailboxId}`,
+    });
+    this.logGroup = new logs.LogGroup(this, 'LogGroup', {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+    });
+
+    this.function = new nodejs.NodejsFunction(this, 'Function', {
+      entry: props.entry ?? POLLER_ENTRY,
+      handler: 'handler',
+      depsLockFilePath: LOCK_FILE,
+      runtime: lambda.Runtime.NODEJS_24_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: props.memorySize ?? 256,
+      timeout: props.timeout ?? Duration.seconds(50),
+      role: this.role,
+      logGroup: this.logGroup,
+      reservedConcurrentExecutions: props.reserveConcurrency === false ? undefined : 1,
+      // A missed or failed run is repaired by the next scheduled one: no async retries that would
+      // queue up behind the reserved concurrency.
+      retryAttempts: 0,
+      maxEventAge: Duration.minutes(1),
+      description: `Polls IMAP mailbox ${props.mailboxId} and publishes new mail to EventBridge`,
+      environment: {
+        MAILBOX_ID: props.mailboxId,
+        SECRET_ID: props.secretId ?? props.secret.secretArn,
+        CHECKPOINT_TABLE: props.checkpointTable.tableName,
+        EVENT_BUS_NAME: props.eventBus.eventBusName,
+        EVENT_SOURCE: props.eventSource ?? 'imap-event-source',
+        START_AT: props.startAt ?? 'now',
+        POWERTOOLS_SERVICE_NAME: 'imap-event-source',
+        LOG_LEVEL: props.logLevel ?? 'INFO',
+        // Stack traces point into the TypeScript sources (the bundle ships its source map).
+        NODE_OPTIONS: '--enable-source-maps',
+        ...(props.maxMessagesPerRun !== undefined ? { MAX_MESSAGES_PER_RUN: String(props.maxMessagesPerRun) } : {}),
+        ...(props.rawMessageBucket ? { RAW_BUCKET: props.rawMessageBucket.bucketName } : {}),
+      },
+      bundling: {
+        // CJS: imapflow's logger (pino) fails to load from an ESM bundle.
+        format: nodejs.OutputFormat.CJS,
+        target: 'node24',
+        minify: true,
+        sourceMap: true,
+        sourcesContent: false,
+        externalModules: ['@aws-sdk/*'],
+      },
+      ...(props.vpc
+        ? { vpc: props.vpc, vpcSubnets: props.vpcSubnets, securityGroups: props.securityGroups, allowPublicSubnet: false }
+        : {}),
+    });
+
+    this.grants = {
+      secret: props.secret.grantRead(this.role),
+      ...(props.secretEncryptionKey
+        ? {
+            secretEncryptionKey: iam.Grant.addToPrincipal({
+              grantee: this.role,
+              actions: ['kms:Decrypt'],
+              resourceArns: [props.secretEncryptionKey.keyArn],
+              conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(this).region}.amazonaws.com` } },
+            }),
+          }
+        : {}),
+      checkpointTable: props.checkpointTable.grant(this.role, ...CHECKPOINT_TABLE_ACTIONS),
+      eventBus: props.eventBus.grantPutEventsTo(this.role),
+      logs: this.logGroup.grantWrite(this.role),
+      ...(props.rawMessageBucket
+        ? {
+            rawMessages: iam.Grant.addToPrincipal({
+              grantee: this.role,
+              actions: RAW_MESSAGE_ACTIONS,
+              resourceArns: [props.rawMessageBucket.arnForObjects(`${props.mailboxId}/*`)],
+            }),
+          }
+        : {}),
+    };
+    const policy = this.role.node.findChild('DefaultPolicy');
+    if (props.rawMessageBucket) {
+      const objects = nagResource(this, props.rawMessageBucket.arnForObjects(`${props.mailboxId}/*`));
+      Validations.of(policy).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::${objects}]`,
+        reason:
+          "One object per raw message, under this mailbox's own key prefix: the wildcard covers only keys below " +
+          '<mailboxId>/ in the raw-message bucket, for s3:PutObject and s3:AbortMultipartUpload only.',
+      });
+    }
+    if (props.vpc) {
+      // Lambda's service creates the function's network interfaces with the execution role. These are
+      // the actions of the managed AWSLambdaVPCAccessExecutionRole, inline so the role stays our own.
+      this.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: [
+            'ec2:CreateNetworkInterface',
+            'ec2:DescribeNetworkInterfaces',
+            'ec2:DescribeSubnets',
+            'ec2:DeleteNetworkInterface',
+            'ec2:AssignPrivateIpAddresses',
+            'ec2:UnassignPrivateIpAddresses',
+          ],
+          resources: ['*'],
+        }),
+      );
+      Validations.of(policy).acknowledge({
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason:
+          'Only the EC2 network-interface actions Lambda needs to attach a VPC function (those of AWSLambdaVPCAccessExecutionRole); ' +
+          'the Describe actions support no resource-level permissions and the interface ids are not known before Lambda creates them.',
+      });
+    }
+
+    this.schedule = new events.Rule(this, 'Schedule', {
+      description: `Polls IMAP mailbox ${props.mailboxId}`,
+      schedule: props.schedule ?? events.Schedule.rate(Duration.minutes(1)),
+      targets: [new targets.LambdaFunction(this.function, { retryAttempts: 0, maxEventAge: Duration.minutes(1) })],
+    });
+  }
+}
+
+/** A resource ARN as cdk-nag names it in finding ids: `<Logical.Arn>/suffix` for references, the string otherwise. */
+function nagResource(scope: Construct, arn: string): string {
+  const flatten = (node: unknown): string => {
+    if (typeof node === 'string') return node;
+    const ref = node as { 'Fn::Join'?: [string, unknown[]]; 'Fn::GetAtt'?: [string, string]; Ref?: string };
+    if (ref['Fn::Join']) return ref['Fn::Join'][1].map(flatten).join(ref['Fn::Join'][0]);
+    if (ref['Fn::GetAtt']) return `<${ref['Fn::GetAtt'].join('.')}>`;
+    if (ref.Ref) return `<${ref.Ref}>`;
+    return JSON.stringify(node);
+  };
+  return flatten(Stack.of(scope).resolve(arn));
+}
