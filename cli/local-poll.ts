@@ -9,6 +9,7 @@ import type { CheckpointStore, EventPublisher, Log, SettingsSource } from '../fu
 import { pollMailbox, type PollSummary } from '../functions/poller/poll-mailbox';
 import { DryRunCheckpointStore, FileCheckpointStore } from './file-checkpoint-store';
 import { JsonLinesPublisher, type LineSink } from './json-lines-publisher';
+import { quietAwsSdk } from './settings-source';
 
 export interface LocalPollOptions {
   readonly settings: SettingsSource;
@@ -34,6 +35,7 @@ export async function pollLocally(options: LocalPollOptions): Promise<PollSummar
   let publisher: EventPublisher;
   if (options.bus) {
     // Loaded only when used: the AWS SDK adds start-up time.
+    quietAwsSdk();
     const [{ EventBridgeClient }, { EventBridgePublisher }] = await Promise.all([
       import('@aws-sdk/client-eventbridge'),
       import('../functions/poller/adapters/eventbridge-publisher'),

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseSettings, type MailboxSettings } from '../functions/poller/core/settings';
-import { ConfigurationError } from '../functions/poller/errors';
+import { ConfigurationError, SecretAccessError } from '../functions/poller/errors';
 import type { SettingsSource } from '../functions/poller/ports';
 import { UsageError } from './output';
 
@@ -67,6 +67,7 @@ export async function settingsSourceFrom(args: SettingsArgs): Promise<ResolvedSe
   if (secretId === undefined) return undefined;
 
   // The AWS SDK is loaded only when a secret is used: file-based commands start faster.
+  quietAwsSdk();
   const [{ SecretsManagerClient }, { SecretsManagerSettingsSource }] = await Promise.all([
     import('@aws-sdk/client-secrets-manager'),
     import('../functions/poller/adapters/secrets-manager-settings'),
@@ -80,8 +81,31 @@ export async function settingsSourceFrom(args: SettingsArgs): Promise<ResolvedSe
       hint: 'set AWS_REGION (or AWS_PROFILE with a region), e.g. `AWS_REGION=eu-central-1 imap-event-source check --secret-id ...`.',
     });
   }
+  const secrets = new SecretsManagerSettingsSource(client, { secretId, ...(versionStage ? { versionStage } : {}) });
   return {
-    source: new SecretsManagerSettingsSource(client, { secretId, ...(versionStage ? { versionStage } : {}) }),
+    source: {
+      async load(options) {
+        try {
+          return await secrets.load(options);
+        } catch (err) {
+          if (err instanceof SecretAccessError && (err.cause as { name?: string } | undefined)?.name === 'CredentialsProviderError') {
+            throw new ConfigurationError('No AWS credentials were found for reading the secret.', {
+              cause: err,
+              hint: 'log in as for the AWS CLI (e.g. `aws sso login` and AWS_PROFILE=...), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.',
+            });
+          }
+          throw err;
+        }
+      },
+    },
     origin: `secret "${secretId}"${versionStage ? ` (${versionStage})` : ''}`,
   };
+}
+
+/**
+ * The AWS SDK warns on Node 20 that future SDK releases will need Node 22: a note for maintainers
+ * (package.json pins the SDK), noise in an admin's terminal. Respects an explicit setting.
+ */
+export function quietAwsSdk(): void {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 }

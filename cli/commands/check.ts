@@ -256,7 +256,9 @@ function certificateProblem(r: TlsReport, settings: MailboxSettings): [string, s
     const selfSigned = code === 'DEPTH_ZERO_SELF_SIGNED_CERT';
     let fix = selfSigned
       ? `the server's certificate is self-signed: put that certificate itself into caBundle (PEM).`
-      : settings.caBundle
+      : settings.caBundle && r.bundleSubjects.includes(r.issuer)
+        ? `caBundle holds a certificate named ${r.issuer}, but not the one that signed this server certificate (same name, another key: was the CA renewed?). Put the server's current CA certificate into caBundle.`
+        : settings.caBundle
         ? `caBundle (${r.bundleSubjects.join('; ') || 'no parseable certificate'}) does not hold the CA that issued this certificate: put the server's CA certificate (${r.issuer}) into caBundle.`
         : `put the server's CA certificate (${r.issuer}) into caBundle (PEM).`;
     if (!r.nameMatches) fix += ` Also, ${nameFix}`;

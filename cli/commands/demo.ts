@@ -5,7 +5,8 @@
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isImapEventSourceError } from '../../functions/poller/errors';
 import type { Command } from '../context';
@@ -63,6 +64,8 @@ export const demoCommand: Command = {
     if (!(Number.isInteger(port) && port >= 0 && port < 65536)) throw new UsageError('--port must be a port number');
 
     const err = ctx.stderr;
+    // How to run the CLI from here: the package launcher, relative to the working directory.
+    const cli = `node ${relative(process.cwd(), fileURLToPath(new URL('../../bin/imap-event-source.mjs', import.meta.url)))}`;
     const log = new StderrLog(err, { debug: ctx.debug, quiet: !ctx.debug });
     const stop = new AbortController();
     const onSignal = (signal: NodeJS.Signals) => {
@@ -96,8 +99,8 @@ export const demoCommand: Command = {
         `    checkpoint in ${stateFile}.`,
         `  * The folder holds 2 messages; ${total} more arrive while the demo runs. Each message becomes one`,
         '    "IMAP Message Received" event, printed on stdout.',
-        `  * Meanwhile, in another terminal:  imap-event-source check --config ${settingsFile}`,
-        `                                    imap-event-source folders --config ${settingsFile}`,
+        `  * Meanwhile, in another terminal:  ${cli} check --config ${settingsFile}`,
+        `                                    ${cli} folders --config ${settingsFile}`,
         'Stop with Ctrl+C.',
         '',
       ].join('\n') + '\n',

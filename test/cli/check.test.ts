@@ -5,6 +5,7 @@
 import { once } from 'node:events';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { generateDemoCertificates } from '../../cli/demo/certificates';
 import type { DovecotServer, User } from '../support/dovecot';
 import { dovecot, dovecotNoTls, mailboxSecret, startDovecot, tlsMaterial } from '../support/env';
 import { freePort } from '../support/dovecot';
@@ -117,6 +118,13 @@ describe('check: each failure names the cause and the fix', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^✖ TLS +certificate not trusted \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/m);
     expect(r.stdout).toMatch(/Fix: caBundle \(CN=imap-event-source unrelated CA\) does not hold the CA that issued this certificate: put the server's CA certificate \(CN=imap-event-source test CA\) into caBundle/);
+  });
+
+  test.concurrent('CA renewed: caBundle holds a CA of the same name but another key', async () => {
+    const renamed = generateDemoCertificates({ caName: 'imap-event-source test CA' }).caCertPem;
+    const r = await check('same-name-ca', { ...mailboxSecret(server, user), caBundle: renamed });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('Fix: caBundle holds a certificate named CN=imap-event-source test CA, but not the one that signed this server certificate (same name, another key: was the CA renewed?)');
   });
 
   describe('name mismatch', () => {
