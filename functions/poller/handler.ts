@@ -4,16 +4,8 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, Metrics } from '@aws-lambda-powertools/metrics';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { S3Client } from '@aws-sdk/client-s3';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
-import { DynamoDbCheckpointStore } from './adapters/dynamodb-checkpoint-store';
-import { EventBridgePublisher } from './adapters/eventbridge-publisher';
-import { ImapFlowMailboxGateway } from './adapters/imapflow-mailbox';
-import { S3RawMessageStore } from './adapters/s3-raw-store';
-import { SecretsManagerSettingsSource } from './adapters/secrets-manager-settings';
+import { composePollerDeps, pollOptions } from './compose';
 import { readConfig, type PollerConfig } from './config';
 import { describeError } from './errors';
 import { pollMailbox, type PollDeps } from './poll-mailbox';
@@ -27,22 +19,8 @@ let container: { config: PollerConfig; deps: PollDeps } | undefined;
 function compose(): { config: PollerConfig; deps: PollDeps } {
   if (container) return container;
   const config = readConfig(process.env);
-  const sdk = { maxAttempts: 4 };
-  const checkpoints = new DynamoDbCheckpointStore(new DynamoDBClient(sdk), config.checkpointTable);
-  container = {
-    config,
-    deps: {
-      settings: new SecretsManagerSettingsSource(new SecretsManagerClient(sdk), { secretId: config.secretId }),
-      checkpoints,
-      lease: checkpoints,
-      mailbox: new ImapFlowMailboxGateway({ log: logger }),
-      publisher: new EventBridgePublisher(new EventBridgeClient(sdk), { log: logger }),
-      ...(config.rawBucket ? { rawStore: new S3RawMessageStore(new S3Client(sdk), config.rawBucket) } : {}),
-      log: logger,
-      now: () => new Date(),
-    },
-  };
-  return container!;
+  container = { config, deps: composePollerDeps(config, { log: logger }) };
+  return container;
 }
 
 export async function handler(_event: unknown, context: Pick<Context, 'getRemainingTimeInMillis'>): Promise<{ outcome: string; published: number }> {
@@ -53,14 +31,7 @@ export async function handler(_event: unknown, context: Pick<Context, 'getRemain
     const { config, deps } = compose();
     mailboxId = config.mailboxId;
     logger.appendKeys({ mailboxId });
-    const summary = await pollMailbox(deps, {
-      mailboxId: config.mailboxId,
-      eventSource: config.eventSource,
-      eventBusName: config.eventBusName,
-      startAt: config.startAt,
-      deadline: started + context.getRemainingTimeInMillis(),
-      maxMessagesPerRun: config.maxMessagesPerRun,
-    });
+    const summary = await pollMailbox(deps, pollOptions(config, started + context.getRemainingTimeInMillis()));
     logger.info('Poll finished', { ...summary });
     metrics.addMetric('MessagesPublished', MetricUnit.Count, summary.published);
     metrics.addMetric('PollDuration', MetricUnit.Milliseconds, summary.durationMs);

@@ -93,5 +93,12 @@ function mapCallError(err: unknown): EventPublishError {
       hint: 'grant the function events:PutEvents on the bus ARN.',
     });
   }
+  if (name === 'ValidationException') {
+    return new EventPublishError('PutEvents rejected the request as invalid (ValidationException).', {
+      cause: err,
+      retryable: false,
+      hint: 'check EVENT_BUS_NAME and EVENT_SOURCE; this is a bug if they are right (please report it).',
+    });
+  }
   return new EventPublishError(`PutEvents failed (${name}).`, { cause: err, retryable: true });
 }

@@ -21,6 +21,8 @@ export interface ImapFlowGatewayOptions {
   /** Inactivity timeout of an established connection (a silent server). @default 30_000 */
   readonly socketTimeoutMs?: number;
   readonly log?: Log;
+  /** Receives the verb of every IMAP command sent (e.g. "LOGIN", "STATUS"); for tests and benchmarks. Never arguments. */
+  readonly onCommand?: (verb: string) => void;
 }
 
 /** MailboxGateway over imapflow: connects with verified TLS, maps failures to the poller's errors. */
@@ -56,7 +58,7 @@ export function imapFlowOptions(settings: MailboxSettings, options: ImapFlowGate
     doSTARTTLS: settings.security === 'starttls' ? true : settings.security === 'none' ? false : undefined,
     tls: settings.security === 'none' ? undefined : buildTlsOptions(settings),
     auth: { user: settings.username, pass: settings.password },
-    logger: false,
+    logger: options.onCommand ? commandVerbLogger(options.onCommand) : false,
     disableAutoIdle: true,
     connectionTimeout: options.connectTimeoutMs ?? 10_000,
     greetingTimeout: options.greetingTimeoutMs ?? 10_000,
@@ -64,6 +66,23 @@ export function imapFlowOptions(settings: MailboxSettings, options: ImapFlowGate
     // Keep the session to what a poll needs (no ENABLE round trip for CONDSTORE/QRESYNC).
     disableAutoEnable: true,
     clientInfo: { name: 'imap-event-source' },
+  };
+}
+
+/** An imapflow logger that reports only command verbs (never arguments: LOGIN carries the password). */
+function commandVerbLogger(onCommand: (verb: string) => void): NonNullable<ImapFlowOptions['logger']> {
+  const ignore = (): void => {};
+  return {
+    debug: (entry: unknown) => {
+      const e = entry as { src?: string; msg?: unknown };
+      if (e?.src === 'c' && typeof e.msg === 'string' && !e.msg.startsWith('(')) {
+        const verb = e.msg.split(' ')[1];
+        if (verb) onCommand(verb.toUpperCase());
+      }
+    },
+    info: ignore,
+    warn: ignore,
+    error: ignore,
   };
 }
 

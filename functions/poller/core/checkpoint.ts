@@ -9,7 +9,8 @@ export function emptyCheckpoint(mailboxId: string, folder: string, uidValidity: 
 }
 
 /**
- * The checkpoint after publishing `published` (messages in UID order, all accepted) and, when the fetch range
+ * The checkpoint after publishing `published` (messages in UID order, all accepted or, when in `passedOver`,
+ * deliberately skipped) and, when the fetch range
  * was exhausted, after learning that no UID up to `exhaustedUpTo` remains unseen (expunged gaps; this also ends a re-scan).
  * Never moves backwards; never changes UIDVALIDITY.
  */
@@ -17,13 +18,15 @@ export function advanceCheckpoint(
   current: Checkpoint,
   published: readonly MessageSummary[],
   now: Date,
-  options: { exhaustedUpTo?: number; messageIdHash?: (messageId: string) => string } = {},
+  options: { exhaustedUpTo?: number; messageIdHash?: (messageId: string) => string; passedOver?: ReadonlySet<number> } = {},
 ): Checkpoint {
   let lastUid = current.lastUid;
   let lastInternalDate = current.lastInternalDate;
   let recent = [...(current.recentMessageIds ?? [])];
   for (const m of published) {
     if (m.uid > lastUid) lastUid = m.uid;
+    // Messages passed over without an event move the UID only: the re-scan memory is about published mail.
+    if (options.passedOver?.has(m.uid)) continue;
     if (m.internalDate && (!lastInternalDate || m.internalDate > lastInternalDate)) lastInternalDate = m.internalDate;
     if (m.envelope.messageId && options.messageIdHash) recent.push(options.messageIdHash(m.envelope.messageId));
   }

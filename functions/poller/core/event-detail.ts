@@ -32,7 +32,7 @@ export interface MessageReceivedDetail {
   attachments: AttachmentInfo[];
   /** True when bodies or the attachment list were cut to fit the event size limit or the download bound. */
   truncated: boolean;
-  /** Original sizes (UTF-8 bytes) of what was cut; present only when something was cut. */
+  /** What was cut, before the cut: `text`/`html` in UTF-8 bytes, `attachments` as the number of entries. Present only when something was cut. */
   originalSizes?: { text?: number; html?: number; attachments?: number };
   /** Set when the message could not be parsed completely; the rest of the detail is best effort. */
   parseError?: string;

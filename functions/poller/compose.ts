@@ -1,0 +1,49 @@
+/** Builds the poller's adapters from its configuration: shared by the Lambda handler, benchmarks and tests. */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { DynamoDbCheckpointStore } from './adapters/dynamodb-checkpoint-store';
+import { EventBridgePublisher } from './adapters/eventbridge-publisher';
+import { ImapFlowMailboxGateway } from './adapters/imapflow-mailbox';
+import { S3RawMessageStore } from './adapters/s3-raw-store';
+import { SecretsManagerSettingsSource } from './adapters/secrets-manager-settings';
+import type { PollerConfig } from './config';
+import type { PollDeps, PollOptions } from './poll-mailbox';
+import type { Log } from './ports';
+
+export interface ComposeOptions {
+  readonly log: Log;
+  /** Extra SDK client configuration (endpoint, credentials); the default chain applies otherwise. */
+  readonly clientConfig?: Record<string, unknown>;
+  /** See ImapFlowGatewayOptions.onCommand. */
+  readonly onCommand?: (verb: string) => void;
+}
+
+export function composePollerDeps(config: PollerConfig, options: ComposeOptions): PollDeps {
+  // The SDK retries throttling and transient errors itself (standard mode, with backoff and jitter).
+  const sdk = { maxAttempts: 4, ...options.clientConfig };
+  const checkpoints = new DynamoDbCheckpointStore(new DynamoDBClient(sdk), config.checkpointTable);
+  return {
+    settings: new SecretsManagerSettingsSource(new SecretsManagerClient(sdk), { secretId: config.secretId }),
+    checkpoints,
+    lease: checkpoints,
+    mailbox: new ImapFlowMailboxGateway({ log: options.log, ...(options.onCommand ? { onCommand: options.onCommand } : {}) }),
+    publisher: new EventBridgePublisher(new EventBridgeClient(sdk), { log: options.log }),
+    ...(config.rawBucket ? { rawStore: new S3RawMessageStore(new S3Client(sdk), config.rawBucket) } : {}),
+    log: options.log,
+    now: () => new Date(),
+  };
+}
+
+/** The pollMailbox options for a configuration and a deadline (epoch ms). */
+export function pollOptions(config: PollerConfig, deadline: number): PollOptions {
+  return {
+    mailboxId: config.mailboxId,
+    eventSource: config.eventSource,
+    eventBusName: config.eventBusName,
+    startAt: config.startAt,
+    deadline,
+    maxMessagesPerRun: config.maxMessagesPerRun,
+  };
+}

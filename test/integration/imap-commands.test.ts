@@ -1,0 +1,47 @@
+/** What the poller says to the IMAP server: an empty poll is one command (STATUS) after the session setup; nothing writes. */
+import { describe, expect, it } from 'vitest';
+import { composePollerDeps, pollOptions } from '../../functions/poller/compose';
+import { parseStartAt } from '../../functions/poller/core/plan';
+import type { Log } from '../../functions/poller/ports';
+import { pollMailbox } from '../../functions/poller/poll-mailbox';
+import { World } from './world';
+
+const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
+
+async function commandsOfOnePoll(world: World, startAt = 'now'): Promise<string[]> {
+  const commands: string[] = [];
+  const config = {
+    mailboxId: world.mailboxId,
+    secretId: world.secretName,
+    checkpointTable: world.table,
+    eventBusName: world.bus.busName,
+    eventSource: 'imap-event-source',
+    startAt: parseStartAt(startAt)!,
+    maxMessagesPerRun: 1_000,
+  };
+  const deps = composePollerDeps(config, { log: quiet, clientConfig: world.aws.clientConfig, onCommand: (verb) => commands.push(verb) });
+  await pollMailbox(deps, pollOptions(config, Date.now() + 60_000));
+  // imapflow's own session setup ends with NAMESPACE; what follows is the poll.
+  return commands.slice(commands.indexOf('NAMESPACE') + 1);
+}
+
+describe('IMAP commands of a poll', () => {
+  it('an empty poll: STATUS, then LOGOUT', async () => {
+    const world = await World.create();
+    await world.append(2);
+    expect(await commandsOfOnePoll(world)).toEqual(['STATUS', 'LOGOUT']); // baseline
+    expect(await commandsOfOnePoll(world)).toEqual(['STATUS', 'LOGOUT']); // empty
+  });
+
+  it('new mail: LIST (imapflow resolves the path), read-only EXAMINE, UID SEARCH, two UID FETCHes; never SELECT or STORE', async () => {
+    const world = await World.create();
+    await commandsOfOnePoll(world);
+    await world.append(3);
+    const commands = await commandsOfOnePoll(world);
+    // UID SEARCH (new UIDs), UID FETCH (envelopes, flags, sizes), UID FETCH (bounded BODY.PEEK[] of the batch).
+    expect(commands).toEqual(['STATUS', 'LIST', 'EXAMINE', 'UID', 'UID', 'UID', 'LOGOUT']);
+    expect(commands).not.toContain('SELECT');
+    expect(commands).not.toContain('STORE');
+    expect(commands).not.toContain('EXPUNGE');
+  });
+});
