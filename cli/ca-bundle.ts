@@ -1,6 +1,7 @@
 /** What is in a caBundle: each certificate's subject, validity and whether it parses at all. */
 import { X509Certificate } from 'node:crypto';
-import { splitPemBundle } from '../functions/poller/core/settings';
+import { splitPemBundle, type MailboxSettings } from '../functions/poller/core/settings';
+import { SettingsValidationError } from '../functions/poller/errors';
 import { formatName } from './check/probes';
 
 export interface BundleEntry {
@@ -25,7 +26,13 @@ export function inspectCaBundle(bundle: string | undefined): BundleEntry[] {
   });
 }
 
-/** Field problems for certificates that do not parse (the settings validation only sees PEM markers). */
-export function caBundleProblems(entries: readonly BundleEntry[]): string[] {
-  return entries.filter((e) => e.error).map((e) => `caBundle: certificate ${e.index} ${e.error}`);
+/**
+ * Throws SettingsValidationError when a caBundle certificate does not parse: the settings validation only
+ * sees the PEM markers, and Node would fail later with an OpenSSL message nobody can act on.
+ */
+export function assertCaBundleParses(settings: MailboxSettings, origin: string): void {
+  const problems = inspectCaBundle(settings.caBundle)
+    .filter((e) => e.error)
+    .map((e) => `caBundle: certificate ${e.index} ${e.error}`);
+  if (problems.length > 0) throw new SettingsValidationError(problems, { source: origin });
 }

@@ -3,7 +3,7 @@
  * and a human log on stderr. Results go to stdout, logs and diagnostics to stderr.
  * Nothing here ever prints a password or a secret value: callers pass only descriptions.
  */
-import { describeError, isImapEventSourceError } from '../functions/poller/errors';
+import { describeError, isImapEventSourceError, type SettingsValidationError } from '../functions/poller/errors';
 import type { Log } from '../functions/poller/ports';
 
 export interface Writer {
@@ -30,6 +30,14 @@ export function printStep(out: Writer, status: StepStatus, label: string, text: 
   const [mark, color] = MARK[status];
   out.write(`${paint(out, color, mark)} ${label.padEnd(LABEL_WIDTH)}  ${text}\n`);
   if (fix) out.write(`  ${paint(out, '1', 'Fix:')} ${fix}\n`);
+}
+
+/** `✖ SETTINGS  <origin> is invalid (N problems):`, one problem per line, then the fix. */
+export function printInvalidSettings(out: Writer, origin: string, err: SettingsValidationError): void {
+  const n = err.problems.length;
+  printStep(out, 'fail', 'SETTINGS', `${origin} is invalid (${n} problem${n === 1 ? '' : 's'}):`);
+  for (const p of err.problems) out.write(`    - ${p}\n`);
+  out.write(`  ${paint(out, '1', 'Fix:')} ${err.hint}\n`);
 }
 
 /**

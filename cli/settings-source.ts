@@ -58,6 +58,12 @@ export async function readSettingsFile(path: string, what = 'settings file'): Pr
   }
 }
 
+/** The options again, for messages such as `Step by step: imap-event-source check --config x.json`. */
+export function settingsArgsText(args: SettingsArgs): string {
+  if (args.config !== undefined) return `--config ${args.config}`;
+  return `--secret-id ${args['secret-id']}${args['version-stage'] ? ` --version-stage ${args['version-stage']}` : ''}`;
+}
+
 /** The settings source the options name, or undefined when none is given. */
 export async function settingsSourceFrom(args: SettingsArgs): Promise<ResolvedSettingsSource | undefined> {
   const { config, 'secret-id': secretId, 'version-stage': versionStage } = args;

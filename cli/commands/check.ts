@@ -7,10 +7,10 @@ import { ImapFlowMailboxGateway } from '../../functions/poller/adapters/imapflow
 import { splitPemBundle, type MailboxSettings } from '../../functions/poller/core/settings';
 import { FolderNotFoundError, ImapAuthError, isImapEventSourceError, SettingsValidationError } from '../../functions/poller/errors';
 import type { MailboxSession } from '../../functions/poller/ports';
-import { caBundleProblems, inspectCaBundle } from '../ca-bundle';
+import { assertCaBundleParses } from '../ca-bundle';
 import type { Command, CommandContext } from '../context';
 import { suggestFolders } from '../folders';
-import { printStep, UsageError, type Writer } from '../output';
+import { printInvalidSettings, printStep, UsageError, type Writer } from '../output';
 import { connectTcp, formatAddress, ProbeError, resolveHost, startTls, tlsHandshake, type TlsReport } from '../check/probes';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsSourceFrom } from '../settings-source';
 
@@ -77,13 +77,10 @@ export async function runCheck(
   let settings: MailboxSettings;
   try {
     settings = await load();
-    const problems = caBundleProblems(inspectCaBundle(settings.caBundle));
-    if (problems.length > 0) throw new SettingsValidationError(problems, { source: origin });
+    assertCaBundleParses(settings, origin);
   } catch (err) {
     if (err instanceof SettingsValidationError) {
-      printStep(out, 'fail', 'SETTINGS', `${origin} is invalid (${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}):`);
-      for (const p of err.problems) out.write(`    - ${p}\n`);
-      out.write(`  Fix: ${err.hint}\n`);
+      printInvalidSettings(out, origin, err);
       return false;
     }
     if (isImapEventSourceError(err)) {

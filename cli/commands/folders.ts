@@ -5,7 +5,7 @@ import { isImapEventSourceError } from '../../functions/poller/errors';
 import type { Command } from '../context';
 import { renderFolderTree } from '../folders';
 import { printFailure, UsageError } from '../output';
-import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsSourceFrom } from '../settings-source';
+import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsArgsText, settingsSourceFrom } from '../settings-source';
 
 const HELP = `Usage: imap-event-source folders (--config FILE | --secret-id ID [--version-stage STAGE])
 
@@ -39,8 +39,7 @@ export const foldersCommand: Command = {
     } catch (err) {
       if (!isImapEventSourceError(err)) throw err;
       printFailure(err, ctx.stderr, { debug: ctx.debug });
-      const how = values.config ? `--config ${values.config}` : `--secret-id ${values['secret-id']}`;
-      ctx.stderr.write(`  Step by step: imap-event-source check ${how}\n`);
+      ctx.stderr.write(`  Step by step: imap-event-source check ${settingsArgsText(values)}\n`);
       return 1;
     }
     const delimiters = [...new Set(folders.map((f) => f.delimiter).filter(Boolean))];

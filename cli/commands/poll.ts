@@ -9,7 +9,7 @@ import { DEMO_FOLDER, startDemoServer } from '../demo/demo-server';
 import { demoMessage } from '../demo/messages';
 import { describeSummary, pollLocally } from '../local-poll';
 import { printFailure, printStep, StderrLog, UsageError } from '../output';
-import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsSourceFrom } from '../settings-source';
+import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsArgsText, settingsSourceFrom } from '../settings-source';
 
 export const DEFAULT_STATE_FILE = '.imap-event-source-state.json';
 
@@ -115,8 +115,7 @@ export const pollCommand: Command = {
       if (!isImapEventSourceError(err)) throw err;
       printFailure(err, ctx.stderr, { debug: ctx.debug });
       if (/^(IMAP_|TLS_|STARTTLS_|FOLDER_)/.test(err.code) && resolved) {
-        const how = values.config ? `--config ${values.config}` : `--secret-id ${values['secret-id']}`;
-        ctx.stderr.write(`  Step by step: imap-event-source check ${how}\n`);
+        ctx.stderr.write(`  Step by step: imap-event-source check ${settingsArgsText(values)}\n`);
       }
       return 1;
     } finally {

@@ -2,9 +2,9 @@
 import { parseArgs } from 'node:util';
 import { parseSettings, type MailboxSettings } from '../../functions/poller/core/settings';
 import { SettingsValidationError } from '../../functions/poller/errors';
-import { caBundleProblems, inspectCaBundle } from '../ca-bundle';
+import { assertCaBundleParses, inspectCaBundle } from '../ca-bundle';
 import type { Command } from '../context';
-import { printStep, UsageError } from '../output';
+import { printInvalidSettings, printStep, UsageError } from '../output';
 import { readSettingsFile } from '../settings-source';
 
 const HELP = `Usage: imap-event-source secret template [--ca-file FILE]
@@ -64,13 +64,10 @@ export const secretCommand: Command = {
       let settings: MailboxSettings;
       try {
         settings = parseSettings(text, origin);
-        const problems = caBundleProblems(inspectCaBundle(settings.caBundle));
-        if (problems.length > 0) throw new SettingsValidationError(problems, { source: origin });
+        assertCaBundleParses(settings, origin);
       } catch (err) {
         if (!(err instanceof SettingsValidationError)) throw err;
-        printStep(ctx.stdout, 'fail', 'SETTINGS', `${origin} is invalid (${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}):`);
-        for (const p of err.problems) ctx.stdout.write(`    - ${p}\n`);
-        ctx.stdout.write(`  Fix: ${err.hint}\n`);
+        printInvalidSettings(ctx.stdout, origin, err);
         return 1;
       }
       printStep(ctx.stdout, 'ok', 'SETTINGS', `${origin} is valid: ${settings.security} to ${settings.host}:${settings.port}, user "${settings.username}", folder "${settings.folder}"${settings.tlsServername ? `, tlsServername ${settings.tlsServername}` : ''}`);

@@ -49,6 +49,16 @@ describe('check: success', () => {
     expect(r.stdout.indexOf('STARTTLS')).toBeLessThan(r.stdout.indexOf('✔ TLS'));
   });
 
+  test.concurrent('security "none": warned about, TLS skipped, login and folder checked', async () => {
+    const plain = dovecotNoTls();
+    const plainUser = await plain.createUser();
+    const r = await check('ok-none', mailboxSecret(plain, plainUser, { security: 'none' }));
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^⚠ SECURITY +security is "none": the password and all mail travel unencrypted$/m);
+    expect(r.stdout).toMatch(/^- TLS +skipped \(security "none"\)$/m);
+    expect(r.stdout).toMatch(/^✔ LOGIN/m);
+  });
+
   test.concurrent('tlsServername: server reached by IP, certificate verified against the configured name', async () => {
     const tls = tlsMaterial();
     const r = await check('ok-servername', { ...mailboxSecret(server, user), host: '127.0.0.1', tlsServername: tls.otherHostName });
