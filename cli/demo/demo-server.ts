@@ -75,6 +75,28 @@ interface Hoodiecrow {
   appendMessage(mailbox: string, flags: string[], internaldate: Date | undefined, raw: string): { message: { uid: number } };
 }
 type HoodiecrowFactory = (options: Record<string, unknown>) => Hoodiecrow;
+type FetchHandler = (connection: unknown, message: unknown, query: { partial?: number[] }) => unknown;
+
+/**
+ * hoodiecrow 2.1 answers `UID FETCH 1,2 (BODY.PEEK[]<0.N>)` with an empty body for every message but the
+ * first: it shortens the shared request's `partial` in place (to label the response `<0>`). This plugin
+ * gives each message the range that was asked for. (imapflow fetches a batch of sources exactly so.)
+ */
+function partialFetchFix(require: NodeRequire) {
+  const builtin = require('hoodiecrow-imap/lib/commands/handlers/fetch') as Record<string, FetchHandler>;
+  const requested = new WeakMap<object, number[]>();
+  return (server: { fetchHandlers: Record<string, FetchHandler> }) => {
+    for (const key of ['BODY', 'BODY.PEEK']) {
+      server.fetchHandlers[key] = (connection, message, query) => {
+        if (query.partial) {
+          if (!requested.has(query)) requested.set(query, [...query.partial]);
+          query.partial = [...requested.get(query)!];
+        }
+        return builtin[key]!(connection, message, query);
+      };
+    }
+  };
+}
 
 function buildStorage(uidValidity: number, seed: readonly { folder: string; source: string; date?: Date }[]) {
   const root: Record<string, HoodiecrowFolder> = {};
@@ -109,14 +131,15 @@ export async function startDemoServer(options: {
   seed?: readonly { folder: string; source: string; date?: Date }[];
 } = {}): Promise<DemoServer> {
   // Loaded lazily: a dev dependency, needed only by the demo.
-  const hoodiecrow = createRequire(import.meta.url)('hoodiecrow-imap') as HoodiecrowFactory;
+  const require = createRequire(import.meta.url);
+  const hoodiecrow = require('hoodiecrow-imap') as HoodiecrowFactory;
   const certs = generateDemoCertificates({ serverName: 'localhost', altNames: ['localhost', '127.0.0.1'] });
   const password = randomBytes(12).toString('base64url');
   const server = hoodiecrow({
     secureConnection: true,
     credentials: { key: certs.serverKeyPem, cert: certs.serverCertPem },
     users: { [DEMO_USER]: { password } },
-    plugins: ['ID', 'UNSELECT', 'ENABLE', 'NAMESPACE', 'UIDPLUS', 'SPECIAL-USE', 'IDLE'],
+    plugins: ['ID', 'UNSELECT', 'ENABLE', 'NAMESPACE', 'UIDPLUS', 'SPECIAL-USE', 'IDLE', partialFetchFix(require)],
     storage: buildStorage(options.uidValidity ?? 1_700_000_000, options.seed ?? []),
   });
   await new Promise<void>((resolve, reject) => {
