@@ -12,13 +12,19 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { checkpointKey, leaseKey } from '../functions/poller/core/keys';
 
 /** The poller's handler (owned by `functions/poller/`), resolved from this file so any working directory works. */
 export const POLLER_ENTRY = fileURLToPath(new URL('../functions/poller/handler.ts', import.meta.url));
 const LOCK_FILE = fileURLToPath(new URL('../package-lock.json', import.meta.url));
 
-/** Actions the poller needs on the checkpoint table: read the checkpoint and lease, write them conditionally. */
-export const CHECKPOINT_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'];
+/** Actions the poller needs on the checkpoint table: read the checkpoint and lease, put them conditionally, delete the lease. */
+export const CHECKPOINT_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'];
+
+/** The items of one mailbox in the shared table (its checkpoints, any folder, and its lease): its role may touch only these. */
+export function checkpointItemKeys(mailboxId: string): string[] {
+  return [checkpointKey(mailboxId, '*'), leaseKey(mailboxId)];
+}
 /** Actions the poller needs to store raw messages; multipart create/upload/complete are covered by s3:PutObject. */
 export const RAW_MESSAGE_ACTIONS = ['s3:PutObject', 's3:AbortMultipartUpload'];
 
@@ -197,7 +203,12 @@ export class ImapEventSource extends Construct {
             }),
           }
         : {}),
-      checkpointTable: props.checkpointTable.grant(this.role, ...CHECKPOINT_TABLE_ACTIONS),
+      checkpointTable: iam.Grant.addToPrincipal({
+        grantee: this.role,
+        actions: CHECKPOINT_TABLE_ACTIONS,
+        resourceArns: [props.checkpointTable.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': checkpointItemKeys(props.mailboxId) } },
+      }),
       eventBus: props.eventBus.grantPutEventsTo(this.role),
       logs: this.logGroup.grantWrite(this.role),
       ...(props.rawMessageBucket

@@ -137,8 +137,10 @@ describe('IAM', () => {
       },
       {
         Effect: 'Allow',
-        Action: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+        Action: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem'],
         Resource: getAtt(logicalId(s.stack, s.stack.checkpointTable)),
+        // Only this mailbox's checkpoint and lease items.
+        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['checkpoint#support#*', 'lease#support'] } },
       },
       { Effect: 'Allow', Action: 'events:PutEvents', Resource: 'arn:aws:events:eu-central-1:123456789012:event-bus/imap-event-source' },
       {

@@ -6,18 +6,10 @@ import {
   PutItemCommand,
   type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
+import { checkpointKey, leaseKey } from '../core/keys';
 import type { Checkpoint } from '../core/types';
 import { CheckpointConflictError, CheckpointStoreError } from '../errors';
 import type { CheckpointStore, LeaseStore } from '../ports';
-
-/** The item key of a (mailbox, folder) checkpoint. The folder is part of the key: a changed folder starts afresh. */
-export function checkpointKey(mailboxId: string, folder: string): string {
-  return `checkpoint#${mailboxId}#${folder}`;
-}
-
-export function leaseKey(mailboxId: string): string {
-  return `lease#${mailboxId}`;
-}
 
 /** Checkpoints in one DynamoDB table (partition key `pk`), written conditionally on their version. */
 export class DynamoDbCheckpointStore implements CheckpointStore, LeaseStore {

@@ -9,7 +9,8 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DynamoDbCheckpointStore, checkpointKey, leaseKey } from '../../../functions/poller/adapters/dynamodb-checkpoint-store';
+import { DynamoDbCheckpointStore } from '../../../functions/poller/adapters/dynamodb-checkpoint-store';
+import { checkpointKey, leaseKey } from '../../../functions/poller/core/keys';
 import type { Checkpoint } from '../../../functions/poller/core/types';
 import { CheckpointConflictError, CheckpointStoreError } from '../../../functions/poller/errors';
 

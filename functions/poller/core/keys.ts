@@ -1,0 +1,14 @@
+/**
+ * Item keys in the shared checkpoint table (partition key `pk`). The CDK stack scopes each mailbox's
+ * role to its own keys with these functions, so the format lives in one place.
+ */
+
+/** A (mailbox, folder) checkpoint. The folder is part of the key: a changed folder starts afresh. */
+export function checkpointKey(mailboxId: string, folder: string): string {
+  return `checkpoint#${mailboxId}#${folder}`;
+}
+
+/** The lease that keeps two runs of one mailbox apart. */
+export function leaseKey(mailboxId: string): string {
+  return `lease#${mailboxId}`;
+}
