@@ -3,7 +3,8 @@
  * An in-process IMAP server with TLS from a CA made on the fly, the poller (pollMailbox) polling it every
  * few seconds with a local state file, and new mail arriving while it runs.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,9 +69,11 @@ export const demoCommand: Command = {
     const cli = `node ${relative(process.cwd(), fileURLToPath(new URL('../../bin/imap-event-source.mjs', import.meta.url)))}`;
     const log = new StderrLog(err, { debug: ctx.debug, quiet: !ctx.debug });
     const stop = new AbortController();
+    const dir = mkdtempSync(join(tmpdir(), 'imap-event-source-demo-'));
     const onSignal = (signal: NodeJS.Signals) => {
       if (stop.signal.aborted) {
         err.write(`Second ${signal}: exiting now.\n`);
+        rmSync(dir, { recursive: true, force: true });
         process.exit(130);
       }
       err.write(`\n${signal} received: stopping the demo...\n`);
@@ -84,7 +87,6 @@ export const demoCommand: Command = {
       port,
       seed: [1, 2].map((n) => ({ folder: DEMO_FOLDER, source: demoMessage(n) })),
     });
-    const dir = await mkdtemp(join(tmpdir(), 'imap-event-source-demo-'));
     const stateFile = values.state ?? join(dir, 'state.json');
     const settingsFile = join(dir, 'mailbox.json');
     await writeFile(settingsFile, `${JSON.stringify(server.settings, null, 2)}\n`, { mode: 0o600 });
