@@ -1,7 +1,6 @@
 /** What is in a caBundle: each certificate's subject, validity and whether it parses at all. */
 import { X509Certificate } from 'node:crypto';
-import { splitPemBundle, type MailboxSettings } from '../functions/poller/core/settings';
-import { SettingsValidationError } from '../functions/poller/errors';
+import { splitPemBundle } from '../functions/poller/core/settings';
 import { formatName } from './check/probes';
 
 export interface BundleEntry {
@@ -24,15 +23,4 @@ export function inspectCaBundle(bundle: string | undefined): BundleEntry[] {
       return { index: i + 1, error: 'is not a parseable X.509 certificate (broken base64 or line breaks?)' };
     }
   });
-}
-
-/**
- * Throws SettingsValidationError when a caBundle certificate does not parse: the settings validation only
- * sees the PEM markers, and Node would fail later with an OpenSSL message nobody can act on.
- */
-export function assertCaBundleParses(settings: MailboxSettings, origin: string): void {
-  const problems = inspectCaBundle(settings.caBundle)
-    .filter((e) => e.error)
-    .map((e) => `caBundle: certificate ${e.index} ${e.error}`);
-  if (problems.length > 0) throw new SettingsValidationError(problems, { source: origin });
 }

@@ -7,9 +7,8 @@ import { ImapFlowMailboxGateway } from '../../functions/poller/adapters/imapflow
 import { splitPemBundle, type MailboxSettings } from '../../functions/poller/core/settings';
 import { FolderNotFoundError, ImapAuthError, isImapEventSourceError, SettingsValidationError } from '../../functions/poller/errors';
 import type { MailboxSession } from '../../functions/poller/ports';
-import { assertCaBundleParses } from '../ca-bundle';
 import type { Command, CommandContext } from '../context';
-import { suggestFolders } from '../folders';
+import { folderNotFoundHint } from '../../functions/poller/core/folders';
 import { printInvalidSettings, printStep, UsageError, type Writer } from '../output';
 import { connectTcp, formatAddress, ProbeError, resolveHost, startTls, tlsHandshake, type TlsReport } from '../check/probes';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsSourceFrom } from '../settings-source';
@@ -44,7 +43,6 @@ const UNTRUSTED = new Set([
 ]);
 
 const day = (d: Date) => d.toISOString().slice(0, 10);
-const quoteList = (items: readonly string[]) => items.map((s) => `"${s}"`).join(', ');
 
 export const checkCommand: Command = {
   name: 'check',
@@ -77,7 +75,6 @@ export async function runCheck(
   let settings: MailboxSettings;
   try {
     settings = await load();
-    assertCaBundleParses(settings, origin);
   } catch (err) {
     if (err instanceof SettingsValidationError) {
       printInvalidSettings(out, origin, err);
@@ -214,14 +211,7 @@ export async function runCheck(
 
 async function reportMissingFolder(out: Writer, session: MailboxSession, folder: string): Promise<void> {
   const folders = await session.listFolders();
-  const { delimiter, delimiterHint, suggestions } = suggestFolders(folder, folders);
-  const fix = [
-    `set "folder" to a path exactly as the server lists it (delimiter "${delimiter}").`,
-    ...(delimiterHint ? [delimiterHint] : []),
-    suggestions.length ? `Nearest existing folders: ${quoteList(suggestions)}.` : '',
-    '`imap-event-source folders` shows the whole tree.',
-  ].filter(Boolean).join(' ');
-  printStep(out, 'fail', 'FOLDER', `"${folder}" does not exist on the server`, fix);
+  printStep(out, 'fail', 'FOLDER', `"${folder}" does not exist on the server`, folderNotFoundHint(folder, folders));
 }
 
 function asProbeError(err: unknown): ProbeError {

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { parseSettings, type MailboxSettings } from '../../functions/poller/core/settings';
 import { SettingsValidationError } from '../../functions/poller/errors';
-import { assertCaBundleParses, inspectCaBundle } from '../ca-bundle';
+import { inspectCaBundle } from '../ca-bundle';
 import type { Command } from '../context';
 import { printInvalidSettings, printStep, UsageError } from '../output';
 import { readSettingsFile } from '../settings-source';
@@ -64,7 +64,6 @@ export const secretCommand: Command = {
       let settings: MailboxSettings;
       try {
         settings = parseSettings(text, origin);
-        assertCaBundleParses(settings, origin);
       } catch (err) {
         if (!(err instanceof SettingsValidationError)) throw err;
         printInvalidSettings(ctx.stdout, origin, err);

@@ -171,7 +171,7 @@ describe('poller: bad input fails clearly, leaks no secret, leaves the checkpoin
 
   it('folder does not exist: names the folders that do', async () => {
     const world = await World.create({ folder: 'Firma/Kundenbetreuung/kunden/z' });
-    await expectFailure(world, /FOLDER_NOT_FOUND.*"Firma\/Kundenbetreuung\/kunden\/z" does not exist.*nearest: "Firma\/Kundenbetreuung\/kunden\/a", .*"Firma\/Kundenbetreuung\/kunden\/e"/);
+    await expectFailure(world, /FOLDER_NOT_FOUND.*"Firma\/Kundenbetreuung\/kunden\/z" does not exist.*Nearest existing folders: "Firma\/Kundenbetreuung\/kunden\/a", "Firma\/Kundenbetreuung\/kunden\/b"/);
   });
 
   it('IMAP server unreachable', async () => {

@@ -8,11 +8,14 @@ import {
   type MailboxSettings,
 } from '../../functions/poller/core/settings';
 import { SettingsValidationError } from '../../functions/poller/errors';
+import { generateDemoCertificates } from '../../cli/demo/certificates';
 
 const PASSWORD = 'Hunter2-very-secret';
 const HOST = 'imap.mail.example.org';
-const PEM_A = '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUAAAA\n-----END CERTIFICATE-----';
-const PEM_B = '-----BEGIN CERTIFICATE-----\nMIIBtDCCAVqgAwIBAgIUBBBB\n-----END CERTIFICATE-----';
+// Real certificates: validation parses each one.
+const certificates = generateDemoCertificates();
+const PEM_A = certificates.caCertPem.trim();
+const PEM_B = certificates.serverCertPem.trim();
 
 const base = { host: HOST, username: 'support@example.org', password: PASSWORD };
 
@@ -119,6 +122,11 @@ describe('validateSettings: field rules', () => {
     ['caBundle without a certificate', { ...base, caBundle: 'not a pem' }, 'caBundle: must contain at least one PEM certificate'],
     ['caBundle with a private key only', { ...base, caBundle: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----' }, 'caBundle: must contain at least one PEM certificate'],
     ['caBundle not a string', { ...base, caBundle: { pem: PEM_A } }, 'caBundle: must be a string'],
+    [
+      'caBundle with a damaged certificate',
+      { ...base, caBundle: `${PEM_A}\n-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUAAAA\n-----END CERTIFICATE-----` },
+      'caBundle: certificate 2 is not a parseable X.509 certificate',
+    ],
     ['caBundle empty', { ...base, caBundle: '' }, 'caBundle: must not be empty'],
     // tlsServername
     ['tlsServername with space', { ...base, tlsServername: 'mail internal' }, 'tlsServername: must be a DNS host name'],

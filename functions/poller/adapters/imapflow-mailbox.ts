@@ -1,5 +1,6 @@
 import { ImapFlow, type FetchMessageObject, type ImapFlowOptions, type MessageAddressObject } from 'imapflow';
 import type { MailboxSettings } from '../core/settings';
+import { folderNotFoundHint } from '../core/folders';
 import type { Address, FolderStatus, MessageSummary } from '../core/types';
 import {
   FolderNotFoundError,
@@ -192,39 +193,18 @@ class ImapFlowSession implements MailboxSession {
   }
 
   private async folderNotFound(folder: string, cause?: unknown): Promise<ImapEventSourceError> {
-    let existing: string[] = [];
-    let delimiter = '/';
+    let existing: Awaited<ReturnType<MailboxSession['listFolders']>> = [];
     try {
-      const list = await this.listFolders();
-      existing = list.map((f) => f.path);
-      delimiter = list[0]?.delimiter ?? delimiter;
+      existing = await this.listFolders();
     } catch {
       // Listing is best effort: the error below is still right.
     }
-    return new FolderNotFoundError(folder, existing, { cause, hint: folderHint(folder, existing, delimiter) });
+    return new FolderNotFoundError(
+      folder,
+      existing.map((f) => f.path),
+      { cause, hint: folderNotFoundHint(folder, existing) },
+    );
   }
-}
-
-/** The fix for a missing folder: nearby names, or the delimiter the server uses. */
-export function folderHint(folder: string, existing: readonly string[], delimiter: string): string {
-  const otherDelimiters = ['/', '.', '\\'].filter((d) => d !== delimiter);
-  for (const d of otherDelimiters) {
-    const candidate = folder.split(d).join(delimiter);
-    const match = existing.find((p) => p.normalize('NFC').toLowerCase() === candidate.normalize('NFC').toLowerCase());
-    if (match) return `this server separates folders with "${delimiter}": set folder to "${match}".`;
-  }
-  const norm = (p: string): string => p.normalize('NFC').toLowerCase();
-  const segments = norm(folder).split(/[/.\\]/).filter(Boolean);
-  const leaf = segments.at(-1) ?? '';
-  const parent = segments.slice(0, -1).join(delimiter);
-  // Siblings first (same parent), then names containing the leaf, then every folder.
-  const siblings = parent ? existing.filter((p) => norm(p).startsWith(`${parent}${delimiter}`) && !norm(p).slice(parent.length + 1).includes(delimiter)) : [];
-  const similar = leaf.length >= 3 ? existing.filter((p) => norm(p).includes(leaf)) : [];
-  const near = [...new Set([...siblings, ...similar])];
-  const shown = (near.length > 0 ? near : existing).slice(0, 20);
-  const total = near.length > 0 ? near.length : existing.length;
-  const more = total > shown.length ? `, ... (${total} in all)` : '';
-  return `set folder to a path the server lists (delimiter "${delimiter}")${near.length > 0 ? '; nearest' : '; existing'}: ${shown.map((p) => `"${p}"`).join(', ')}${more}.`;
 }
 
 function toSummary(m: FetchMessageObject): MessageSummary {

@@ -70,6 +70,11 @@ function mapSecretsError(err: unknown, id: string): SecretAccessError {
         cause: err,
         hint: 'grant kms:Decrypt on the secret\'s key to the function role.',
       });
+    case 'CredentialsProviderError':
+      return new SecretAccessError(`No AWS credentials were found to read the secret "${id}".`, {
+        cause: err,
+        hint: 'run with AWS credentials (AWS_PROFILE, environment variables, or a role) and a region (AWS_REGION).',
+      });
     default:
       return new SecretAccessError(`Reading the secret "${id}" failed (${name}).`, { cause: err, retryable: true });
   }

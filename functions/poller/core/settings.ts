@@ -1,4 +1,6 @@
+import { X509Certificate } from 'node:crypto';
 import { SettingsValidationError } from '../errors';
+import { editDistance } from './edit-distance';
 
 /** Connection security: implicit TLS, required STARTTLS upgrade, or plaintext (explicit opt-in). */
 export type Security = 'tls' | 'starttls' | 'none';
@@ -93,8 +95,17 @@ export function validateSettings(input: unknown, source?: string): MailboxSettin
   }
 
   const caBundle = str('caBundle', false);
-  if (caBundle !== undefined && (caBundle.match(PEM_CERT) ?? []).length === 0) {
-    problems.push('caBundle: must contain at least one PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)');
+  if (caBundle !== undefined) {
+    const pems = splitPemBundle(caBundle);
+    if (pems.length === 0) {
+      problems.push('caBundle: must contain at least one PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)');
+    }
+    // Caught here, a damaged certificate gets a message that names it; in the TLS handshake it would be an OpenSSL riddle.
+    pems.forEach((pem, i) => {
+      if (!isParseableCertificate(pem)) {
+        problems.push(`caBundle: certificate ${i + 1} is not a parseable X.509 certificate (broken base64 or line breaks? JSON needs "\\n" for each line break)`);
+      }
+    });
   }
   const tlsServername = str('tlsServername', false);
   if (tlsServername !== undefined && !HOST.test(tlsServername)) {
@@ -129,6 +140,15 @@ export function parseSettings(secretString: string, source?: string): MailboxSet
   return validateSettings(decoded, source);
 }
 
+function isParseableCertificate(pem: string): boolean {
+  try {
+    new X509Certificate(pem);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The PEM certificates in a bundle, each as its own string. */
 export function splitPemBundle(bundle: string): string[] {
   return bundle.match(PEM_CERT) ?? [];
@@ -144,18 +164,4 @@ export function describeSettings(s: MailboxSettings): Record<string, unknown> {
     caBundle: s.caBundle ? `${splitPemBundle(s.caBundle).length} certificate(s)` : 'none',
     tlsServername: s.tlsServername ?? s.host,
   };
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length]!;
 }

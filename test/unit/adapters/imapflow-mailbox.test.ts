@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { folderHint, imapFlowOptions, mapImapError } from '../../../functions/poller/adapters/imapflow-mailbox';
+import { imapFlowOptions, mapImapError } from '../../../functions/poller/adapters/imapflow-mailbox';
 import type { MailboxSettings } from '../../../functions/poller/core/settings';
 import {
   FolderNotFoundError,
@@ -188,44 +188,6 @@ describe('mapImapError never reveals the password', () => {
   it('redacts the password in echoed server text', () => {
     const err = mapImapError(failure({ responseText: `LOGIN support "${PASSWORD}" rejected` }), settings, 'connect');
     expect(err.message).toContain('LOGIN support "***" rejected');
-  });
-});
-
-describe('folderHint', () => {
-  it.each<[string, string, string[], string, string]>([
-    ['/ in the secret, . on the server', 'Kundenbetreuung/kunden/a', ['INBOX', 'Kundenbetreuung', 'Kundenbetreuung.kunden', 'Kundenbetreuung.kunden.a'], '.', 'Kundenbetreuung.kunden.a'],
-    ['. in the secret, / on the server', 'Kundenbetreuung.kunden.a', ['INBOX', 'Kundenbetreuung/kunden/a'], '/', 'Kundenbetreuung/kunden/a'],
-    ['\\ in the secret, / on the server', 'Firma\\Archiv', ['INBOX', 'Firma/Archiv'], '/', 'Firma/Archiv'],
-  ])('suggests the server delimiter: %s', (_name, folder, existing, delimiter, match) => {
-    expect(folderHint(folder, existing, delimiter)).toBe(`this server separates folders with "${delimiter}": set folder to "${match}".`);
-  });
-
-  it('matches across Unicode normalization and case', () => {
-    const nfd = 'Abteilung/Qualita\u0308tssicherung';
-    expect(folderHint(nfd, ['INBOX', 'abteilung.qualitätssicherung'], '.')).toBe(
-      'this server separates folders with ".": set folder to "abteilung.qualitätssicherung".',
-    );
-  });
-
-  it('lists folders with a similar name first', () => {
-    const hint = folderHint('Archive/2026', ['INBOX', 'Sent', 'Archiv/2026', 'Archiv/2025', 'Trash'], '/');
-    expect(hint).toContain('delimiter "/"');
-    expect(hint).toContain('"Archiv/2026"');
-    expect(hint).not.toContain('"Trash"');
-  });
-
-  it('lists existing folders when nothing is similar, and says how many there are', () => {
-    const existing = Array.from({ length: 30 }, (_, i) => `Folder${i}`);
-    const hint = folderHint('Zzz', existing, '/');
-    expect(hint).toContain('existing');
-    expect(hint).toContain('"Folder0"');
-    expect(hint).toContain('"Folder19"');
-    expect(hint).not.toContain('"Folder20"');
-    expect(hint).toContain('(30 in all)');
-  });
-
-  it('copes with a server that lists nothing', () => {
-    expect(folderHint('Archiv', [], '/')).toBe('set folder to a path the server lists (delimiter "/"); existing: .');
   });
 });
 
