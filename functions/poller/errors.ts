@@ -5,15 +5,26 @@
  * - `hint`: the fix, in one sentence, where there is one.
  * Messages never contain secrets (passwords, secret values) and never raw server payloads.
  */
+export interface ErrorDetails {
+  readonly cause?: unknown;
+  /** The fix, in one sentence. */
+  readonly hint?: string;
+  /** Overrides the class's default (`retryableByDefault`). */
+  readonly retryable?: boolean;
+}
+
 export abstract class ImapEventSourceError extends Error {
   abstract readonly code: string;
-  abstract readonly retryable: boolean;
+  /** Whether the class's errors can go away by themselves (a later poll may succeed). */
+  static readonly retryableByDefault: boolean = false;
+  readonly retryable: boolean;
   readonly hint?: string;
 
-  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+  constructor(message: string, options: ErrorDetails = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.hint = options.hint;
+    this.retryable = options.retryable ?? (new.target as unknown as typeof ImapEventSourceError).retryableByDefault;
   }
 
   /** Message plus the fix: what a user should read. */
@@ -25,13 +36,11 @@ export abstract class ImapEventSourceError extends Error {
 /** The Lambda's environment (or the CLI's options) is incomplete or invalid. */
 export class ConfigurationError extends ImapEventSourceError {
   readonly code = 'CONFIGURATION_INVALID';
-  readonly retryable = false;
 }
 
 /** The mailbox secret is not valid JSON, misses a field, has an invalid or an unknown field. */
 export class SettingsValidationError extends ImapEventSourceError {
   readonly code = 'SETTINGS_INVALID';
-  readonly retryable = false;
   /** Each problem as `field: rule`; never contains values. */
   readonly problems: readonly string[];
   constructor(problems: readonly string[], options: { source?: string } = {}) {
@@ -46,26 +55,20 @@ export class SettingsValidationError extends ImapEventSourceError {
 /** The secret could not be read (missing, access denied, KMS). */
 export class SecretAccessError extends ImapEventSourceError {
   readonly code = 'SECRET_UNAVAILABLE';
-  readonly retryable: boolean;
-  constructor(message: string, options: { cause?: unknown; hint?: string; retryable?: boolean } = {}) {
-    super(message, options);
-    this.retryable = options.retryable ?? false;
-  }
 }
 
 /** DNS failure, connection refused, reset or timed out: the server could not be reached or went away. */
 export class ImapConnectionError extends ImapEventSourceError {
   readonly code = 'IMAP_UNREACHABLE';
-  readonly retryable = true;
+  static override readonly retryableByDefault = true;
 }
 
 /** The server's certificate was not accepted (unknown CA, wrong host name, expired ...). */
 export class TlsCertificateError extends ImapEventSourceError {
   readonly code = 'TLS_CERTIFICATE_REJECTED';
-  readonly retryable = false;
   /** Node's TLS error code, e.g. UNABLE_TO_VERIFY_LEAF_SIGNATURE, ERR_TLS_CERT_ALTNAME_INVALID. */
   readonly tlsCode: string | undefined;
-  constructor(message: string, options: { cause?: unknown; hint?: string; tlsCode?: string } = {}) {
+  constructor(message: string, options: ErrorDetails & { tlsCode?: string } = {}) {
     super(message, options);
     this.tlsCode = options.tlsCode;
   }
@@ -74,19 +77,16 @@ export class TlsCertificateError extends ImapEventSourceError {
 /** `security: "starttls"` was configured but the server does not offer STARTTLS. */
 export class StartTlsUnavailableError extends ImapEventSourceError {
   readonly code = 'STARTTLS_UNAVAILABLE';
-  readonly retryable = false;
 }
 
 /** The server rejected the user name or password. */
 export class ImapAuthError extends ImapEventSourceError {
   readonly code = 'IMAP_AUTH_FAILED';
-  readonly retryable = false;
 }
 
 /** The configured folder does not exist on the server. */
 export class FolderNotFoundError extends ImapEventSourceError {
   readonly code = 'FOLDER_NOT_FOUND';
-  readonly retryable = false;
   readonly folder: string;
   readonly existing: readonly string[];
   constructor(folder: string, existing: readonly string[], options: { hint?: string; cause?: unknown } = {}) {
@@ -99,39 +99,31 @@ export class FolderNotFoundError extends ImapEventSourceError {
 /** The server answered in a way we cannot work with (NO/BAD, unexpected state). */
 export class ImapProtocolError extends ImapEventSourceError {
   readonly code = 'IMAP_PROTOCOL_ERROR';
-  readonly retryable = true;
+  static override readonly retryableByDefault = true;
 }
 
 /** Another run advanced or created the checkpoint since we read it: our write was refused. */
 export class CheckpointConflictError extends ImapEventSourceError {
   readonly code = 'CHECKPOINT_CONFLICT';
-  readonly retryable = true;
+  static override readonly retryableByDefault = true;
 }
 
 /** The checkpoint table is missing, not accessible, or throttling beyond our retries. */
 export class CheckpointStoreError extends ImapEventSourceError {
   readonly code = 'CHECKPOINT_STORE_FAILED';
-  readonly retryable: boolean;
-  constructor(message: string, options: { cause?: unknown; hint?: string; retryable?: boolean } = {}) {
-    super(message, options);
-    this.retryable = options.retryable ?? true;
-  }
+  static override readonly retryableByDefault = true;
 }
 
 /** EventBridge did not accept some entries after all retries, or the bus is missing / not accessible. */
 export class EventPublishError extends ImapEventSourceError {
   readonly code = 'EVENT_PUBLISH_FAILED';
-  readonly retryable: boolean;
-  constructor(message: string, options: { cause?: unknown; hint?: string; retryable?: boolean } = {}) {
-    super(message, options);
-    this.retryable = options.retryable ?? true;
-  }
+  static override readonly retryableByDefault = true;
 }
 
 /** Storing the raw message in S3 failed. */
 export class RawStorageError extends ImapEventSourceError {
   readonly code = 'RAW_STORAGE_FAILED';
-  readonly retryable = true;
+  static override readonly retryableByDefault = true;
 }
 
 export function isImapEventSourceError(error: unknown): error is ImapEventSourceError {

@@ -3,33 +3,23 @@
  * Pure and total: never throws, keeps no attachment content.
  */
 import PostalMime, { addressParser, decodeWords } from 'postal-mime';
-import type { AttachmentInfo } from './event-detail';
+import type { AttachmentInfo, MessageReceivedDetail } from './event-detail';
 import type { Address } from './types';
 
-export interface ParsedContent {
-  /** First Message-ID token, angle brackets kept; null when missing or empty. */
-  messageId: string | null;
-  inReplyTo: string | null;
-  /** Message-IDs of the References header, in order. */
-  references: string[];
-  /** Decoded Subject; null when the header is missing. */
-  subject: string | null;
-  /** Address lists with groups flattened and names decoded; empty when missing. */
-  from: Address[];
-  to: Address[];
-  cc: Address[];
-  replyTo: Address[];
-  /** Date header as ISO 8601 (UTC); null when missing or unparsable. */
-  date: string | null;
-  text: string | null;
-  html: string | null;
-  /** Metadata only. With `partial`, the last one may be cut (its size is a lower bound) and later ones are missing. */
-  attachments: AttachmentInfo[];
+/**
+ * The detail fields decoded from the message itself: addresses with groups flattened and names decoded,
+ * the first Message-ID token (angle brackets kept), the Date header as ISO 8601 (UTC) or null,
+ * attachment metadata only. With `partial`, the last attachment may be cut (its size is a lower bound)
+ * and later ones are missing. `parseError` is set when the MIME structure could not be parsed; the
+ * fields then come from a plain header scan.
+ */
+export type ParsedContent = Pick<
+  MessageReceivedDetail,
+  'messageId' | 'inReplyTo' | 'references' | 'subject' | 'from' | 'to' | 'cc' | 'replyTo' | 'date' | 'text' | 'html' | 'attachments' | 'parseError'
+> & {
   /** The bytes were cut at the download bound: bodies and attachments are incomplete, the caller sets `truncated`. */
   partial: boolean;
-  /** Set when the MIME structure could not be parsed; the fields above then come from a plain header scan. */
-  parseError?: string;
-}
+};
 
 interface HeaderField {
   key: string;
