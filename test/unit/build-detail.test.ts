@@ -102,9 +102,13 @@ describe('buildMessageDetail', () => {
     expect(detail).toMatchObject({
       messageId: '<envelope@example.com>',
       subject: 'Envelope subject',
-      date: '2026-11-26T09:59:00.000Z',
+      // A whole source without a valid Date header: null, never the server's lenient reading of the same header.
+      date: null,
       from: [{ name: 'Envelope From', address: 'env-from@example.com' }],
     });
+    // A source cut at the download bound may have lost its Date header: then the envelope's date is used.
+    const cut = buildMessageDetail({ ...base, summary: summary(), content: content({ date: null, partial: true }), partial: true });
+    expect(cut.date).toBe('2026-11-26T09:59:00.000Z');
 
     const bare = buildMessageDetail({ ...base, summary: summary(), partial: false });
     expect(bare).toMatchObject({

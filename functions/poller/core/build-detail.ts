@@ -25,7 +25,8 @@ export function messageEventId(mailboxId: string, uidValidity: string, uid: numb
 
 /**
  * Header fields come from the parsed source when it has them and fall back to the IMAP envelope
- * field by field; size, flags and internalDate always come from the summary.
+ * field by field (the date only when the source is missing or cut); size, flags and internalDate always
+ * come from the summary.
  */
 export function buildMessageDetail(input: MessageDetailInput): MessageReceivedDetail {
   const { summary, content } = input;
@@ -48,7 +49,11 @@ export function buildMessageDetail(input: MessageDetailInput): MessageReceivedDe
     to: list(content?.to, envelope.to),
     cc: list(content?.cc, envelope.cc),
     replyTo: list(content?.replyTo, envelope.replyTo),
-    date: content?.date ?? envelope.date ?? null,
+    // "Null when missing or unparsable": a source read whole that has no valid Date header has nothing the ENVELOPE
+    // could add (the server copies the same header into it, and imapflow reads it with the lenient JS Date parser:
+    // "31 Feb" becomes 3 March, a zone-less date becomes host time). Only a source cut at the download bound may
+    // lack a Date header that the ENVELOPE has.
+    date: content?.date ?? (content && !content.partial ? null : (envelope.date ?? null)),
     internalDate: summary.internalDate ?? null,
     size: summary.size,
     flags: [...summary.flags],
