@@ -6,7 +6,15 @@ import { parseMessageContent } from './core/message-content';
 import { planPoll } from './core/plan';
 import type { MailboxSettings } from './core/settings';
 import { DETAIL_TYPE_MESSAGE, DETAIL_TYPE_RESET, type Checkpoint, type EventEntry, type MessageSummary, type StartAt } from './core/types';
-import { EventPublishError, ImapAuthError, ImapProtocolError } from './errors';
+import {
+  CheckpointStoreError,
+  EventPublishError,
+  ImapAuthError,
+  ImapConnectionError,
+  ImapProtocolError,
+  RawStorageError,
+  SecretAccessError,
+} from './errors';
 import type { CheckpointStore, EventPublisher, LeaseStore, Log, MailboxGateway, MailboxSession, RawMessageStore, SettingsSource } from './ports';
 import { rawMessageKey } from './adapters/s3-raw-store';
 
@@ -81,8 +89,22 @@ export async function pollMailbox(deps: PollDeps, options: PollOptions): Promise
     durationMs: 0,
   };
 
+  // A silent IMAP server or AWS endpoint must not hold the run past the Lambda deadline (socket and SDK timeouts
+  // are longer than what may be left of it): every port call races a hard stop shortly before the deadline, which
+  // leaves the rest of the reserve for LOGOUT and releasing the lease.
+  const cleanupMs = Math.min(options.reserveMs ?? 5_000, CLEANUP_MS);
+  const stop = new HardStop(options.deadline - cleanupMs, deps.now);
+  const outer = deps;
+  deps = guardDeps(deps, stop);
+
   if (deps.lease) {
-    const acquired = await deps.lease.acquire(options.mailboxId, runId, deps.now(), new Date(options.deadline + 30_000));
+    const lease = outer.lease!;
+    const acquired = await stop.race(
+      lease.acquire(options.mailboxId, runId, deps.now(), new Date(options.deadline + 30_000)),
+      () => storeSilent('acquiring the lease'),
+      // Acquired after we gave up: give it back rather than block the next runs until it expires.
+      (late) => void (late && lease.release(options.mailboxId, runId).catch(() => {})),
+    );
     if (!acquired) {
       deps.log.warn('Another run holds the lease of this mailbox; skipping this run', { mailboxId: options.mailboxId });
       summary.outcome = 'skipped';
@@ -98,8 +120,13 @@ export async function pollMailbox(deps: PollDeps, options: PollOptions): Promise
       deps.log.warn('Plaintext IMAP: the password and mail cross the network unencrypted (security "none")', { host: settings.host });
     }
     const checkpoint = await deps.checkpoints.get(options.mailboxId, settings.folder);
-    session = await connectRefreshingOnAuthFailure(deps, settings);
-    const active = await session.status(settings.folder);
+    session = await stop.race(
+      connectRefreshingOnAuthFailure(outer, settings),
+      () => imapSilent(settings, 'login'),
+      (late) => void late.close(), // logged in after we gave up: log out again
+    );
+    const imap = guardPort(session, stop, (method) => imapSilent(settings, method));
+    const active = await imap.status(settings.folder);
     const plan = planPoll(checkpoint, active, options.startAt);
     summary.uidValidity = plan.uidValidity;
     summary.toUid = checkpoint?.lastUid ?? null;
@@ -131,7 +158,7 @@ export async function pollMailbox(deps: PollDeps, options: PollOptions): Promise
           uidValidity: plan.uidValidity,
           rescanSince: next.rescanSince,
         });
-        await drain(deps, options, settings, session, { ...next, version: plan.previous.version + 1 }, summary);
+        await drain(deps, options, settings, imap, { ...next, version: plan.previous.version + 1 }, summary);
         summary.outcome = 'reset';
         return summary;
       }
@@ -142,20 +169,116 @@ export async function pollMailbox(deps: PollDeps, options: PollOptions): Promise
             ...emptyCheckpoint(options.mailboxId, settings.folder, plan.uidValidity, 0, deps.now()),
             ...(plan.since ? { rescanSince: plan.since.toISOString() } : {}),
           } satisfies Checkpoint);
-        await drain(deps, options, settings, session, start, summary);
+        await drain(deps, options, settings, imap, start, summary);
         return summary;
       }
     }
     return summary;
   } finally {
     summary.durationMs = deps.now().getTime() - started;
-    await session?.close();
-    if (deps.lease) {
-      await deps.lease.release(options.mailboxId, runId).catch((err: unknown) =>
-        deps.log.warn('Releasing the lease failed; it expires by itself', { errorName: (err as Error)?.name }),
+    // Bounded, so that even after a cut-off call the run ends before the deadline.
+    if (session) await stop.within(session.close(), options.deadline - cleanupMs / 2);
+    if (outer.lease) {
+      const released = await stop.within(
+        outer.lease.release(options.mailboxId, runId).then(
+          () => true,
+          (err: unknown) => {
+            deps.log.warn('Releasing the lease failed; it expires by itself', { errorName: (err as Error)?.name });
+            return true;
+          },
+        ),
+        options.deadline - cleanupMs / 4,
       );
+      if (!released) deps.log.warn('Releasing the lease took too long; it expires by itself', { mailboxId: options.mailboxId });
     }
   }
+}
+
+/** Part of `reserveMs` kept, after a call was cut off at the hard stop, for LOGOUT and releasing the lease. */
+const CLEANUP_MS = 2_000;
+
+/** Races calls against a fixed time (epoch ms on the run's clock). */
+class HardStop {
+  constructor(
+    private readonly at: number,
+    private readonly now: () => Date,
+  ) {}
+
+  /**
+   * The call's outcome, or `timedOut()` when the hard stop comes first. A call that loses is abandoned, not undone:
+   * its late result goes to `onLate` (e.g. to close a session), its late failure nowhere.
+   */
+  race<T>(call: Promise<T>, timedOut: () => Error, onLate?: (value: T) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let lost = false;
+      const timer = setTimeout(() => {
+        lost = true;
+        reject(timedOut());
+      }, Math.max(0, this.at - this.now().getTime()));
+      call.then(
+        (value) => {
+          clearTimeout(timer);
+          if (lost) onLate?.(value);
+          else resolve(value);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          if (!lost) reject(err);
+        },
+      );
+    });
+  }
+
+  /** Waits for `call` until `until` at most; true when it finished. Never throws. */
+  async within(call: Promise<unknown>, until: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const finished = call.then(
+      () => true,
+      () => true,
+    );
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, until - this.now().getTime()))));
+    try {
+      return await Promise.race([finished, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** `port` with every method raced against the hard stop. */
+function guardPort<T extends object>(port: T, stop: HardStop, silent: (method: string) => Error): T {
+  return new Proxy(port, {
+    get(target, key, receiver) {
+      const value: unknown = Reflect.get(target, key, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => stop.race(Promise.resolve(value.apply(target, args)), () => silent(String(key)));
+    },
+  });
+}
+
+/** The ports of a run, raced against its hard stop (the session is guarded where it is opened). */
+function guardDeps(deps: PollDeps, stop: HardStop): PollDeps {
+  return {
+    ...deps,
+    settings: guardPort(deps.settings, stop, () => new SecretAccessError('Secrets Manager did not answer in time.', { hint: STOPPED_HINT, retryable: true })),
+    checkpoints: guardPort(deps.checkpoints, stop, (method) => storeSilent(method === 'get' ? 'reading the checkpoint' : 'writing the checkpoint')),
+    publisher: guardPort(deps.publisher, stop, () =>
+      new EventPublishError('EventBridge did not answer in time: the events of this batch may or may not have been published.', { hint: STOPPED_HINT }),
+    ),
+    ...(deps.rawStore ? { rawStore: guardPort(deps.rawStore, stop, () => new RawStorageError('S3 did not answer in time.', { hint: STOPPED_HINT })) } : {}),
+  };
+}
+
+const STOPPED_HINT = 'the run stopped before the Lambda deadline with a consistent checkpoint; the next poll retries. If this repeats, check the network path to that service.';
+
+function storeSilent(step: string): CheckpointStoreError {
+  return new CheckpointStoreError(`The checkpoint table did not answer in time (${step}).`, { hint: STOPPED_HINT, retryable: true });
+}
+
+function imapSilent(settings: MailboxSettings, step: string): ImapConnectionError {
+  return new ImapConnectionError(`The IMAP server ${settings.host}:${settings.port} did not answer in time (${step}): the server or the network went silent.`, {
+    hint: STOPPED_HINT,
+  });
 }
 
 /** Connects; on an authentication failure re-reads the settings once (a rotated password) and retries if they changed. */
