@@ -1,3 +1,4 @@
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { fileURLToPath } from 'node:url';
 import { Duration, Stack, Validations } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -131,6 +132,11 @@ export class ImapEventSource extends Construct {
   public readonly schedule: events.Rule;
   /** The grants given to the role. */
   public readonly grants: ImapEventSourceGrants;
+  /**
+   * In alarm when polls keep failing (3 or more failed runs in 2 of 3 five-minute periods), not on a single
+   * transient failure the next run repairs. Add an action (e.g. an SNS topic) to be told.
+   */
+  public readonly failureAlarm: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: ImapEventSourceProps) {
     super(scope, id);
@@ -259,6 +265,18 @@ export class ImapEventSource extends Construct {
       description: `Polls IMAP mailbox ${props.mailboxId}`,
       schedule: props.schedule ?? events.Schedule.rate(Duration.minutes(1)),
       targets: [new targets.LambdaFunction(this.function, { retryAttempts: 0, maxEventAge: Duration.minutes(1) })],
+    });
+
+    this.failureAlarm = new cloudwatch.Alarm(this, 'FailureAlarm', {
+      alarmDescription:
+        `Polls of IMAP mailbox ${props.mailboxId} keep failing. The function's log has one "Poll failed" line per run ` +
+        'with errorCode and the fix (see docs/operations.md, troubleshooting by error message).',
+      metric: this.function.metricErrors({ period: Duration.minutes(5), statistic: cloudwatch.Stats.SUM }),
+      threshold: 3,
+      evaluationPeriods: 3,
+      datapointsToAlarm: 2,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
   }
 }

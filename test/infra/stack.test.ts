@@ -123,6 +123,28 @@ describe('per mailbox', () => {
       expect(rule.Properties.EventBusName).toBeUndefined(); // schedules live on the default bus
     }
   });
+
+  it('alarms per mailbox when polls keep failing, not on one transient failure', () => {
+    const s = synth(TWO_MAILBOXES);
+    s.template.resourceCountIs('AWS::CloudWatch::Alarm', 2);
+    for (const id of ['support', 'sales-eu']) {
+      const poller = s.stack.mailboxes.get(id)!;
+      const alarm = s.template.findResources('AWS::CloudWatch::Alarm')[logicalId(s.stack, poller.failureAlarm)]!;
+      expect(alarm.Properties).toMatchObject({
+        MetricName: 'Errors',
+        Namespace: 'AWS/Lambda',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalId(s.stack, poller.function) } }],
+        Statistic: 'Sum',
+        Period: 300,
+        Threshold: 3,
+        EvaluationPeriods: 3,
+        DatapointsToAlarm: 2,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+      });
+      expect(alarm.Properties.AlarmDescription).toContain(id);
+    }
+  });
 });
 
 describe('IAM', () => {
