@@ -237,7 +237,7 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
     }
     await imapProxy.setFault({ kind: 'pass' });
     published += (await pollMailbox(deps, pollOptions(world))).published;
-    expect(failures.length).toBeGreaterThan(5);
+    expect(failures.length).toBeGreaterThanOrEqual(4);
     expect(new Set(failures)).toEqual(new Set(['IMAP_UNREACHABLE']));
     expect(published).toBe(3);
     expectExactlyOnce(await received(world, 3, 1_000), uids);
@@ -249,8 +249,8 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
     await pollMailbox(deps, pollOptions(world));
     const uids = await appendBig(world, 4, 300_000);
     await imapProxy.setFault({ kind: 'silent', afterBytes: 900_000 });
-    const deadline = Date.now() + 4_500;
-    const error = await pollFailing(deps, pollOptions(world, { batchSize: 2, deadline, reserveMs: 1_500 }));
+    const deadline = Date.now() + 7_000;
+    const error = await pollFailing(deps, pollOptions(world, { batchSize: 2, deadline, reserveMs: 2_000 }));
     expect(Date.now()).toBeLessThan(deadline);
     expect(error).toMatchObject({ code: 'IMAP_UNREACHABLE', retryable: true });
     expect(error.message).toMatch(/did not answer in time \(fetchSources\)/);
@@ -319,7 +319,7 @@ describe('AWS network faults (TCP proxy in front of moto_server)', () => {
         return inner.publish(entries);
       },
     };
-    const deadline = Date.now() + 3_500;
+    const deadline = Date.now() + 5_000;
     const error = await pollFailing({ ...deps, publisher: silencing }, pollOptions(world, { deadline, reserveMs: 1_500 }));
     expect(Date.now()).toBeLessThan(deadline);
     expect(error).toMatchObject({ code: 'EVENT_PUBLISH_FAILED', retryable: true });
@@ -610,10 +610,10 @@ describe('the Lambda deadline', () => {
     const deps = realDeps(world);
     await pollMailbox(deps, pollOptions(world));
     const uids = await world.append(12);
-    // Each batch takes more than 0.5 s: with 5 s reserved (the default), about two batches start before the deadline.
+    // Each batch takes more than 0.5 s: with 5 s reserved (the default), batches start during the first 3 s only.
     const inner = deps.publisher;
     const slow: EventPublisher = { publish: async (entries) => (await sleep(500), inner.publish(entries)) };
-    const first = await pollMailbox({ ...deps, publisher: slow }, pollOptions(world, { batchSize: 2, deadline: Date.now() + 6_200 }));
+    const first = await pollMailbox({ ...deps, publisher: slow }, pollOptions(world, { batchSize: 2, deadline: Date.now() + 8_000 }));
     expect(first).toMatchObject({ outcome: 'partial', stoppedBy: 'deadline' });
     expect(first.published).toBeGreaterThanOrEqual(2);
     expect(first.published).toBeLessThan(12);
