@@ -3,8 +3,19 @@
  * `Moto` helpers with fresh random resource names, so test files can share the server in parallel.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  ListObjectVersionsCommand,
+  NotFound,
+  PutBucketVersioningCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { CreateEventBusCommand, EventBridgeClient, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { CreateQueueCommand, DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
@@ -214,5 +225,71 @@ export class Moto {
 
   destroy(): void {
     for (const c of [this.secrets, this.dynamodb, this.eventbridge, this.sqs]) c.destroy();
+  }
+
+  // --- S3 (raw-message storage) ---
+
+  private s3Client?: S3Client;
+
+  /** An S3 client for moto_server (path-style: bucket names are not resolvable host names here). Created on first use. */
+  get s3(): S3Client {
+    return (this.s3Client ??= new S3Client({ ...this.clientConfig, forcePathStyle: true }));
+  }
+
+  /** Creates a bucket; with `versioning`, every overwrite of a key keeps the previous version (to count writes). */
+  async createBucket(name: string, opts: { versioning?: boolean } = {}): Promise<void> {
+    await this.s3.send(new CreateBucketCommand({ Bucket: name }));
+    if (opts.versioning) {
+      await this.s3.send(new PutBucketVersioningCommand({ Bucket: name, VersioningConfiguration: { Status: 'Enabled' } }));
+    }
+  }
+
+  /**
+   * Size, content type and ETag of an object, or undefined when there is none. The ETag of a multipart upload
+   * ends in `-<number of parts>`.
+   */
+  async headObject(bucket: string, key: string): Promise<{ size: number; contentType?: string; etag?: string } | undefined> {
+    try {
+      const res = await this.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      return { size: res.ContentLength ?? 0, ...(res.ContentType ? { contentType: res.ContentType } : {}), ...(res.ETag ? { etag: res.ETag } : {}) };
+    } catch (err) {
+      if (err instanceof NotFound || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** The object's content as a stream (not buffered). */
+  async getObjectStream(bucket: string, key: string): Promise<Readable> {
+    const res = await this.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return res.Body as Readable;
+  }
+
+  /** Size and SHA-256 (hex) of an object, streamed: a 50 MB object is never held in memory whole. */
+  async objectDigest(bucket: string, key: string): Promise<{ size: number; sha256: string }> {
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const chunk of await this.getObjectStream(bucket, key)) {
+      hash.update(chunk as Buffer);
+      size += (chunk as Buffer).length;
+    }
+    return { size, sha256: hash.digest('hex') };
+  }
+
+  /** Current objects (latest versions) under `prefix`. */
+  async listObjects(bucket: string, prefix = ''): Promise<{ key: string; size: number }[]> {
+    const out: { key: string; size: number }[] = [];
+    let token: string | undefined;
+    do {
+      const res = await this.s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+      for (const o of res.Contents ?? []) out.push({ key: o.Key!, size: o.Size ?? 0 });
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (token);
+    return out;
+  }
+
+  /** Every stored version under `prefix` (bucket created with `versioning`): one entry per write. */
+  async listObjectVersions(bucket: string, prefix = ''): Promise<{ key: string; versionId: string; size: number; isLatest: boolean }[]> {
+    const res = await this.s3.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: prefix }));
+    return (res.Versions ?? []).map((v) => ({ key: v.Key!, versionId: v.VersionId!, size: v.Size ?? 0, isLatest: v.IsLatest ?? false }));
   }
 }
