@@ -50,8 +50,9 @@ export interface MailboxSession {
   open(folder: string): Promise<FolderStatus>;
   /**
    * Summaries of messages with UID >= fromUid, in UID order, at most `limit` (the lowest UIDs first).
-   * With `since`, only messages whose INTERNALDATE is on or after that day (server-side SEARCH SINCE,
-   * date granularity: filter exactly on `internalDate`). Filters the `n:*` quirk.
+   * With `since`, a server-side SEARCH SINCE narrows the result by date (day granularity, so it may still hold
+   * messages that arrived shortly before `since`: the caller filters exactly on `internalDate` and passes those
+   * over, which lets its checkpoint move past them). Filters the `n:*` quirk.
    * `complete` is false when more messages matched than `limit`.
    */
   listNew(fromUid: number, limit: number, since?: Date): Promise<{ messages: MessageSummary[]; complete: boolean }>;

@@ -127,7 +127,10 @@ class ImapFlowSession implements MailboxSession {
 
   async listNew(fromUid: number, limit: number, since?: Date): Promise<{ messages: MessageSummary[]; complete: boolean }> {
     const query: Record<string, unknown> = { uid: `${fromUid}:*` };
-    // SEARCH SINCE compares dates in the server's time zone: ask for one day earlier, filter exactly below.
+    // SEARCH SINCE compares dates in the server's time zone: ask for one day earlier. What arrived before `since`
+    // stays in the result: the caller passes it over by its exact INTERNALDATE and moves its checkpoint past it.
+    // (Dropping it here made a run whose first `limit` UIDs all arrived shortly before `since` return nothing,
+    // and the next run look at the same UIDs again: no progress, ever.)
     if (since) query.since = new Date(since.getTime() - 24 * 3600 * 1000);
     let uids: number[];
     try {
@@ -148,7 +151,6 @@ class ImapFlowSession implements MailboxSession {
     const messages = fetched
       .filter((m) => m.uid >= fromUid)
       .map(toSummary)
-      .filter((m) => !since || !m.internalDate || new Date(m.internalDate) >= since)
       .sort((a, b) => a.uid - b.uid);
     return { messages, complete };
   }
