@@ -711,6 +711,24 @@ describe('UIDVALIDITY changes: nothing lost, no flood', () => {
 });
 
 describe('START_AT with an ISO date', () => {
+  it('makes progress when more messages than the per-run cap arrived shortly before the start time', async () => {
+    // SEARCH SINCE has day granularity: the mail of the day before START_AT comes back from the server too and
+    // is filtered out by arrival time. With more of it than MAX_MESSAGES_PER_RUN, every run used to look at the
+    // same first UIDs, filter them all out and stop without moving the checkpoint: nothing was ever published again.
+    const now = Date.now();
+    const since = new Date(now - 3600_000);
+    const world = await World.create({ startAt: since.toISOString(), env: { MAX_MESSAGES_PER_RUN: '3' } });
+    const before = Array.from({ length: 7 }, (_, i) => ({ raw: buildMessage({ subject: `Before ${i}` }), internalDate: new Date(since.getTime() - (i + 1) * 600_000) }));
+    const after = [1, 2].map((i) => ({ raw: buildMessage({ subject: `After ${i}` }), internalDate: new Date(since.getTime() + i * 600_000) }));
+    const uids = await world.imap.appendMany(world.user, world.folder, [...before, ...after]);
+    let published = 0;
+    for (let run = 0; run < 6; run++) published += (await world.invoke()).published;
+    expect(published).toBe(2);
+    expectExactlyOnce(await received(world, 2), uids.slice(7));
+    expect(await world.checkpoint()).toMatchObject({ lastUid: uids.at(-1) });
+    expect((await world.checkpoint())?.rescanSince).toBeUndefined();
+  });
+
   it('publishes mail received since then (by INTERNALDATE), then continues with new mail', async () => {
     const now = Date.now();
     const since = new Date(now - 2 * 3600_000);
