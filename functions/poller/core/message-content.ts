@@ -21,6 +21,19 @@ export type ParsedContent = Pick<
   partial: boolean;
 };
 
+/** Lines of a message handed to the MIME parser at most (a 2 MiB base64 attachment has about 27,000). */
+export const MAX_PARSE_LINES = 30_000;
+const MAX_MIME_NESTING = 50;
+
+/** The first `maxLines` lines of `bytes` (the same view when it has fewer). */
+export function cutAtLine(bytes: Uint8Array, maxLines: number): Uint8Array {
+  let lines = 0;
+  for (let i = bytes.indexOf(0x0a); i !== -1; i = bytes.indexOf(0x0a, i + 1)) {
+    if (++lines === maxLines) return i + 1 < bytes.length ? bytes.subarray(0, i + 1) : bytes;
+  }
+  return bytes;
+}
+
 interface HeaderField {
   key: string;
   value: string;
@@ -31,14 +44,23 @@ interface HeaderField {
  * block and `parseError`. Raw 8-bit header lines that are not UTF-8 are decoded in the
  * message's declared charset, else windows-1252.
  */
-export async function parseMessageContent(bytes: Uint8Array, options: { partial: boolean }): Promise<ParsedContent> {
+export async function parseMessageContent(source: Uint8Array, options: { partial: boolean }): Promise<ParsedContent> {
+  // The parser's work grows with the number of lines (one part per line), not only with bytes: 2 MiB of
+  // empty lines costs seconds of CPU. Past MAX_PARSE_LINES the rest is treated like a cut download.
+  const bytes = cutAtLine(source, MAX_PARSE_LINES);
+  options = { partial: options.partial || bytes.length < source.length };
   let parsed: Awaited<ReturnType<typeof PostalMime.parse>> | undefined;
   let parseError: string | undefined;
   try {
     // A view over its whole ArrayBuffer is handed over as the buffer: postal-mime copies views.
     const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
     // 'arraybuffer' is the cheapest encoding: 'base64' and 'utf8' decode to an ArrayBuffer first and then add a string copy.
-    parsed = await PostalMime.parse(whole ? (bytes.buffer as ArrayBuffer) : bytes, { attachmentEncoding: 'arraybuffer' });
+    parsed = await PostalMime.parse(whole ? (bytes.buffer as ArrayBuffer) : bytes, {
+      attachmentEncoding: 'arraybuffer',
+      // A forwarded message (message/rfc822) is listed as an attachment, not parsed: nesting costs a re-parse per level.
+      forceRfc822Attachments: true,
+      maxNestingDepth: MAX_MIME_NESTING,
+    });
   } catch (error) {
     parseError = describeParseError(error);
   }
