@@ -4,10 +4,11 @@
  * at `proxy.url`), then switch faults while the code under test talks through it.
  *
  *   const proxy = await TcpProxy.start({ port: imap.imapsPort! });
- *   proxy.setFault({ kind: 'dropAfter', bytes: 50_000 });   // mid-FETCH of a large message
- *   proxy.setFault({ kind: 'silent' });                     // nothing moves, nothing closes
- *   proxy.dropAll();                                         // RST every live connection now
- *   proxy.setFault({ kind: 'pass' });
+ *   await proxy.setFault({ kind: 'dropAfter', bytes: 50_000, once: true });  // mid-FETCH of a large message
+ *   await proxy.setFault({ kind: 'silent' });                                // nothing moves, nothing closes
+ *   proxy.dropAll();                                                          // RST every live connection now
+ *   await proxy.setFault({ kind: 'pass' });
+ *   proxy.stats;                                                              // connections, drops, bytes
  *   await proxy.close();
  *
  * Faults (one at a time; `setFault` applies to live and new connections):
@@ -22,7 +23,8 @@
  *   since the fault was set (or since the connection opened, if later); the bytes up to that point
  *   are delivered. `once` reverts to `pass` after the first drop.
  *
- * Every wait is bounded by the sockets themselves: the proxy holds no timers beyond `delay`.
+ * The proxy sets no timeouts of its own (a held connection stays held until the fault changes or a
+ * side closes it); its only timers are the `delay` ones and a 20 ms pause before a `dropAfter` reset.
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 
