@@ -13,6 +13,8 @@ export default defineConfig({
     env: {
       // The AWS SDK warns once per process that it will need Node 22; noise in test output.
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      // The handler's CloudWatch metrics (EMF lines on stdout) are noise in test output.
+      POWERTOOLS_METRICS_DISABLED: 'true',
     },
     projects: [
       // Pure core, adapters with mocks, synthesized templates: no servers.

@@ -10,7 +10,8 @@ import { readConfig, type PollerConfig } from './config';
 import { describeError } from './errors';
 import { pollMailbox, type PollDeps } from './poll-mailbox';
 
-const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'imap-event-source' });
+/** Exported for tests that read the log lines. */
+export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'imap-event-source' });
 const metrics = new Metrics({ namespace: 'ImapEventSource', serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'imap-event-source' });
 
 let container: { config: PollerConfig; deps: PollDeps } | undefined;

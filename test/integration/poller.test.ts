@@ -64,6 +64,33 @@ describe('poller: happy paths', () => {
     expect((await now.events<MessageReceivedDetail>(1)).map((e) => e.detail.uid)).toEqual([uid]);
   });
 
+  it('logs one summary line per run (and one failure line), never the password', async () => {
+    const world = await World.create({ startAt: 'all' });
+    const uids = await world.append(2);
+    const lines = await world.captureLogs(() => world.invoke());
+    const summaries = lines.filter((l) => l.message === 'Poll finished');
+    expect(summaries).toHaveLength(1);
+    expect(summaries[0]).toMatchObject({
+      level: 'INFO',
+      mailboxId: world.mailboxId,
+      folder: world.folder,
+      uidValidity: expect.stringMatching(/^\d+$/),
+      fromUid: 1,
+      toUid: uids.at(-1),
+      published: 2,
+      outcome: 'published',
+      durationMs: expect.any(Number),
+    });
+    await world.aws.putSecretValue(world.secretName, world.secretValue({ password: 'not-the-password-123' }));
+    const failed = await world.captureLogs(() => world.invoke());
+    expect(failed.filter((l) => l.message === 'Poll failed')).toEqual([
+      expect.objectContaining({ level: 'ERROR', mailboxId: world.mailboxId, outcome: 'failed', errorCode: 'IMAP_AUTH_FAILED', retryable: false }),
+    ]);
+    const text = JSON.stringify([...lines, ...failed]);
+    expect(text).not.toContain(world.user.password);
+    expect(text).not.toContain('not-the-password-123');
+  });
+
   it('an empty poll writes nothing', async () => {
     const world = await World.create();
     await world.invoke();

@@ -4,14 +4,16 @@
  * `invoke()` runs the real Lambda handler with the environment the CDK stack would set.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { vi } from 'vitest';
 import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamodb-checkpoint-store';
 import type { Checkpoint } from '../../functions/poller/core/types';
 import type { DovecotServer, User } from '../support/dovecot';
 import { dovecot, mailboxSecret, moto, type Security } from '../support/env';
 import { uniqueName, type BusWithSubscriber, type EventEnvelope } from '../support/moto';
 
-process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
-const { handler, resetContainer } = await import('../../functions/poller/handler');
+// Quiet by default; captureLogs() raises the level for tests that read the log lines.
+process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
+const { handler, logger, resetContainer } = await import('../../functions/poller/handler');
 
 export interface WorldOptions {
   readonly server?: DovecotServer;
@@ -75,6 +77,32 @@ export class World {
     } finally {
       process.env = saved;
     }
+  }
+
+  /** Runs `fn` with the handler's logger at INFO and returns the JSON log lines it printed. */
+  async captureLogs(fn: () => Promise<unknown>): Promise<Record<string, unknown>[]> {
+    const lines: Record<string, unknown>[] = [];
+    const level = logger.getLevelName();
+    // The logger writes to process.stdout/stderr through its own Console, one JSON object per line.
+    const capture = (chunk: unknown): boolean => {
+      for (const line of String(chunk).split('\n')) {
+        try {
+          lines.push(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          // not a JSON log line
+        }
+      }
+      return true;
+    };
+    const spies = [vi.spyOn(process.stdout, 'write').mockImplementation(capture), vi.spyOn(process.stderr, 'write').mockImplementation(capture)];
+    logger.setLogLevel('INFO');
+    try {
+      await fn().catch(() => undefined);
+    } finally {
+      logger.setLogLevel(level);
+      for (const spy of spies) spy.mockRestore();
+    }
+    return lines;
   }
 
   /** Runs the handler and returns the thrown error (fails the test if it succeeds). */
