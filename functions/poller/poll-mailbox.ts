@@ -159,7 +159,7 @@ export async function pollMailbox(deps: PollDeps, options: PollOptions): Promise
           rescanSince: next.rescanSince,
         });
         await drain(deps, options, settings, imap, { ...next, version: plan.previous.version + 1 }, summary);
-        summary.outcome = 'reset';
+        if (!summary.stoppedBy) summary.outcome = 'reset';
         return summary;
       }
       case 'fetch': {
@@ -334,7 +334,7 @@ async function drain(
       checkpoint,
       done.map((p) => p.summary),
       deps.now(),
-      { messageIdHash },
+      { messageIdHash, passedOver: new Set(done.filter((p) => p.entryIndex === undefined).map((p) => p.uid)) },
     );
     if (done.length > 0) {
       await deps.checkpoints.put(next, checkpoint.version);
@@ -361,8 +361,7 @@ async function drain(
   } else if (finished) {
     summary.stoppedBy = 'maxMessagesPerRun';
   }
-  if (summary.stoppedBy) summary.outcome = 'partial';
-  else if (summary.outcome !== 'reset') summary.outcome = 'published';
+  summary.outcome = summary.stoppedBy ? 'partial' : 'published';
 }
 
 interface PreparedMessage {
