@@ -40,8 +40,3 @@ export class S3RawMessageStore implements RawMessageStore {
     return { bucket: this.bucket, key, size: bytes || size };
   }
 }
-
-/** `<mailboxId>/<uidValidity>/<uid>.eml`: one object per message, stable across retries. */
-export function rawMessageKey(mailboxId: string, uidValidity: string, uid: number): string {
-  return `${mailboxId}/${uidValidity}/${uid}.eml`;
-}

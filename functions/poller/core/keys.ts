@@ -1,6 +1,6 @@
 /**
- * Item keys in the shared checkpoint table (partition key `pk`). The CDK stack scopes each mailbox's
- * role to its own keys with these functions, so the format lives in one place.
+ * Keys: items in the shared checkpoint table (partition key `pk`) and raw-message objects. The CDK stack
+ * scopes each mailbox's role to its own keys with these functions, so the formats live in one place.
  */
 
 /** A (mailbox, folder) checkpoint. The folder is part of the key: a changed folder starts afresh. */
@@ -11,4 +11,9 @@ export function checkpointKey(mailboxId: string, folder: string): string {
 /** The lease that keeps two runs of one mailbox apart. */
 export function leaseKey(mailboxId: string): string {
   return `lease#${mailboxId}`;
+}
+
+/** `<mailboxId>/<uidValidity>/<uid>.eml`: one raw-message object per message, stable across retries (a retry overwrites). */
+export function rawMessageKey(mailboxId: string, uidValidity: string, uid: number): string {
+  return `${mailboxId}/${uidValidity}/${uid}.eml`;
 }
