@@ -144,6 +144,32 @@ describe('poller: happy paths', () => {
   });
 });
 
+describe('poller: admins change the secret, no redeploy', () => {
+  it('a new CA bundle takes effect on the next poll', async () => {
+    const world = await World.create({ startAt: 'all', secret: { caBundle: tlsMaterial().wrongCaCertPem } });
+    await world.append(1);
+    expect((await world.invokeFailing()).message).toMatch(/TLS_CERTIFICATE_REJECTED/);
+    await world.aws.putSecretValue(world.secretName, world.secretValue({ caBundle: `${tlsMaterial().wrongCaCertPem}\n${tlsMaterial().caCertPem}` }));
+    expect(await world.invoke()).toEqual({ outcome: 'published', published: 1 });
+  });
+
+  it('a moved folder starts its own checkpoint; the old one stays as it was', async () => {
+    const world = await World.create({ startAt: 'now' });
+    await world.append(2);
+    await world.invoke();
+    const old = await world.checkpoint();
+    await world.append(2, 'Firma/Vertrieb');
+    await world.aws.putSecretValue(world.secretName, world.secretValue({ folder: 'Firma/Vertrieb' }));
+    expect(await world.invoke()).toEqual({ outcome: 'baseline', published: 0 }); // START_AT applies to the new folder
+    const [uid] = await world.append(1, 'Firma/Vertrieb');
+    expect(await world.invoke()).toEqual({ outcome: 'published', published: 1 });
+    const events = await world.events<MessageReceivedDetail>(1);
+    expect(events.map((e) => [e.detail.folder, e.detail.uid])).toEqual([['Firma/Vertrieb', uid]]);
+    expect(await world.checkpoint()).toEqual(old);
+    expect(await world.checkpoint('Firma/Vertrieb')).toMatchObject({ lastUid: uid });
+  });
+});
+
 describe('poller: bad input fails clearly, leaks no secret, leaves the checkpoint untouched', () => {
   async function expectFailure(world: World, pattern: RegExp, secretValues: string[] = [world.user.password]): Promise<void> {
     const before = await world.checkpoint();
