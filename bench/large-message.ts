@@ -19,12 +19,10 @@ import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CreateEventBusCommand } from '@aws-sdk/client-eventbridge';
 import { build } from 'esbuild';
-import { DovecotServer } from '../test/support/dovecot';
 import { base64Lines, buildFiftyMegabyteMessage, pseudoRandomBytes } from '../test/fixtures/messages';
-import { Moto, MotoServer, uniqueName } from '../test/support/moto';
-import { generateTlsMaterial } from '../test/support/tls';
+import { uniqueName } from '../test/support/moto';
+import { startBenchWorld } from './bench-world';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'; // the SDK's Node 22 notice: noise here
 
@@ -158,22 +156,9 @@ function runChild(child: { script: string; handler: string; nodeArgs: string[] }
   });
 }
 
-const tls = await generateTlsMaterial();
-const [imap, motoServer] = await Promise.all([DovecotServer.start({ tls }), MotoServer.start()]);
+const { imap, motoServer, aws, user, folder, secretId, table, busName, stop } = await startBenchWorld();
 let failed = false;
 try {
-  const aws = new Moto(motoServer.info);
-  const user = await imap.createUser();
-  const folder = 'Firma/Kundenbetreuung/kunden/a';
-  await imap.createSeedTree(user);
-  const secretId = uniqueName('bench');
-  await aws.createSecret(secretId, {
-    host: 'localhost', port: imap.info.imapsPort, security: 'tls', username: user.username, password: user.password, folder, caBundle: tls.caCertPem,
-  });
-  const table = uniqueName('cp');
-  await aws.createCheckpointTable(table);
-  // A bus without rules: one event either way, and moto's delivery to a target is not the poller's memory.
-  const busName = (await aws.eventbridge.send(new CreateEventBusCommand({ Name: uniqueName('bus') }))).EventBusArn!.split('/').pop()!;
   const bucket = uniqueName('raw');
   await aws.createBucket(bucket);
 
@@ -222,8 +207,7 @@ try {
   const worstRaw = Math.max(...peaks[cases[1]!.name]!);
   failed = worstRaw >= TARGET_MB * 1024 * 1024;
   console.log(`target: peak RSS with raw storage under ${TARGET_MB} MB: ${failed ? 'MISSED' : 'met'} (${mb(worstRaw)})`);
-  aws.destroy();
 } finally {
-  await Promise.all([imap.stop(), motoServer.stop()]);
+  await stop();
 }
 if (failed) process.exitCode = 1;

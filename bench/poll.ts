@@ -6,45 +6,29 @@
  * Without --subscriber the bus has no rule: moto_server spends ~180 ms per event delivering to an SQS
  * target, which would measure the emulator, not the poller (real EventBridge answers PutEvents in milliseconds).
  */
-import { CreateEventBusCommand } from '@aws-sdk/client-eventbridge';
 import { composePollerDeps, pollOptions } from '../functions/poller/compose';
 import type { PollerConfig } from '../functions/poller/config';
 import { parseArgs } from 'node:util';
 import type { StartAt } from '../functions/poller/core/types';
 import { pollMailbox } from '../functions/poller/poll-mailbox';
-import type { Log } from '../functions/poller/ports';
-import { DovecotServer } from '../test/support/dovecot';
+import { silentLog } from '../functions/poller/ports';
 import { buildMessage } from '../test/support/messages';
-import { Moto, MotoServer, uniqueName } from '../test/support/moto';
-import { generateTlsMaterial } from '../test/support/tls';
+import { uniqueName } from '../test/support/moto';
+import { startBenchWorld } from './bench-world';
 
 const { values } = parseArgs({ options: { messages: { type: 'string', default: '1000' }, subscriber: { type: 'boolean', default: false } } });
 const backlog = Number(values.messages);
-const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 
-const tls = await generateTlsMaterial();
-const [imap, motoServer] = await Promise.all([DovecotServer.start({ tls }), MotoServer.start()]);
+const { imap, aws, user, folder, secretId, table, busName, stop } = await startBenchWorld();
 let peakRss = 0;
 const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
 try {
-  const aws = new Moto(motoServer.info);
-  const user = await imap.createUser();
-  const folder = 'Firma/Kundenbetreuung/kunden/a';
-  await imap.createSeedTree(user);
-  const secretId = uniqueName('bench');
-  await aws.createSecret(secretId, {
-    host: 'localhost', port: imap.info.imapsPort, security: 'tls', username: user.username, password: user.password, folder, caBundle: tls.caCertPem,
-  });
-  const table = uniqueName('cp');
-  await aws.createCheckpointTable(table);
-  const bus = values.subscriber
-    ? await aws.createBusWithSubscriber(uniqueName('bus'))
-    : { busName: (await aws.eventbridge.send(new CreateEventBusCommand({ Name: uniqueName('bus') }))).EventBusArn!.split('/').pop()! };
+  const bus = values.subscriber ? await aws.createBusWithSubscriber(uniqueName('bus')) : { busName };
   const commands: string[] = [];
   const config = (mailboxId: string, startAt: StartAt): PollerConfig => ({
     mailboxId, secretId, checkpointTable: table, eventBusName: bus.busName, eventSource: 'imap-event-source', startAt, maxMessagesPerRun: 100_000,
   });
-  const deps = composePollerDeps(config('bench', { kind: 'now' }), { log: quiet, clientConfig: aws.clientConfig, onCommand: (verb) => commands.push(verb) });
+  const deps = composePollerDeps(config('bench', { kind: 'now' }), { log: silentLog, clientConfig: aws.clientConfig, onCommand: (verb) => commands.push(verb) });
   const poll = (mailboxId: string, startAt: StartAt) => pollMailbox(deps, pollOptions(config(mailboxId, startAt), Date.now() + 600_000));
 
   // Empty polls (after a baseline).
@@ -74,8 +58,7 @@ try {
   if (summary.published !== backlog) throw new Error(`published ${summary.published}, expected ${backlog}`);
   console.log(`backlog (${values.subscriber ? 'bus with SQS subscriber rule' : 'bus without rules'}): ${summary.published} messages published in ${seconds.toFixed(1)} s (${(summary.published / seconds).toFixed(0)} msg/s)`);
   console.log(`peak RSS: ${(peakRss / 1024 / 1024).toFixed(0)} MB`);
-  aws.destroy();
 } finally {
   clearInterval(sampler);
-  await Promise.all([imap.stop(), motoServer.stop()]);
+  await stop();
 }

@@ -95,3 +95,6 @@ export interface Log {
   warn(message: string, ...extra: Record<string, unknown>[]): void;
   error(message: string, ...extra: Record<string, unknown>[]): void;
 }
+
+/** A Log that drops everything (local tools, benchmarks, tests). */
+export const silentLog: Log = { debug() {}, info() {}, warn() {}, error() {} };

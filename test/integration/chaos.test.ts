@@ -26,7 +26,7 @@ import type { MessageReceivedDetail } from '../../functions/poller/core/event-de
 import type { Checkpoint, EventEntry } from '../../functions/poller/core/types';
 import { CheckpointStoreError } from '../../functions/poller/errors';
 import { pollMailbox, type PollDeps, type PollSummary } from '../../functions/poller/poll-mailbox';
-import type { CheckpointStore, EventPublisher, LeaseStore, Log } from '../../functions/poller/ports';
+import { type CheckpointStore, type EventPublisher, type LeaseStore, silentLog } from '../../functions/poller/ports';
 import { dovecot, moto } from '../support/env';
 import { buildMessage } from '../support/messages';
 import type { EventEnvelope } from '../support/moto';
@@ -42,7 +42,6 @@ const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31
 /** pollMailbox lets a lease expire 30 s after the run's deadline; the chaos runs cut that to 2 s. */
 const LEASE_GRACE_CUT_MS = 28_000;
 
-const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 let imapProxy: TcpProxy;
@@ -132,7 +131,7 @@ class Container {
         EVENT_BUS_NAME: world.bus.busName,
         START_AT: 'now',
       }),
-      { log: quiet, clientConfig },
+      { log: silentLog, clientConfig },
     );
     // The EventBridge client goes through aws-sdk-client-mock, which forwards to a real client (through the AWS proxy).
     const real = new EventBridgeClient({ ...clientConfig, maxAttempts: 4 });

@@ -17,7 +17,7 @@ import { readConfig } from '../../functions/poller/config';
 import type { MailboxResetDetail, MessageReceivedDetail } from '../../functions/poller/core/event-detail';
 import type { ImapEventSourceError } from '../../functions/poller/errors';
 import { pollMailbox, type PollDeps, type PollOptions } from '../../functions/poller/poll-mailbox';
-import type { EventPublisher, Log, MailboxGateway, MailboxSession } from '../../functions/poller/ports';
+import { type EventPublisher, type MailboxGateway, type MailboxSession, silentLog } from '../../functions/poller/ports';
 import { dovecot, moto } from '../support/env';
 import { buildMessage } from '../support/messages';
 import type { EventEnvelope } from '../support/moto';
@@ -26,7 +26,6 @@ import { World, type WorldOptions } from './world';
 
 const { handler } = await import('../../functions/poller/handler');
 
-const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 let imapProxy: TcpProxy;
@@ -52,7 +51,7 @@ function proxiedWorld(options: WorldOptions = {}): Promise<World> {
 /** The real adapters as the handler composes them (AWS through the AWS proxy), for runs that need a hook. */
 function realDeps(world: World, overrides: Partial<PollDeps> = {}): PollDeps {
   const clientConfig = { ...world.aws.clientConfig, endpoint: awsProxy.url };
-  return { ...composePollerDeps(readConfig(handlerEnv(world)), { log: quiet, clientConfig }), ...overrides };
+  return { ...composePollerDeps(readConfig(handlerEnv(world)), { log: silentLog, clientConfig }), ...overrides };
 }
 
 function pollOptions(world: World, overrides: Partial<PollOptions> = {}): PollOptions {

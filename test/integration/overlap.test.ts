@@ -11,13 +11,12 @@ import { readConfig } from '../../functions/poller/config';
 import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail';
 import { CheckpointConflictError } from '../../functions/poller/errors';
 import { pollMailbox, type PollDeps, type PollOptions } from '../../functions/poller/poll-mailbox';
-import type { EventPublisher, LeaseStore, Log } from '../../functions/poller/ports';
+import { type EventPublisher, type LeaseStore, silentLog } from '../../functions/poller/ports';
 import type { EventEnvelope } from '../support/moto';
 import { World } from './world';
 
 const { handler, resetContainer } = await import('../../functions/poller/handler');
 
-const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function handlerEnv(world: World): Record<string, string> {
@@ -49,7 +48,7 @@ async function invokeConcurrently(world: World, n: number): Promise<PromiseSettl
 }
 
 function realDeps(world: World, overrides: Partial<PollDeps> = {}): PollDeps {
-  return { ...composePollerDeps(readConfig(handlerEnv(world)), { log: quiet, clientConfig: world.aws.clientConfig }), ...overrides };
+  return { ...composePollerDeps(readConfig(handlerEnv(world)), { log: silentLog, clientConfig: world.aws.clientConfig }), ...overrides };
 }
 
 function pollOptions(world: World, overrides: Partial<PollOptions> = {}): PollOptions {
