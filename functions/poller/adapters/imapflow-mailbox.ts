@@ -94,7 +94,8 @@ function commandVerbLogger(onCommand: (verb: string) => void): NonNullable<ImapF
  */
 const DOWNLOAD_CHUNK_BYTES = 256 * 1024;
 
-class ImapFlowSession implements MailboxSession {
+/** Exported for unit tests only; use ImapFlowMailboxGateway.connect. */
+export class ImapFlowSession implements MailboxSession {
   constructor(
     private readonly client: ImapFlow,
     private readonly settings: MailboxSettings,
@@ -132,12 +133,20 @@ class ImapFlowSession implements MailboxSession {
     // (Dropping it here made a run whose first `limit` UIDs all arrived shortly before `since` return nothing,
     // and the next run look at the same UIDs again: no progress, ever.)
     if (since) query.since = new Date(since.getTime() - 24 * 3600 * 1000);
-    let uids: number[];
+    let found: Awaited<ReturnType<ImapFlow['search']>>;
     try {
-      uids = ((await this.client.search(query, { uid: true })) || []).filter((uid) => uid >= fromUid);
+      found = await this.client.search(query, { uid: true });
     } catch (err) {
       throw mapImapError(err, this.settings, 'search');
     }
+    // imapflow answers a refused SEARCH (NO/BAD) with false: that is a failure, never "no new mail"
+    // (taken as an empty result, the checkpoint would move over unpublished messages).
+    if (!Array.isArray(found)) {
+      throw new ImapProtocolError(`The IMAP server ${this.settings.host}:${this.settings.port} refused UID SEARCH in "${this.settings.folder}".`, {
+        hint: 'nothing to do if it passes: the next poll retries. If it repeats, check the server log for this user and folder.',
+      });
+    }
+    const uids = found.filter((uid) => uid >= fromUid);
     uids.sort((a, b) => a - b);
     const complete = uids.length <= limit;
     const wanted = uids.slice(0, limit);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { imapFlowOptions, mapImapError } from '../../../functions/poller/adapters/imapflow-mailbox';
+import type { ImapFlow } from 'imapflow';
+import { ImapFlowSession, imapFlowOptions, mapImapError } from '../../../functions/poller/adapters/imapflow-mailbox';
 import type { MailboxSettings } from '../../../functions/poller/core/settings';
 import {
   FolderNotFoundError,
@@ -212,5 +213,23 @@ describe('imapFlowOptions', () => {
       greetingTimeout: 2,
       socketTimeout: 3,
     });
+  });
+});
+
+describe('ImapFlowSession.listNew', () => {
+  const session = (search: () => Promise<unknown>) =>
+    new ImapFlowSession({ search, fetchAll: async () => [], usable: true } as unknown as ImapFlow, settings);
+
+  it('a refused SEARCH (imapflow answers false) is an error, never "no new mail"', async () => {
+    await expect(session(async () => false).listNew(5, 100)).rejects.toBeInstanceOf(ImapProtocolError);
+    await expect(session(async () => undefined).listNew(5, 100)).rejects.toThrow(/refused UID SEARCH/);
+  });
+
+  it('an empty SEARCH result is a complete, empty list', async () => {
+    expect(await session(async () => []).listNew(5, 100)).toEqual({ messages: [], complete: true });
+  });
+
+  it('drops the n:* quirk (a UID below the range) and reports more than the limit as incomplete', async () => {
+    expect(await session(async () => [4, 5, 6, 7]).listNew(5, 2)).toEqual({ messages: [], complete: false });
   });
 });
