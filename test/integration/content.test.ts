@@ -8,7 +8,7 @@
  * pipeline (parseMessageContent -> buildMessageDetail -> fitDetailToBudget) run on the bytes the server serves:
  * whatever IMAP, the download bound, PutEvents, EventBridge and SQS do in between must not change a field.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
@@ -22,15 +22,11 @@ import { buildFixtureMessages, buildTwentyMegabyteAttachmentMessage, pseudoRando
 import { buildMessage } from '../support/messages';
 import type { EventEnvelope } from '../support/moto';
 import { World } from './world';
+import { corpusDir, corpusFiles } from '../support/corpus';
 
 const SOURCE = 'imap-event-source';
 /** The poller's default download bound (PollOptions.maxMessageBytes). */
 const DOWNLOAD_BOUND = 2 * 1024 * 1024;
-/** The corpus is read where it lies (never copied into the repo): shared/ beside the clone, or MAIL_GEM_CORPUS. */
-const CORPUS =
-  [process.env.MAIL_GEM_CORPUS, join(import.meta.dirname, '../../../shared/corpus/mail-gem'), '/work/shared/corpus/mail-gem'].find(
-    (dir): dir is string => !!dir && existsSync(dir),
-  ) ?? '/work/shared/corpus/mail-gem';
 
 const ajv = new Ajv2020({ allErrors: true, strict: true });
 addFormats(ajv);
@@ -123,13 +119,6 @@ function expectFixtureFields(fixture: FixtureMessage, detail: MessageReceivedDet
 
 const entryBytes = (detail: MessageReceivedDetail) => eventEntrySize({ Source: SOURCE, DetailType: DETAIL_TYPE_MESSAGE, Detail: JSON.stringify(detail) });
 
-function corpusFiles(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) return corpusFiles(path);
-    return /^(LICENSE|README)/i.test(name) ? [] : [path];
-  });
-}
 
 /** Corpus messages whose decoding was cross-checked with Python's `email` package (policy=default). */
 const CORPUS_EXPECTED: Record<string, Partial<Pick<MessageReceivedDetail, 'subject' | 'from' | 'date'>> & { text?: string; attachments?: string[] }> = {
@@ -146,9 +135,10 @@ const CORPUS_EXPECTED: Record<string, Partial<Pick<MessageReceivedDetail, 'subje
   'multipart_report_emails/report_530.eml': { subject: 'Returned mail: see transcript for details' },
 };
 
-describe.skipIf(!existsSync(CORPUS))('content: the mail-gem corpus through Dovecot, the handler, EventBridge and SQS', () => {
+describe('content: the mail-gem corpus through Dovecot, the handler, EventBridge and SQS', () => {
   it('every message the server stores becomes one valid event with the expected fields; the checkpoint passes all', async () => {
     const started = performance.now();
+    const CORPUS = corpusDir();
     const files = corpusFiles(CORPUS).sort();
     expect(files.length).toBeGreaterThan(90);
     const world = await World.create({ startAt: 'all' });

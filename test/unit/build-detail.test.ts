@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
@@ -10,6 +10,7 @@ import { parseMessageContent, type ParsedContent } from '../../functions/poller/
 import type { MessageSummary } from '../../functions/poller/core/types';
 import { DETAIL_TYPE_MESSAGE, DETAIL_TYPE_RESET, type MailboxResetDetail, type MessageReceivedDetail as ConsumerDetail } from '../../types';
 import { buildFixtureMessages } from '../fixtures/messages';
+import { corpusDir, corpusFiles } from '../support/corpus';
 
 const root = join(import.meta.dirname, '../..');
 const ajv = new Ajv2020({ allErrors: true, strict: true });
@@ -230,18 +231,10 @@ describe('pipeline: every fixture message', () => {
   });
 });
 
-const CORPUS = '/work/shared/corpus/mail-gem';
 
-function corpusFiles(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) return corpusFiles(path);
-    return /^(LICENSE|README)/i.test(name) ? [] : [path];
-  });
-}
-
-describe.skipIf(!existsSync(CORPUS))('pipeline: the mail-gem corpus', () => {
+describe('pipeline: the mail-gem corpus', () => {
   it('every message parses without throwing, validates against the schema and fits', async () => {
+    const CORPUS = corpusDir();
     const files = corpusFiles(CORPUS).sort();
     expect(files.length).toBeGreaterThan(90);
     let largest = { file: '', size: 0 };
@@ -257,7 +250,7 @@ describe.skipIf(!existsSync(CORPUS))('pipeline: the mail-gem corpus', () => {
   });
 
   it('every message also survives a download cut in half', async () => {
-    for (const [i, file] of corpusFiles(CORPUS).entries()) {
+    for (const [i, file] of corpusFiles().entries()) {
       const bytes = readFileSync(file);
       const detail = await pipeline(bytes.subarray(0, bytes.length >> 1), i + 1, true);
       expectValid(validateMessage, detail);
