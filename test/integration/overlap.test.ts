@@ -86,14 +86,17 @@ describe('overlapping runs', () => {
     expect(await world.checkpoint()).toMatchObject({ lastUid: uids.at(-1) });
   });
 
-  it('five invocations at the same time: exactly one works', async () => {
+  it('five invocations at the same time: exactly one works, the others are skipped (or find nothing left)', async () => {
     const world = await World.create();
     await world.invoke();
     const uids = await world.append(2);
     const results = await invokeConcurrently(world, 5);
-    const outcomes = results.map((r) => (r.status === 'fulfilled' ? r.value.outcome : 'failed'));
-    expect(outcomes.filter((o) => o === 'skipped')).toHaveLength(4);
+    const outcomes = results.map((r) => (r.status === 'fulfilled' ? r.value.outcome : `failed: ${String(r.reason)}`));
     expect(outcomes.filter((o) => o === 'published')).toHaveLength(1);
+    // On a loaded machine a late invocation may take the lease after the worker released it: it then finds
+    // nothing new (idle). What must never happen is a second run working at the same time.
+    expect(outcomes.filter((o) => o !== 'published').every((o) => o === 'skipped' || o === 'idle')).toBe(true);
+    expect(outcomes.filter((o) => o === 'skipped').length).toBeGreaterThanOrEqual(1);
     expect(deliveries(await world.events(2, 1_500))).toEqual(once(uids));
     expect(await world.invoke()).toEqual({ outcome: 'idle', published: 0 });
   });
