@@ -81,7 +81,9 @@ describe('overlapping runs', () => {
     const uids = await world.append(4);
     const results = await invokeConcurrently(world, 2);
     const outcomes = results.map((r) => (r.status === 'fulfilled' ? r.value : { outcome: `failed: ${String(r.reason)}`, published: 0 }));
-    expect(outcomes).toEqual(expect.arrayContaining([{ outcome: 'skipped', published: 0 }, { outcome: 'published', published: 4 }]));
+    expect(outcomes).toContainEqual({ outcome: 'published', published: 4 });
+    // The other one is skipped (or, when it came late on a loaded machine, found nothing left: idle).
+    expect([{ outcome: 'skipped', published: 0 }, { outcome: 'idle', published: 0 }]).toContainEqual(outcomes.find((o) => o.outcome !== 'published'));
     expect(deliveries(await world.events(4, 1_500))).toEqual(once(uids));
     expect(await world.checkpoint()).toMatchObject({ lastUid: uids.at(-1) });
   });
