@@ -17,7 +17,7 @@ import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { EventBridgeClient, PutEventsCommand, type PutEventsCommandInput, type PutEventsResultEntry } from '@aws-sdk/client-eventbridge';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamodb-checkpoint-store';
 import { EventBridgePublisher } from '../../functions/poller/adapters/eventbridge-publisher';
 import { composePollerDeps } from '../../functions/poller/compose';
@@ -27,12 +27,13 @@ import type { Checkpoint, EventEntry } from '../../functions/poller/core/types';
 import { CheckpointStoreError } from '../../functions/poller/errors';
 import { pollMailbox, type PollDeps, type PollSummary } from '../../functions/poller/poll-mailbox';
 import { type CheckpointStore, type EventPublisher, type LeaseStore, silentLog } from '../../functions/poller/ports';
-import { dovecot, moto } from '../support/env';
+import { proxiesToSharedServers } from '../support/env';
 import { buildMessage } from '../support/messages';
 import type { EventEnvelope } from '../support/moto';
-import { TcpProxy, type Fault } from '../support/tcp-proxy';
+import type { Fault } from '../support/tcp-proxy';
 import { prng } from '../unit/fakes';
 import { World } from './world';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const CYCLES = Number(process.env.CHAOS_CYCLES ?? 300);
 /** The chaos phase stops early (and says so) when it takes longer than this. */
@@ -42,18 +43,8 @@ const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31
 /** pollMailbox lets a lease expire 30 s after the run's deadline; the chaos runs cut that to 2 s. */
 const LEASE_GRACE_CUT_MS = 28_000;
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-let imapProxy: TcpProxy;
-let awsProxy: TcpProxy;
-beforeAll(async () => {
-  imapProxy = await TcpProxy.start({ port: dovecot().imapsPort!, name: 'imap' });
-  awsProxy = await TcpProxy.start({ port: moto().info.port, name: 'aws' });
-});
-afterAll(async () => {
-  await imapProxy?.close();
-  await awsProxy?.close();
-});
+const proxies = proxiesToSharedServers();
 
 // ---------------------------------------------------------------------------------------------
 // Bookkeeping
@@ -100,15 +91,15 @@ class AwsFaults {
   private generation = 0;
   async set(fault: Fault): Promise<void> {
     this.generation++;
-    await awsProxy.setFault(fault);
+    await proxies.aws.setFault(fault);
   }
   dropAll(): void {
     this.generation++;
-    awsProxy.dropAll();
+    proxies.aws.dropAll();
   }
   /** A token to compare before and after a call: different = a fault was active or changed meanwhile. */
   token(): string {
-    return awsProxy.fault.kind === 'pass' ? String(this.generation) : `faulty-${this.generation}`;
+    return proxies.aws.fault.kind === 'pass' ? String(this.generation) : `faulty-${this.generation}`;
   }
 }
 
@@ -122,7 +113,7 @@ class Container {
   run?: RunRecord;
 
   constructor(world: World, aws: AwsFaults, random: () => number) {
-    const clientConfig = { ...world.aws.clientConfig, endpoint: awsProxy.url };
+    const clientConfig = { ...world.aws.clientConfig, endpoint: proxies.aws.url };
     const base = composePollerDeps(
       readConfig({
         MAILBOX_ID: world.mailboxId,
@@ -258,7 +249,7 @@ describe('chaos', () => {
     const between = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
     console.log(`chaos: seed=${SEED} (replay with CHAOS_SEED=${SEED})`);
 
-    const world = await World.create({ secret: { port: imapProxy.port } });
+    const world = await World.create({ secret: { port: proxies.imap.port } });
     const aws = new AwsFaults();
     const containers = [new Container(world, aws, random), new Container(world, aws, random)];
     const appended: Appended[] = [];
@@ -353,21 +344,21 @@ describe('chaos', () => {
       const f = random() * (pending ? 0.6 : 1);
       if (f < 0.06) {
         note('imap-refuse');
-        at(between(0, 200), () => imapProxy.setFault({ kind: 'refuse', mode: pick(['reset', 'close'] as const) }));
-        at(between(300, 900), () => imapProxy.setFault({ kind: 'pass' }));
+        at(between(0, 200), () => proxies.imap.setFault({ kind: 'refuse', mode: pick(['reset', 'close'] as const) }));
+        at(between(300, 900), () => proxies.imap.setFault({ kind: 'pass' }));
       } else if (f < 0.14) {
         note('imap-drop');
-        at(0, () => imapProxy.setFault({ kind: 'dropAfter', bytes: between(100, 40_000), once: true }));
+        at(0, () => proxies.imap.setFault({ kind: 'dropAfter', bytes: between(100, 40_000), once: true }));
       } else if (f < 0.18) {
         note('imap-drop-all');
-        at(between(20, 400), () => imapProxy.dropAll());
+        at(between(20, 400), () => proxies.imap.dropAll());
       } else if (f < 0.23) {
         note('imap-silent');
-        at(0, () => imapProxy.setFault(random() < 0.5 ? { kind: 'silent' } : { kind: 'silent', afterBytes: between(100, 20_000) }));
-        at(between(200, 1_500), () => imapProxy.setFault({ kind: 'pass' }));
+        at(0, () => proxies.imap.setFault(random() < 0.5 ? { kind: 'silent' } : { kind: 'silent', afterBytes: between(100, 20_000) }));
+        at(between(200, 1_500), () => proxies.imap.setFault({ kind: 'pass' }));
       } else if (f < 0.26) {
         note('imap-delay');
-        at(0, () => imapProxy.setFault({ kind: 'delay', ms: between(5, 60) }));
+        at(0, () => proxies.imap.setFault({ kind: 'delay', ms: between(5, 60) }));
       } else if (f < 0.30) {
         note('aws-refuse');
         at(between(0, 200), () => aws.set({ kind: 'refuse', mode: 'reset' }));
@@ -410,7 +401,7 @@ describe('chaos', () => {
       // A lease left behind (crash, or a release lost to an AWS fault) blocks until it expires: the next scheduled
       // invocation comes after that, instead of burning cycles on it.
       if (runs.at(-1)!.outcome === 'skipped' && !overlap) await untilLeaseExpires(world);
-      await imapProxy.setFault({ kind: 'pass' });
+      await proxies.imap.setFault({ kind: 'pass' });
       await aws.set({ kind: 'pass' });
       await checkInvariant(`after cycle ${cycles}`);
     }

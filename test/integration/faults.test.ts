@@ -8,7 +8,7 @@
 import { DeleteItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand, type PutItemCommandInput } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand, type PutEventsCommandInput, type PutEventsResultEntry } from '@aws-sdk/client-eventbridge';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamodb-checkpoint-store';
 import { EventBridgePublisher } from '../../functions/poller/adapters/eventbridge-publisher';
 import { ImapFlowMailboxGateway } from '../../functions/poller/adapters/imapflow-mailbox';
@@ -18,39 +18,29 @@ import type { MailboxResetDetail, MessageReceivedDetail } from '../../functions/
 import type { ImapEventSourceError } from '../../functions/poller/errors';
 import { pollMailbox, type PollDeps, type PollOptions } from '../../functions/poller/poll-mailbox';
 import { type EventPublisher, type MailboxGateway, type MailboxSession, silentLog } from '../../functions/poller/ports';
-import { dovecot, moto } from '../support/env';
+import { proxiesToSharedServers } from '../support/env';
 import { buildMessage } from '../support/messages';
 import type { EventEnvelope } from '../support/moto';
-import { TcpProxy } from '../support/tcp-proxy';
 import { World, type WorldOptions } from './world';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const { handler } = await import('../../functions/poller/handler');
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-let imapProxy: TcpProxy;
-let awsProxy: TcpProxy;
-beforeAll(async () => {
-  imapProxy = await TcpProxy.start({ port: dovecot().imapsPort!, name: 'imap' });
-  awsProxy = await TcpProxy.start({ port: moto().info.port, name: 'aws' });
-});
+const proxies = proxiesToSharedServers();
 afterEach(async () => {
-  await imapProxy.setFault({ kind: 'pass' });
-  await awsProxy.setFault({ kind: 'pass' });
-});
-afterAll(async () => {
-  await imapProxy?.close();
-  await awsProxy?.close();
+  await proxies.imap.setFault({ kind: 'pass' });
+  await proxies.aws.setFault({ kind: 'pass' });
 });
 
 /** A world whose IMAP traffic goes through the IMAP proxy and whose handler reaches AWS through the AWS proxy. */
 function proxiedWorld(options: WorldOptions = {}): Promise<World> {
-  return World.create({ ...options, secret: { port: imapProxy.port, ...options.secret }, env: { AWS_ENDPOINT_URL: awsProxy.url, ...options.env } });
+  return World.create({ ...options, secret: { port: proxies.imap.port, ...options.secret }, env: { AWS_ENDPOINT_URL: proxies.aws.url, ...options.env } });
 }
 
 /** The real adapters as the handler composes them (AWS through the AWS proxy), for runs that need a hook. */
 function realDeps(world: World, overrides: Partial<PollDeps> = {}): PollDeps {
-  const clientConfig = { ...world.aws.clientConfig, endpoint: awsProxy.url };
+  const clientConfig = { ...world.aws.clientConfig, endpoint: proxies.aws.url };
   return { ...composePollerDeps(readConfig(handlerEnv(world)), { log: silentLog, clientConfig }), ...overrides };
 }
 
@@ -79,7 +69,7 @@ async function pollFailing(deps: PollDeps, options: PollOptions): Promise<ImapEv
 function handlerEnv(world: World, extra: Record<string, string> = {}): Record<string, string> {
   return {
     ...world.aws.awsEnv(),
-    AWS_ENDPOINT_URL: awsProxy.url,
+    AWS_ENDPOINT_URL: proxies.aws.url,
     MAILBOX_ID: world.mailboxId,
     SECRET_ID: world.secretName,
     CHECKPOINT_TABLE: world.table,
@@ -180,14 +170,14 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
     const uids = await world.append(3);
     const before = await world.checkpoint();
 
-    await imapProxy.setFault({ kind: 'refuse', mode: 'close' });
+    await proxies.imap.setFault({ kind: 'refuse', mode: 'close' });
     expect((await world.invokeFailing()).message).toMatch(/^IMAP_UNREACHABLE: .*refused \(ECONNREFUSED\)/);
-    await imapProxy.setFault({ kind: 'refuse', mode: 'reset' });
+    await proxies.imap.setFault({ kind: 'refuse', mode: 'reset' });
     expect((await world.invokeFailing()).message).toMatch(/^IMAP_UNREACHABLE: /);
     expect(await world.checkpoint()).toEqual(before);
     expect(await leaseItem(world)).toBeUndefined();
 
-    await imapProxy.setFault({ kind: 'pass' });
+    await proxies.imap.setFault({ kind: 'pass' });
     expect(await world.invoke()).toEqual({ outcome: 'published', published: 3 });
     expectExactlyOnce(await received(world, 3, 1_000), uids);
   });
@@ -198,11 +188,11 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
     await pollMailbox(deps, pollOptions(world));
     const uids = await appendBig(world, 4, 300_000);
     // Batches of 2 messages of ~300 KB: the connection dies in the FETCH of the second batch.
-    await imapProxy.setFault({ kind: 'dropAfter', bytes: 900_000, once: true });
+    await proxies.imap.setFault({ kind: 'dropAfter', bytes: 900_000, once: true });
     const error = await pollFailing(deps, pollOptions(world, { batchSize: 2 }));
     expect(error).toMatchObject({ code: 'IMAP_UNREACHABLE', retryable: true });
     expect(error.message).toMatch(/during fetch/);
-    expect(imapProxy.stats.dropped).toBeGreaterThanOrEqual(1);
+    expect(proxies.imap.stats.dropped).toBeGreaterThanOrEqual(1);
     expect(await world.checkpoint()).toMatchObject({ lastUid: uids[1] });
 
     expect(await pollMailbox(deps, pollOptions(world, { batchSize: 2 }))).toMatchObject({ outcome: 'published', fromUid: uids[2], published: 2 });
@@ -217,15 +207,15 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
     // The bytes of a whole run (TLS, LOGIN, STATUS, EXAMINE, SEARCH, FETCH, LOGOUT), measured with a publisher
     // that rejects everything (no checkpoint moves, nothing is published).
     const rejectAll: EventPublisher = { publish: async (entries) => ({ accepted: new Set(), failed: new Map(entries.map((_, i) => [i, 'Injected'])) }) };
-    const bytesBefore = imapProxy.stats.bytesDown;
+    const bytesBefore = proxies.imap.stats.bytesDown;
     await pollFailing({ ...deps, publisher: rejectAll }, pollOptions(world));
-    const runBytes = imapProxy.stats.bytesDown - bytesBefore;
+    const runBytes = proxies.imap.stats.bytesDown - bytesBefore;
     expect(runBytes).toBeGreaterThan(3_000);
 
     const failures: string[] = [];
     let published = 0;
     for (let share = 0.03; share < 1; share += 0.06) {
-      await imapProxy.setFault({ kind: 'dropAfter', bytes: Math.round(share * runBytes), once: true });
+      await proxies.imap.setFault({ kind: 'dropAfter', bytes: Math.round(share * runBytes), once: true });
       try {
         published += (await pollMailbox(deps, pollOptions(world))).published;
       } catch (err) {
@@ -234,7 +224,7 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
       // Never ahead of what was published.
       if ((await world.checkpoint())!.lastUid >= uids[0]!) expect(published).toBe(3);
     }
-    await imapProxy.setFault({ kind: 'pass' });
+    await proxies.imap.setFault({ kind: 'pass' });
     published += (await pollMailbox(deps, pollOptions(world))).published;
     expect(failures.length).toBeGreaterThanOrEqual(4);
     expect(new Set(failures)).toEqual(new Set(['IMAP_UNREACHABLE']));
@@ -247,7 +237,7 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
     const deps = realDeps(world);
     await pollMailbox(deps, pollOptions(world));
     const uids = await appendBig(world, 4, 300_000);
-    await imapProxy.setFault({ kind: 'silent', afterBytes: 900_000 });
+    await proxies.imap.setFault({ kind: 'silent', afterBytes: 900_000 });
     const deadline = Date.now() + 7_000;
     const error = await pollFailing(deps, pollOptions(world, { batchSize: 2, deadline, reserveMs: 2_000 }));
     expect(Date.now()).toBeLessThan(deadline);
@@ -256,7 +246,7 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
     expect(await world.checkpoint()).toMatchObject({ lastUid: uids[1] });
     expect(await leaseItem(world)).toBeUndefined();
 
-    await imapProxy.setFault({ kind: 'pass' });
+    await proxies.imap.setFault({ kind: 'pass' });
     expect(await pollMailbox(deps, pollOptions(world, { batchSize: 2 }))).toMatchObject({ outcome: 'published', published: 2 });
     expectExactlyOnce(await received(world, 4, 1_000), uids);
   });
@@ -265,7 +255,7 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
     const world = await proxiedWorld();
     await world.invoke();
     const uids = await world.append(2);
-    await imapProxy.setFault({ kind: 'silent' });
+    await proxies.imap.setFault({ kind: 'silent' });
     const started = Date.now();
     // The gateway's own timeouts (10 s to connect, 30 s of silence) are longer than what is left of this run.
     const error = await world.invoke({}, 4_000).then(
@@ -274,7 +264,7 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
     );
     expect(Date.now() - started).toBeLessThan(4_000);
     expect(error.message).toMatch(/^IMAP_UNREACHABLE: The IMAP server .* did not answer in time \(login\)/);
-    await imapProxy.setFault({ kind: 'pass' });
+    await proxies.imap.setFault({ kind: 'pass' });
     expect(await world.invoke()).toEqual({ outcome: 'published', published: 2 });
     expectExactlyOnce(await received(world, 2, 1_000), uids);
   });
@@ -283,8 +273,8 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
     const world = await proxiedWorld();
     await world.invoke();
     const uids = await world.append(2);
-    await imapProxy.setFault({ kind: 'delay', ms: 40 });
-    await awsProxy.setFault({ kind: 'delay', ms: 40 });
+    await proxies.imap.setFault({ kind: 'delay', ms: 40 });
+    await proxies.aws.setFault({ kind: 'delay', ms: 40 });
     expect(await world.invoke()).toEqual({ outcome: 'published', published: 2 });
     expectExactlyOnce(await received(world, 2, 1_000), uids);
   });
@@ -296,11 +286,11 @@ describe('AWS network faults (TCP proxy in front of moto_server)', () => {
     await world.invoke();
     const uids = await world.append(2);
     const before = await world.checkpoint();
-    await awsProxy.setFault({ kind: 'refuse', mode: 'reset' });
-    const refusedBefore = awsProxy.stats.refused;
+    await proxies.aws.setFault({ kind: 'refuse', mode: 'reset' });
+    const refusedBefore = proxies.aws.stats.refused;
     expect((await world.invokeFailing()).message).toMatch(/^CHECKPOINT_STORE_FAILED: .*during lease/);
-    expect(awsProxy.stats.refused - refusedBefore).toBe(4); // maxAttempts of the SDK, then the run gives up
-    await awsProxy.setFault({ kind: 'pass' });
+    expect(proxies.aws.stats.refused - refusedBefore).toBe(4); // maxAttempts of the SDK, then the run gives up
+    await proxies.aws.setFault({ kind: 'pass' });
     expect(await world.checkpoint()).toEqual(before);
     expect(await world.invoke()).toEqual({ outcome: 'published', published: 2 });
     expectExactlyOnce(await received(world, 2, 1_000), uids);
@@ -314,7 +304,7 @@ describe('AWS network faults (TCP proxy in front of moto_server)', () => {
     const inner = deps.publisher;
     const silencing: EventPublisher = {
       async publish(entries) {
-        await awsProxy.setFault({ kind: 'silent' });
+        await proxies.aws.setFault({ kind: 'silent' });
         return inner.publish(entries);
       },
     };
@@ -324,7 +314,7 @@ describe('AWS network faults (TCP proxy in front of moto_server)', () => {
     expect(error).toMatchObject({ code: 'EVENT_PUBLISH_FAILED', retryable: true });
     expect(error.message).toMatch(/EventBridge did not answer in time/);
     // The held requests (PutEvents, the lease release) go through once the network is back.
-    await awsProxy.setFault({ kind: 'pass' });
+    await proxies.aws.setFault({ kind: 'pass' });
     expect(await leaseReleased(world)).toBe(true);
     expect(await world.checkpoint()).toMatchObject({ lastUid: 0 });
     expect(await pollMailbox(deps, pollOptions(world))).toMatchObject({ outcome: 'published', published: 2 });
@@ -342,7 +332,7 @@ describe('AWS network faults (TCP proxy in front of moto_server)', () => {
     const inner = deps.publisher;
     const dropping: EventPublisher = {
       async publish(entries) {
-        await awsProxy.setFault({ kind: 'dropAfter', bytes: 0, once: true });
+        await proxies.aws.setFault({ kind: 'dropAfter', bytes: 0, once: true });
         return inner.publish(entries);
       },
     };
@@ -629,10 +619,10 @@ describe('credentials rotated between runs', () => {
     expect(await invokeWarm(world)).toEqual({ outcome: 'idle', published: 0 }); // settings now cached
     const uids = await world.append(1);
     await world.imap.setPassword(world.user, 'rotated-Pa55word');
-    await world.aws.putSecretValue(world.secretName, world.secretValue({ port: imapProxy.port, password: 'rotated-Pa55word' }));
-    const connections = imapProxy.stats.accepted;
+    await world.aws.putSecretValue(world.secretName, world.secretValue({ port: proxies.imap.port, password: 'rotated-Pa55word' }));
+    const connections = proxies.imap.stats.accepted;
     expect(await invokeWarm(world)).toEqual({ outcome: 'published', published: 1 });
-    expect(imapProxy.stats.accepted - connections).toBe(2); // the cached password failed once, the re-read one worked
+    expect(proxies.imap.stats.accepted - connections).toBe(2); // the cached password failed once, the re-read one worked
     expectExactlyOnce(await received(world, 1), uids);
   });
 
@@ -641,7 +631,7 @@ describe('credentials rotated between runs', () => {
     await world.invoke();
     const uids = await world.append(1);
     await world.imap.setPassword(world.user, 'only-at-the-server');
-    const connections = imapProxy.stats.accepted;
+    const connections = proxies.imap.stats.accepted;
     for (let run = 0; run < 2; run++) {
       const error = await invokeWarm(world).then(
         () => new Error('expected a failure'),
@@ -650,10 +640,10 @@ describe('credentials rotated between runs', () => {
       expect(error.message).toMatch(/^IMAP_AUTH_FAILED: .*rejected the login/);
       expect(error.message).not.toContain('only-at-the-server');
     }
-    expect(imapProxy.stats.accepted - connections).toBe(2);
+    expect(proxies.imap.stats.accepted - connections).toBe(2);
     const direct = await pollFailing(realDeps(world), pollOptions(world));
     expect(direct).toMatchObject({ code: 'IMAP_AUTH_FAILED', retryable: false });
-    await world.aws.putSecretValue(world.secretName, world.secretValue({ port: imapProxy.port, password: 'only-at-the-server' }));
+    await world.aws.putSecretValue(world.secretName, world.secretValue({ port: proxies.imap.port, password: 'only-at-the-server' }));
     expect(await invokeWarm(world)).toEqual({ outcome: 'published', published: 1 });
     expectExactlyOnce(await received(world, 1), uids);
   });

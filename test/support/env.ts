@@ -8,9 +8,10 @@
  */
 import { rootCertificates } from 'node:tls';
 import type { ImapFlowOptions } from 'imapflow';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { DovecotServer, type DovecotStartOptions, type User } from './dovecot';
 import { Moto } from './moto';
+import { TcpProxy } from './tcp-proxy';
 import type { TlsMaterial } from './tls';
 
 export type Security = 'tls' | 'starttls' | 'none';
@@ -80,4 +81,21 @@ export function imapFlowOptions(server: DovecotServer, user: User, security: Sec
     tls: { ca: [...rootCertificates, tlsMaterial().caCertPem], minVersion: 'TLSv1.2' },
     logger: false,
   };
+}
+
+/**
+ * A TCP proxy in front of the shared Dovecot (implicit TLS) and one in front of moto_server, started for
+ * the calling test file (beforeAll) and closed after it, for injecting network faults.
+ */
+export function proxiesToSharedServers(): { readonly imap: TcpProxy; readonly aws: TcpProxy } {
+  const proxies = {} as { imap: TcpProxy; aws: TcpProxy };
+  beforeAll(async () => {
+    proxies.imap = await TcpProxy.start({ port: dovecot().imapsPort!, name: 'imap' });
+    proxies.aws = await TcpProxy.start({ port: moto().info.port, name: 'aws' });
+  });
+  afterAll(async () => {
+    await proxies.imap?.close();
+    await proxies.aws?.close();
+  });
+  return proxies;
 }
