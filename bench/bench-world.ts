@@ -31,13 +31,28 @@ export async function startBenchWorld(folder = 'Firma/Kundenbetreuung/kunden/a')
   await imap.createSeedTree(user);
   const secretId = uniqueName('bench');
   await aws.createSecret(secretId, {
-    host: 'localhost', port: imap.info.imapsPort, security: 'tls', username: user.username, password: user.password, folder, caBundle: tls.caCertPem,
+    host: 'localhost',
+    port: imap.info.imapsPort,
+    security: 'tls',
+    username: user.username,
+    password: user.password,
+    folder,
+    caBundle: tls.caCertPem,
   });
   const table = uniqueName('cp');
   await aws.createCheckpointTable(table);
-  const busName = (await aws.eventbridge.send(new CreateEventBusCommand({ Name: uniqueName('bus') }))).EventBusArn!.split('/').pop()!;
+  const busName = (await aws.eventbridge.send(new CreateEventBusCommand({ Name: uniqueName('bus') })))
+    .EventBusArn!.split('/')
+    .pop()!;
   return {
-    imap, motoServer, aws, user, folder, secretId, table, busName,
+    imap,
+    motoServer,
+    aws,
+    user,
+    folder,
+    secretId,
+    table,
+    busName,
     async stop() {
       aws.destroy();
       await Promise.all([imap.stop(), motoServer.stop()]);

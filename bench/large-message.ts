@@ -54,7 +54,9 @@ function bigMessage(mb: number): Uint8Array {
   const attachment = base64Lines(pseudoRandomBytes(Math.ceil((mb * 1024 * 1024 * 57) / 78), 7));
   return Buffer.concat([
     Buffer.from(`${head}\r\n\r\n--huge\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nA very big message.\r\n`),
-    Buffer.from('--huge\r\nContent-Type: application/zip\r\nContent-Disposition: attachment; filename="archive.zip"\r\nContent-Transfer-Encoding: base64\r\n\r\n'),
+    Buffer.from(
+      '--huge\r\nContent-Type: application/zip\r\nContent-Disposition: attachment; filename="archive.zip"\r\nContent-Transfer-Encoding: base64\r\n\r\n',
+    ),
     Buffer.from(attachment),
     Buffer.from('\r\n--huge--\r\n'),
   ]);
@@ -130,7 +132,10 @@ async function prepareChild(): Promise<{ script: string; handler: string; nodeAr
   return { script, handler, nodeArgs: [] };
 }
 
-function runChild(child: { script: string; handler: string; nodeArgs: string[] }, env: Record<string, string>): Promise<ChildReport> {
+function runChild(
+  child: { script: string; handler: string; nodeArgs: string[] },
+  env: Record<string, string>,
+): Promise<ChildReport> {
   return new Promise((resolve, reject) => {
     const proc = spawn(process.execPath, [...child.nodeArgs, child.script], {
       cwd: root,
@@ -179,22 +184,26 @@ try {
     for (const c of cases) {
       const mailboxId = uniqueName(c.raw ? 'raw' : 'noraw');
       const report = await runChild(child, {
-          AWS_ENDPOINT_URL: motoServer.info.endpoint,
-          AWS_REGION: 'us-east-1',
-          AWS_ACCESS_KEY_ID: 'testing',
-          AWS_SECRET_ACCESS_KEY: 'testing',
-          MAILBOX_ID: mailboxId,
-          SECRET_ID: secretId,
-          CHECKPOINT_TABLE: table,
-          EVENT_BUS_NAME: busName,
-          START_AT: 'all',
-          POWERTOOLS_LOG_LEVEL: 'ERROR',
-          POWERTOOLS_METRICS_DISABLED: 'true',
-          ...(c.raw ? { RAW_BUCKET: bucket } : {}),
+        AWS_ENDPOINT_URL: motoServer.info.endpoint,
+        AWS_REGION: 'us-east-1',
+        AWS_ACCESS_KEY_ID: 'testing',
+        AWS_SECRET_ACCESS_KEY: 'testing',
+        MAILBOX_ID: mailboxId,
+        SECRET_ID: secretId,
+        CHECKPOINT_TABLE: table,
+        EVENT_BUS_NAME: busName,
+        START_AT: 'all',
+        POWERTOOLS_LOG_LEVEL: 'ERROR',
+        POWERTOOLS_METRICS_DISABLED: 'true',
+        ...(c.raw ? { RAW_BUCKET: bucket } : {}),
       });
-      if (report.outcome !== 'published' || report.published !== 1) throw new Error(`${c.name}: expected one published message, got ${JSON.stringify(report)}`);
+      if (report.outcome !== 'published' || report.published !== 1)
+        throw new Error(`${c.name}: expected one published message, got ${JSON.stringify(report)}`);
       if (c.raw) {
-        const stored = await aws.headObject(bucket, `${mailboxId}/${(await imap.status(user, folder)).uidValidity}/${uid}.eml`);
+        const stored = await aws.headObject(
+          bucket,
+          `${mailboxId}/${(await imap.status(user, folder)).uidValidity}/${uid}.eml`,
+        );
         if (stored?.size !== size) throw new Error(`${c.name}: raw object has ${stored?.size} bytes, expected ${size}`);
       }
       (peaks[c.name] ??= []).push(report.maxRss);
@@ -206,7 +215,9 @@ try {
   }
   const worstRaw = Math.max(...peaks[cases[1]!.name]!);
   failed = worstRaw >= TARGET_MB * 1024 * 1024;
-  console.log(`target: peak RSS with raw storage under ${TARGET_MB} MB: ${failed ? 'MISSED' : 'met'} (${mb(worstRaw)})`);
+  console.log(
+    `target: peak RSS with raw storage under ${TARGET_MB} MB: ${failed ? 'MISSED' : 'met'} (${mb(worstRaw)})`,
+  );
 } finally {
   await stop();
 }

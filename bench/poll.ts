@@ -6,9 +6,10 @@
  * Without --subscriber the bus has no rule: moto_server spends ~180 ms per event delivering to an SQS
  * target, which would measure the emulator, not the poller (real EventBridge answers PutEvents in milliseconds).
  */
+
+import { parseArgs } from 'node:util';
 import { composePollerDeps, pollOptions } from '../functions/poller/compose';
 import type { PollerConfig } from '../functions/poller/config';
-import { parseArgs } from 'node:util';
 import type { StartAt } from '../functions/poller/core/types';
 import { pollMailbox } from '../functions/poller/poll-mailbox';
 import { silentLog } from '../functions/poller/ports';
@@ -16,7 +17,9 @@ import { buildMessage } from '../test/support/messages';
 import { uniqueName } from '../test/support/moto';
 import { startBenchWorld } from './bench-world';
 
-const { values } = parseArgs({ options: { messages: { type: 'string', default: '1000' }, subscriber: { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: { messages: { type: 'string', default: '1000' }, subscriber: { type: 'boolean', default: false } },
+});
 const backlog = Number(values.messages);
 
 const { imap, aws, user, folder, secretId, table, busName, stop } = await startBenchWorld();
@@ -26,17 +29,30 @@ try {
   const bus = values.subscriber ? await aws.createBusWithSubscriber(uniqueName('bus')) : { busName };
   const commands: string[] = [];
   const config = (mailboxId: string, startAt: StartAt): PollerConfig => ({
-    mailboxId, secretId, checkpointTable: table, eventBusName: bus.busName, eventSource: 'imap-event-source', startAt, maxMessagesPerRun: 100_000,
+    mailboxId,
+    secretId,
+    checkpointTable: table,
+    eventBusName: bus.busName,
+    eventSource: 'imap-event-source',
+    startAt,
+    maxMessagesPerRun: 100_000,
   });
-  const deps = composePollerDeps(config('bench', { kind: 'now' }), { log: silentLog, clientConfig: aws.clientConfig, onCommand: (verb) => commands.push(verb) });
-  const poll = (mailboxId: string, startAt: StartAt) => pollMailbox(deps, pollOptions(config(mailboxId, startAt), Date.now() + 600_000));
+  const deps = composePollerDeps(config('bench', { kind: 'now' }), {
+    log: silentLog,
+    clientConfig: aws.clientConfig,
+    onCommand: (verb) => commands.push(verb),
+  });
+  const poll = (mailboxId: string, startAt: StartAt) =>
+    pollMailbox(deps, pollOptions(config(mailboxId, startAt), Date.now() + 600_000));
 
   // Empty polls (after a baseline).
   await poll('empty', { kind: 'now' });
   commands.length = 0;
   await poll('empty', { kind: 'now' });
   const ours = commands.slice(commands.indexOf('NAMESPACE') + 1);
-  console.log(`empty poll IMAP commands: ${commands.join(' ')} (imapflow's session setup up to NAMESPACE; the poll's own: ${ours.join(' ')})`);
+  console.log(
+    `empty poll IMAP commands: ${commands.join(' ')} (imapflow's session setup up to NAMESPACE; the poll's own: ${ours.join(' ')})`,
+  );
   const times: number[] = [];
   for (let i = 0; i < 20; i++) {
     const t0 = performance.now();
@@ -45,18 +61,24 @@ try {
     if (s.outcome !== 'idle') throw new Error(`expected idle, got ${s.outcome}`);
   }
   times.sort((a, b) => a - b);
-  console.log(`empty poll: median ${times[10]!.toFixed(1)} ms, p95 ${times[18]!.toFixed(1)} ms (20 runs; TLS connect + login + STATUS + LOGOUT, lease + checkpoint read)`);
+  console.log(
+    `empty poll: median ${times[10]!.toFixed(1)} ms, p95 ${times[18]!.toFixed(1)} ms (20 runs; TLS connect + login + STATUS + LOGOUT, lease + checkpoint read)`,
+  );
 
   // Backlog.
   const t0 = performance.now();
-  const messages = Array.from({ length: backlog }, (_, i) => buildMessage({ subject: `Backlog ${i + 1}`, body: `Message ${i + 1}\n`.repeat(40) }));
+  const messages = Array.from({ length: backlog }, (_, i) =>
+    buildMessage({ subject: `Backlog ${i + 1}`, body: `Message ${i + 1}\n`.repeat(40) }),
+  );
   await imap.appendMany(user, folder, messages);
   console.log(`appended ${backlog} messages in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   const t1 = performance.now();
   const summary = await poll('backlog', { kind: 'all' });
   const seconds = (performance.now() - t1) / 1000;
   if (summary.published !== backlog) throw new Error(`published ${summary.published}, expected ${backlog}`);
-  console.log(`backlog (${values.subscriber ? 'bus with SQS subscriber rule' : 'bus without rules'}): ${summary.published} messages published in ${seconds.toFixed(1)} s (${(summary.published / seconds).toFixed(0)} msg/s)`);
+  console.log(
+    `backlog (${values.subscriber ? 'bus with SQS subscriber rule' : 'bus without rules'}): ${summary.published} messages published in ${seconds.toFixed(1)} s (${(summary.published / seconds).toFixed(0)} msg/s)`,
+  );
   console.log(`peak RSS: ${(peakRss / 1024 / 1024).toFixed(0)} MB`);
 } finally {
   clearInterval(sampler);

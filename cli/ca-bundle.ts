@@ -18,7 +18,13 @@ export function inspectCaBundle(bundle: string | undefined): BundleEntry[] {
   return splitPemBundle(bundle ?? '').map((pem, i) => {
     try {
       const cert = new X509Certificate(pem);
-      return { index: i + 1, subject: formatName(cert.subject), issuer: formatName(cert.issuer), validTo: new Date(cert.validTo), isCa: cert.ca };
+      return {
+        index: i + 1,
+        subject: formatName(cert.subject),
+        issuer: formatName(cert.issuer),
+        validTo: new Date(cert.validTo),
+        isCa: cert.ca,
+      };
     } catch {
       return { index: i + 1, error: 'is not a parseable X.509 certificate (broken base64 or line breaks?)' };
     }

@@ -41,7 +41,10 @@ export class FileCheckpointStore implements CheckpointStore {
         );
       }
       // As in DynamoDB: the store owns the version, one up from the version the writer read.
-      const checkpoints = [...state.checkpoints.filter((c) => c !== current), { ...next, version: expectedVersion + 1 }];
+      const checkpoints = [
+        ...state.checkpoints.filter((c) => c !== current),
+        { ...next, version: expectedVersion + 1 },
+      ];
       await this.writeAtomically({ ...state, checkpoints });
     });
   }
@@ -52,7 +55,11 @@ export class FileCheckpointStore implements CheckpointStore {
       text = await readFile(this.path, 'utf8');
     } catch (err) {
       if ((err as { code?: string }).code === 'ENOENT') return EMPTY;
-      throw new CheckpointStoreError(`Cannot read the state file ${this.path}.`, { cause: err, retryable: false, hint: 'check the path and its permissions.' });
+      throw new CheckpointStoreError(`Cannot read the state file ${this.path}.`, {
+        cause: err,
+        retryable: false,
+        hint: 'check the path and its permissions.',
+      });
     }
     let parsed: Partial<StateFile> | undefined;
     try {
@@ -61,10 +68,13 @@ export class FileCheckpointStore implements CheckpointStore {
       parsed = undefined;
     }
     if (parsed?.format !== EMPTY.format || parsed.formatVersion !== 1 || !Array.isArray(parsed.checkpoints)) {
-      throw new CheckpointStoreError(`The state file ${this.path} is not an imap-event-source state file (version 1).`, {
-        retryable: false,
-        hint: 'pass another --state FILE, or delete this one: the next poll then starts over as --start-at says.',
-      });
+      throw new CheckpointStoreError(
+        `The state file ${this.path} is not an imap-event-source state file (version 1).`,
+        {
+          retryable: false,
+          hint: 'pass another --state FILE, or delete this one: the next poll then starts over as --start-at says.',
+        },
+      );
     }
     return parsed as StateFile;
   }
@@ -83,7 +93,11 @@ export class FileCheckpointStore implements CheckpointStore {
       await rename(temp, this.path);
     } catch (err) {
       await rm(temp, { force: true });
-      throw new CheckpointStoreError(`Cannot write the state file ${this.path}.`, { cause: err, retryable: false, hint: 'check free space and permissions of its directory.' });
+      throw new CheckpointStoreError(`Cannot write the state file ${this.path}.`, {
+        cause: err,
+        retryable: false,
+        hint: 'check free space and permissions of its directory.',
+      });
     }
   }
 
@@ -98,9 +112,16 @@ export class FileCheckpointStore implements CheckpointStore {
         break;
       } catch (err) {
         if ((err as { code?: string }).code !== 'EEXIST') {
-          throw new CheckpointStoreError(`Cannot create the lock file ${lock}.`, { cause: err, retryable: false, hint: 'check the permissions of the state file\'s directory.' });
+          throw new CheckpointStoreError(`Cannot create the lock file ${lock}.`, {
+            cause: err,
+            retryable: false,
+            hint: "check the permissions of the state file's directory.",
+          });
         }
-        const age = await stat(lock).then((s) => Date.now() - s.mtimeMs, () => 0);
+        const age = await stat(lock).then(
+          (s) => Date.now() - s.mtimeMs,
+          () => 0,
+        );
         if (age > STALE_LOCK_MS) {
           await rm(lock, { force: true });
           continue;
@@ -137,7 +158,9 @@ export class DryRunCheckpointStore implements CheckpointStore {
   async put(next: Checkpoint, expectedVersion: number): Promise<void> {
     const current = await this.get(next.mailboxId, next.folder);
     if ((current?.version ?? 0) !== expectedVersion) {
-      throw new CheckpointConflictError(`Dry run: the checkpoint of "${next.mailboxId}" / "${next.folder}" changed since it was read.`);
+      throw new CheckpointConflictError(
+        `Dry run: the checkpoint of "${next.mailboxId}" / "${next.folder}" changed since it was read.`,
+      );
     }
     this.written.set(JSON.stringify([next.mailboxId, next.folder]), { ...next, version: expectedVersion + 1 });
   }

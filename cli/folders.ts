@@ -6,7 +6,6 @@ import { compareNames, type FolderInfo } from '../functions/poller/core/folders'
 
 export type { FolderInfo };
 
-
 interface Node {
   folder?: FolderInfo;
   path: string;
@@ -27,7 +26,10 @@ export function renderFolderTree(folders: readonly FolderInfo[], options: { high
     parts.forEach((part, i) => {
       const path = parts.slice(0, i + 1).join(folder.delimiter);
       let child = node.children.get(part);
-      if (!child) node.children.set(part, (child = { path, children: new Map() }));
+      if (!child) {
+        child = { path, children: new Map() };
+        node.children.set(part, child);
+      }
       node = child;
     });
     node.folder = folder;
@@ -49,4 +51,3 @@ export function renderFolderTree(folders: readonly FolderInfo[], options: { high
   walk(root, 0);
   return lines;
 }
-

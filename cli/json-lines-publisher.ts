@@ -26,7 +26,9 @@ export class JsonLinesPublisher implements EventPublisher {
       };
       const text = this.options.pretty ? JSON.stringify(event, null, 2) : JSON.stringify(event);
       // Wait for each write: a poll's checkpoint must not pass an event that never left the process.
-      await new Promise<void>((resolve, reject) => this.out.write(`${text}\n`, (err) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        this.out.write(`${text}\n`, (err) => (err ? reject(err) : resolve())),
+      );
     }
     return { accepted: new Set(entries.map((_, i) => i)), failed: new Map() };
   }

@@ -5,8 +5,8 @@
  */
 import { ImapFlowMailboxGateway } from '../functions/poller/adapters/imapflow-mailbox';
 import type { StartAt } from '../functions/poller/core/types';
+import { type PollSummary, pollMailbox } from '../functions/poller/poll-mailbox';
 import type { CheckpointStore, EventPublisher, Log, SettingsSource } from '../functions/poller/ports';
-import { pollMailbox, type PollSummary } from '../functions/poller/poll-mailbox';
 import { DryRunCheckpointStore, FileCheckpointStore } from './file-checkpoint-store';
 import { JsonLinesPublisher, type LineSink } from './json-lines-publisher';
 import { quietAwsSdk } from './settings-source';
@@ -69,7 +69,8 @@ export async function pollLocally(options: LocalPollOptions): Promise<PollSummar
 /** One line for a human about what a poll did. */
 export function describeSummary(s: PollSummary, options: { dryRun?: boolean; stateFile?: string } = {}): string {
   const where = `"${s.folder ?? '?'}"`;
-  const range = s.fromUid !== null && s.toUid !== null && s.toUid >= s.fromUid ? ` (UIDs ${s.fromUid}..${s.toUid})` : '';
+  const range =
+    s.fromUid !== null && s.toUid !== null && s.toUid >= s.fromUid ? ` (UIDs ${s.fromUid}..${s.toUid})` : '';
   const text: Record<PollSummary['outcome'], string> = {
     idle: `no new messages in ${where}`,
     baseline: `first poll of ${where}: remembered UID ${s.toUid ?? 0} as the starting point; only messages arriving from now on become events (--start-at all publishes the existing ones)`,

@@ -29,7 +29,10 @@ function overview(): string {
   ].join('\n');
 }
 
-export async function main(argv: readonly string[], io: Pick<CommandContext, 'stdout' | 'stderr'> = process): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  io: Pick<CommandContext, 'stdout' | 'stderr'> = process,
+): Promise<number> {
   const debug = argv.includes('--debug');
   const args = argv.filter((a) => a !== '--debug');
   const [name, ...rest] = args;
@@ -67,5 +70,8 @@ export async function main(argv: readonly string[], io: Pick<CommandContext, 'st
 
 /** util.parseArgs throws TypeErrors with these codes for unknown or malformed options. */
 function isParseArgsError(err: unknown): boolean {
-  return typeof (err as { code?: unknown })?.code === 'string' && (err as { code: string }).code.startsWith('ERR_PARSE_ARGS_');
+  return (
+    typeof (err as { code?: unknown })?.code === 'string' &&
+    (err as { code: string }).code.startsWith('ERR_PARSE_ARGS_')
+  );
 }

@@ -10,8 +10,7 @@ export interface Writer {
   write(text: string): unknown;
 }
 
-const useColor = (stream: Writer) =>
-  !process.env.NO_COLOR && (stream as { isTTY?: boolean }).isTTY === true;
+const useColor = (stream: Writer) => !process.env.NO_COLOR && (stream as { isTTY?: boolean }).isTTY === true;
 const paint = (stream: Writer, code: string, text: string) => (useColor(stream) ? `\x1b[${code}m${text}\x1b[0m` : text);
 
 export type StepStatus = 'ok' | 'fail' | 'warn' | 'skip' | 'info';
@@ -97,7 +96,9 @@ export class StderrLog implements Log {
       .filter(([, v]) => v !== undefined)
       .map(([k, v]) => `${k}=${formatValue(v)}`)
       .join(' ');
-    this.out.write(`${paint(this.out, '2', time)} ${paint(this.out, color, level.padEnd(5))} ${message}${fields ? `  ${paint(this.out, '2', fields)}` : ''}\n`);
+    this.out.write(
+      `${paint(this.out, '2', time)} ${paint(this.out, color, level.padEnd(5))} ${message}${fields ? `  ${paint(this.out, '2', fields)}` : ''}\n`,
+    );
   }
 }
 

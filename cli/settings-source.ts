@@ -4,7 +4,7 @@
  * One place for all commands.
  */
 import { readFile } from 'node:fs/promises';
-import { parseSettings, type MailboxSettings } from '../functions/poller/core/settings';
+import { type MailboxSettings, parseSettings } from '../functions/poller/core/settings';
 import { ConfigurationError, SecretAccessError } from '../functions/poller/errors';
 import type { SettingsSource } from '../functions/poller/ports';
 import { UsageError } from './output';
@@ -51,9 +51,10 @@ export async function readSettingsFile(path: string, what = 'settings file'): Pr
     const code = (err as { code?: string }).code ?? 'ERROR';
     throw new ConfigurationError(`Cannot read the ${what} "${path}" (${code}).`, {
       cause: err,
-      hint: what === 'settings file'
-        ? 'pass a JSON file with the mailbox settings; `imap-event-source secret template > mailbox.json` writes an example to edit.'
-        : 'check the path.',
+      hint:
+        what === 'settings file'
+          ? 'pass a JSON file with the mailbox settings; `imap-event-source secret template > mailbox.json` writes an example to edit.'
+          : 'check the path.',
     });
   }
 }
@@ -67,7 +68,8 @@ export function settingsArgsText(args: SettingsArgs): string {
 /** The settings source the options name, or undefined when none is given. */
 export async function settingsSourceFrom(args: SettingsArgs): Promise<ResolvedSettingsSource | undefined> {
   const { config, 'secret-id': secretId, 'version-stage': versionStage } = args;
-  if (config !== undefined && secretId !== undefined) throw new UsageError('use either --config or --secret-id, not both');
+  if (config !== undefined && secretId !== undefined)
+    throw new UsageError('use either --config or --secret-id, not both');
   if (versionStage !== undefined && secretId === undefined) throw new UsageError('--version-stage needs --secret-id');
   if (config !== undefined) return { source: new FileSettingsSource(config), origin: `file "${config}"` };
   if (secretId === undefined) return undefined;
@@ -94,7 +96,10 @@ export async function settingsSourceFrom(args: SettingsArgs): Promise<ResolvedSe
         try {
           return await secrets.load(options);
         } catch (err) {
-          if (err instanceof SecretAccessError && (err.cause as { name?: string } | undefined)?.name === 'CredentialsProviderError') {
+          if (
+            err instanceof SecretAccessError &&
+            (err.cause as { name?: string } | undefined)?.name === 'CredentialsProviderError'
+          ) {
             throw new ConfigurationError('No AWS credentials were found for reading the secret.', {
               cause: err,
               hint: 'log in as for the AWS CLI (e.g. `aws sso login` and AWS_PROFILE=...), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.',

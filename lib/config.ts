@@ -96,8 +96,26 @@ const CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
 const VPC_ID = /^vpc-[0-9a-f]{8,17}$/;
 const SUBNET_ID = /^subnet-[0-9a-f]{8,17}$/;
 
-const STACK_KEYS = ['stackName', 'busName', 'createBus', 'eventSource', 'reserveConcurrency', 'mailboxes', 'vpc', 'rawMessageStorage'];
-const MAILBOX_KEYS = ['id', 'secretName', 'secretArn', 'createSecret', 'secretKmsKeyArn', 'schedule', 'startAt', 'maxMessagesPerRun'];
+const STACK_KEYS = [
+  'stackName',
+  'busName',
+  'createBus',
+  'eventSource',
+  'reserveConcurrency',
+  'mailboxes',
+  'vpc',
+  'rawMessageStorage',
+];
+const MAILBOX_KEYS = [
+  'id',
+  'secretName',
+  'secretArn',
+  'createSecret',
+  'secretKmsKeyArn',
+  'schedule',
+  'startAt',
+  'maxMessagesPerRun',
+];
 const VPC_KEYS = ['vpcId', 'imapServerCidr', 'imapPort', 'subnetIds', 'endpoints'];
 const RAW_KEYS = ['enabled', 'expirationDays'];
 
@@ -185,32 +203,56 @@ function parseMailbox(raw: unknown, index: number, problems: Problems): MailboxC
 
   const createSecret = problems.boolean(`${where}.createSecret`, raw.createSecret, false);
   const secretName = problems.string(
-    `${where}.secretName`, raw.secretName, SECRET_NAME, 'must be a Secrets Manager secret name (1-512 of A-Z a-z 0-9 / _ + = . @ -)',
+    `${where}.secretName`,
+    raw.secretName,
+    SECRET_NAME,
+    'must be a Secrets Manager secret name (1-512 of A-Z a-z 0-9 / _ + = . @ -)',
   );
   const secretArn = problems.string(
-    `${where}.secretArn`, raw.secretArn, SECRET_ARN, 'must be the complete ARN of a Secrets Manager secret, including its 6-character suffix',
+    `${where}.secretArn`,
+    raw.secretArn,
+    SECRET_ARN,
+    'must be the complete ARN of a Secrets Manager secret, including its 6-character suffix',
   );
   const secretKmsKeyArn = problems.string(
-    `${where}.secretKmsKeyArn`, raw.secretKmsKeyArn, KMS_KEY_ARN, 'must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)',
+    `${where}.secretKmsKeyArn`,
+    raw.secretKmsKeyArn,
+    KMS_KEY_ARN,
+    'must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)',
   );
   if (raw.secretName !== undefined && raw.secretArn !== undefined) {
     problems.add(`${where}.secretArn`, 'give either secretName or secretArn, not both');
   } else if (createSecret && raw.secretArn !== undefined) {
-    problems.add(`${where}.secretArn`, 'cannot be combined with createSecret (a created secret has no ARN yet); use secretName');
+    problems.add(
+      `${where}.secretArn`,
+      'cannot be combined with createSecret (a created secret has no ARN yet); use secretName',
+    );
   } else if (!createSecret && raw.secretName === undefined && raw.secretArn === undefined) {
-    problems.add(`${where}.secretName`, 'required: give secretName or secretArn of the mailbox secret, or set createSecret');
+    problems.add(
+      `${where}.secretName`,
+      'required: give secretName or secretArn of the mailbox secret, or set createSecret',
+    );
   }
   if (createSecret && raw.secretKmsKeyArn !== undefined) {
-    problems.add(`${where}.secretKmsKeyArn`, 'only for imported secrets; a created secret uses the account key aws/secretsmanager');
+    problems.add(
+      `${where}.secretKmsKeyArn`,
+      'only for imported secrets; a created secret uses the account key aws/secretsmanager',
+    );
   }
 
   const schedule = raw.schedule === undefined ? DEFAULTS.schedule : raw.schedule;
   if (typeof schedule !== 'string' || !isScheduleExpression(schedule)) {
-    problems.add(`${where}.schedule`, 'must be an EventBridge schedule expression such as "rate(1 minute)", "rate(5 minutes)" or "cron(0/5 * * * ? *)"');
+    problems.add(
+      `${where}.schedule`,
+      'must be an EventBridge schedule expression such as "rate(1 minute)", "rate(5 minutes)" or "cron(0/5 * * * ? *)"',
+    );
   }
   const startAt = raw.startAt === undefined ? DEFAULTS.startAt : raw.startAt;
   if (typeof startAt !== 'string' || !isStartAt(startAt)) {
-    problems.add(`${where}.startAt`, 'must be "now", "all" or an ISO 8601 date such as "2026-01-31" or "2026-01-31T08:00:00Z"');
+    problems.add(
+      `${where}.startAt`,
+      'must be "now", "all" or an ISO 8601 date such as "2026-01-31" or "2026-01-31T08:00:00Z"',
+    );
   }
   const maxMessagesPerRun = problems.integer(`${where}.maxMessagesPerRun`, raw.maxMessagesPerRun, 1, 100_000);
 
@@ -245,7 +287,9 @@ function parseVpc(raw: unknown, problems: Problems): VpcConfig | undefined {
     if (!Array.isArray(raw.subnetIds) || raw.subnetIds.length === 0) {
       problems.add('vpc.subnetIds', 'must be a non-empty list of subnet ids');
     } else {
-      raw.subnetIds.forEach((s, i) => problems.string(`vpc.subnetIds[${i}]`, s, SUBNET_ID, 'must be a subnet id (subnet-...)'));
+      raw.subnetIds.forEach((s, i) => {
+        problems.string(`vpc.subnetIds[${i}]`, s, SUBNET_ID, 'must be a subnet id (subnet-...)');
+      });
       subnetIds = raw.subnetIds as string[];
     }
   }
@@ -265,7 +309,8 @@ function parseRawStorage(raw: unknown, problems: Problems): RawMessageStorageCon
   if (raw.enabled === undefined) problems.add('rawMessageStorage.enabled', 'required (true or false)');
   return {
     enabled: problems.boolean('rawMessageStorage.enabled', raw.enabled, false),
-    expirationDays: problems.integer('rawMessageStorage.expirationDays', raw.expirationDays, 1, 3650) ?? DEFAULTS.rawExpirationDays,
+    expirationDays:
+      problems.integer('rawMessageStorage.expirationDays', raw.expirationDays, 1, 3650) ?? DEFAULTS.rawExpirationDays,
   };
 }
 
@@ -280,12 +325,24 @@ export function parseConfig(raw: unknown): AppConfig {
   }
   problems.unknownKeys(CONFIG_CONTEXT_KEY, raw, STACK_KEYS);
 
-  const stackName = problems.string('stackName', raw.stackName, STACK_NAME, 'must start with a letter; letters, digits and hyphens, at most 128') ?? DEFAULTS.stackName;
-  const busName = problems.string('busName', raw.busName, BUS_NAME, 'must be 1-256 of A-Z a-z 0-9 . _ - /') ?? DEFAULTS.busName;
+  const stackName =
+    problems.string(
+      'stackName',
+      raw.stackName,
+      STACK_NAME,
+      'must start with a letter; letters, digits and hyphens, at most 128',
+    ) ?? DEFAULTS.stackName;
+  const busName =
+    problems.string('busName', raw.busName, BUS_NAME, 'must be 1-256 of A-Z a-z 0-9 . _ - /') ?? DEFAULTS.busName;
   const createBus = problems.boolean('createBus', raw.createBus, true);
-  if (createBus && busName === 'default') problems.add('busName', '"default" is the account\'s default bus: set createBus to false to use it');
+  if (createBus && busName === 'default')
+    problems.add('busName', '"default" is the account\'s default bus: set createBus to false to use it');
   const eventSource = raw.eventSource === undefined ? DEFAULTS.eventSource : raw.eventSource;
-  if (typeof eventSource !== 'string' || !/^[A-Za-z0-9._/-]{1,256}$/.test(eventSource) || eventSource.startsWith('aws.')) {
+  if (
+    typeof eventSource !== 'string' ||
+    !/^[A-Za-z0-9._/-]{1,256}$/.test(eventSource) ||
+    eventSource.startsWith('aws.')
+  ) {
     problems.add('eventSource', 'must be 1-256 of A-Z a-z 0-9 . _ - / and must not start with "aws."');
   }
   const reserveConcurrency = problems.boolean('reserveConcurrency', raw.reserveConcurrency, true);
@@ -304,7 +361,8 @@ export function parseConfig(raw: unknown): AppConfig {
     const key = pascalCase(id);
     const other = seen.get(key);
     if (other === id) problems.add(`mailbox "${id}".id`, 'must be unique; it appears more than once');
-    else if (other) problems.add(`mailbox "${id}".id`, `collides with "${other}" in resource names; choose a more distinct id`);
+    else if (other)
+      problems.add(`mailbox "${id}".id`, `collides with "${other}" in resource names; choose a more distinct id`);
     seen.set(key, id);
   }
 

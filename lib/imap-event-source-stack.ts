@@ -1,4 +1,13 @@
-import { ArnFormat, CfnOutput, Duration, RemovalPolicy, SecretValue, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import {
+  ArnFormat,
+  CfnOutput,
+  Duration,
+  RemovalPolicy,
+  SecretValue,
+  Stack,
+  type StackProps,
+  Validations,
+} from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -6,7 +15,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
-import { type AppConfig, type MailboxConfig, type VpcConfig, pascalCase } from './config';
+import { type AppConfig, type MailboxConfig, pascalCase, type VpcConfig } from './config';
 import { ImapEventSource } from './imap-event-source';
 
 export interface ImapEventSourceStackProps extends StackProps {
@@ -59,7 +68,9 @@ export class ImapEventSourceStack extends Stack {
     // The pollers get a reference by the literal name: the name then appears verbatim in their
     // environment and the PutEvents grant is the bus's exact ARN either way.
     const busByName = events.EventBus.fromEventBusName(this, 'EventBusByName', config.busName);
-    const createdBus = config.createBus ? new events.EventBus(this, 'EventBus', { eventBusName: config.busName }) : undefined;
+    const createdBus = config.createBus
+      ? new events.EventBus(this, 'EventBus', { eventBusName: config.busName })
+      : undefined;
     this.eventBus = createdBus ?? busByName;
 
     if (config.rawMessageStorage.enabled) {
@@ -127,7 +138,7 @@ export class ImapEventSourceStack extends Stack {
       Validations.of(secret).acknowledge({
         id: 'AwsSolutions-SMG4',
         reason:
-          "The secret holds the password of an external IMAP account that Secrets Manager cannot change; the mail admin rotates it " +
+          'The secret holds the password of an external IMAP account that Secrets Manager cannot change; the mail admin rotates it ' +
           'on the mail server and then updates the secret (the poller re-reads it on the next run and after an authentication failure).',
       });
       return secret;
@@ -157,7 +168,8 @@ export class ImapEventSourceStack extends Stack {
     });
     Validations.of(accessLogs).acknowledge({
       id: 'AwsSolutions-S1',
-      reason: 'This bucket is the server-access-log destination of the raw-message bucket; logging it into itself would loop.',
+      reason:
+        'This bucket is the server-access-log destination of the raw-message bucket; logging it into itself would loop.',
     });
     return new s3.Bucket(this, 'RawMessageBucket', {
       encryption: s3.BucketEncryption.S3_MANAGED,
@@ -178,7 +190,10 @@ export class ImapEventSourceStack extends Stack {
     const vpc = ec2.Vpc.fromLookup(this, 'Vpc', { vpcId: config.vpcId });
     const vpcSubnets: ec2.SubnetSelection = config.subnetIds
       ? { subnetFilters: [ec2.SubnetFilter.byIds([...config.subnetIds])] }
-      : { subnetType: vpc.privateSubnets.length > 0 ? ec2.SubnetType.PRIVATE_WITH_EGRESS : ec2.SubnetType.PRIVATE_ISOLATED };
+      : {
+          subnetType:
+            vpc.privateSubnets.length > 0 ? ec2.SubnetType.PRIVATE_WITH_EGRESS : ec2.SubnetType.PRIVATE_ISOLATED,
+        };
 
     const securityGroup = new ec2.SecurityGroup(this, 'PollerSecurityGroup', {
       vpc,
@@ -186,7 +201,11 @@ export class ImapEventSourceStack extends Stack {
       description: 'imap-event-source pollers: IMAP to the mail server and HTTPS to AWS APIs only',
     });
     securityGroup.addEgressRule(ec2.Peer.ipv4(config.imapServerCidr), ec2.Port.tcp(config.imapPort), 'IMAP server');
-    securityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS to AWS APIs (endpoints, gateway endpoints or NAT)');
+    securityGroup.addEgressRule(
+      ec2.Peer.anyIpv4(),
+      ec2.Port.tcp(443),
+      'HTTPS to AWS APIs (endpoints, gateway endpoints or NAT)',
+    );
 
     if (config.endpoints) {
       const endpointGroup = new ec2.SecurityGroup(this, 'EndpointSecurityGroup', {
@@ -209,9 +228,17 @@ export class ImapEventSourceStack extends Stack {
           privateDnsEnabled: true,
         });
       }
-      new ec2.GatewayVpcEndpoint(this, 'DynamoDbEndpoint', { vpc, service: ec2.GatewayVpcEndpointAwsService.DYNAMODB, subnets: [vpcSubnets] });
+      new ec2.GatewayVpcEndpoint(this, 'DynamoDbEndpoint', {
+        vpc,
+        service: ec2.GatewayVpcEndpointAwsService.DYNAMODB,
+        subnets: [vpcSubnets],
+      });
       if (this.rawMessageBucket) {
-        new ec2.GatewayVpcEndpoint(this, 'S3Endpoint', { vpc, service: ec2.GatewayVpcEndpointAwsService.S3, subnets: [vpcSubnets] });
+        new ec2.GatewayVpcEndpoint(this, 'S3Endpoint', {
+          vpc,
+          service: ec2.GatewayVpcEndpointAwsService.S3,
+          subnets: [vpcSubnets],
+        });
       }
     }
     return { vpc, vpcSubnets, securityGroups: [securityGroup] };

@@ -1,6 +1,6 @@
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { fileURLToPath } from 'node:url';
 import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -141,7 +141,9 @@ export class ImapEventSource extends Construct {
   constructor(scope: Construct, id: string, props: ImapEventSourceProps) {
     super(scope, id);
     if (!/^[a-z][a-z0-9-]*$/.test(props.mailboxId)) {
-      throw new Error(`ImapEventSource ${id}: mailboxId "${props.mailboxId}" must be lowercase letters, digits and hyphens`);
+      throw new Error(
+        `ImapEventSource ${id}: mailboxId "${props.mailboxId}" must be lowercase letters, digits and hyphens`,
+      );
     }
     if (props.vpcSubnets && !props.vpc) throw new Error(`ImapEventSource ${id}: vpcSubnets needs vpc`);
 
@@ -193,7 +195,12 @@ export class ImapEventSource extends Construct {
         externalModules: ['@aws-sdk/*'],
       },
       ...(props.vpc
-        ? { vpc: props.vpc, vpcSubnets: props.vpcSubnets, securityGroups: props.securityGroups, allowPublicSubnet: false }
+        ? {
+            vpc: props.vpc,
+            vpcSubnets: props.vpcSubnets,
+            securityGroups: props.securityGroups,
+            allowPublicSubnet: false,
+          }
         : {}),
     });
 
@@ -205,7 +212,9 @@ export class ImapEventSource extends Construct {
               grantee: this.role,
               actions: ['kms:Decrypt'],
               resourceArns: [props.secretEncryptionKey.keyArn],
-              conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(this).region}.amazonaws.com` } },
+              conditions: {
+                StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(this).region}.amazonaws.com` },
+              },
             }),
           }
         : {}),

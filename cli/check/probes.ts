@@ -3,12 +3,13 @@
  * reported on its own: name resolution, TCP, the STARTTLS exchange, the TLS handshake and certificate.
  * TLS options come from the same `buildTlsOptions` the poller uses, so "trusted here" means "trusted there".
  */
-import { lookup } from 'node:dns/promises';
-import { connect as netConnect, isIP, type Socket } from 'node:net';
-import { checkServerIdentity, connect as tlsConnect, type PeerCertificate, type TLSSocket } from 'node:tls';
+
 import { X509Certificate } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
+import { checkServerIdentity, type PeerCertificate, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { buildTlsOptions } from '../../functions/poller/adapters/tls-options';
-import { splitPemBundle, type MailboxSettings } from '../../functions/poller/core/settings';
+import { type MailboxSettings, splitPemBundle } from '../../functions/poller/core/settings';
 
 /** A failure of one probe: Node's error code plus a short text. */
 export class ProbeError extends Error {
@@ -55,7 +56,11 @@ export async function resolveHost(host: string, timeoutMs: number): Promise<stri
 }
 
 /** Opens a TCP connection to the first address that accepts one. */
-export async function connectTcp(addresses: readonly string[], port: number, timeoutMs: number): Promise<{ socket: Socket; address: string }> {
+export async function connectTcp(
+  addresses: readonly string[],
+  port: number,
+  timeoutMs: number,
+): Promise<{ socket: Socket; address: string }> {
   let last: ProbeError | undefined;
   for (const address of addresses) {
     try {
@@ -78,7 +83,10 @@ export async function connectTcp(addresses: readonly string[], port: number, tim
         EHOSTUNREACH: 'failed: host unreachable',
         ENETUNREACH: 'failed: network unreachable',
       };
-      last = new ProbeError(code, `connection to ${formatAddress(address, port)} ${reason[code] ?? 'failed'} (${code})`);
+      last = new ProbeError(
+        code,
+        `connection to ${formatAddress(address, port)} ${reason[code] ?? 'failed'} (${code})`,
+      );
     }
   }
   throw last ?? new ProbeError('ENOTFOUND', 'no address to connect to');
@@ -113,8 +121,7 @@ class LineReader {
     const lines: string[] = [];
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      let i: number;
-      while ((i = this.buffer.indexOf('\r\n')) >= 0) {
+      for (let i = this.buffer.indexOf('\r\n'); i >= 0; i = this.buffer.indexOf('\r\n')) {
         const line = this.buffer.slice(0, i);
         this.buffer = this.buffer.slice(i + 2);
         lines.push(line);
@@ -157,7 +164,10 @@ export async function startTls(socket: Socket, timeoutMs: number): Promise<{ gre
     if (!capabilities) {
       socket.write('C1 CAPABILITY\r\n');
       const lines = await reader.until((l) => l.startsWith('C1 '), timeoutMs, 'CAPABILITY');
-      capabilities = lines.filter((l) => /^\* CAPABILITY /i.test(l)).map((l) => l.slice(13)).join(' ');
+      capabilities = lines
+        .filter((l) => /^\* CAPABILITY /i.test(l))
+        .map((l) => l.slice(13))
+        .join(' ');
     }
     if (!capabilities.toUpperCase().split(/\s+/).includes('STARTTLS')) {
       throw new ProbeError('STARTTLS_UNAVAILABLE', 'the server does not offer STARTTLS');
@@ -225,14 +235,20 @@ export async function tlsHandshake(socket: Socket, settings: MailboxSettings, ti
   const options = buildTlsOptions(settings);
   const tlsSocket = await new Promise<TLSSocket>((resolve, reject) => {
     const s = tlsConnect({ ...options, socket, host: settings.host, rejectUnauthorized: false });
-    s.setTimeout(timeoutMs, () => s.destroy(new ProbeError('ETIMEDOUT', `no TLS handshake within ${timeoutMs / 1000} s`)));
+    s.setTimeout(timeoutMs, () =>
+      s.destroy(new ProbeError('ETIMEDOUT', `no TLS handshake within ${timeoutMs / 1000} s`)),
+    );
     s.once('secureConnect', () => {
       s.setTimeout(0);
       resolve(s);
     });
     s.once('error', (err) => {
       const code = codeOf(err);
-      reject(err instanceof ProbeError ? err : new ProbeError(code, `TLS handshake failed: ${handshakeReason(err as Error, code)} (${code})`));
+      reject(
+        err instanceof ProbeError
+          ? err
+          : new ProbeError(code, `TLS handshake failed: ${handshakeReason(err as Error, code)} (${code})`),
+      );
     });
   });
   try {
@@ -267,10 +283,15 @@ export async function tlsHandshake(socket: Socket, settings: MailboxSettings, ti
 /** True when a certificate of the presented chain is in the bundle or was issued by one in it. */
 function chainEndsInBundle(peer: PeerCertificate, bundle: readonly X509Certificate[]): boolean {
   const seen = new Set<string>();
-  for (let c: PeerCertificate | undefined = peer; c && !seen.has(c.fingerprint256); c = (c as { issuerCertificate?: PeerCertificate }).issuerCertificate) {
+  for (
+    let c: PeerCertificate | undefined = peer;
+    c && !seen.has(c.fingerprint256);
+    c = (c as { issuerCertificate?: PeerCertificate }).issuerCertificate
+  ) {
     seen.add(c.fingerprint256);
     const x = new X509Certificate(c.raw);
-    if (bundle.some((b) => b.fingerprint256 === x.fingerprint256 || (x.checkIssued(b) && x.verify(b.publicKey)))) return true;
+    if (bundle.some((b) => b.fingerprint256 === x.fingerprint256 || (x.checkIssued(b) && x.verify(b.publicKey))))
+      return true;
   }
   return false;
 }

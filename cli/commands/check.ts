@@ -4,13 +4,26 @@
  */
 import { parseArgs } from 'node:util';
 import { ImapFlowMailboxGateway } from '../../functions/poller/adapters/imapflow-mailbox';
-import { splitPemBundle, type MailboxSettings } from '../../functions/poller/core/settings';
-import { FolderNotFoundError, ImapAuthError, isImapEventSourceError, SettingsValidationError } from '../../functions/poller/errors';
-import type { MailboxSession } from '../../functions/poller/ports';
-import type { Command, CommandContext } from '../context';
 import { folderNotFoundHint } from '../../functions/poller/core/folders';
+import { type MailboxSettings, splitPemBundle } from '../../functions/poller/core/settings';
+import {
+  FolderNotFoundError,
+  ImapAuthError,
+  isImapEventSourceError,
+  SettingsValidationError,
+} from '../../functions/poller/errors';
+import type { MailboxSession } from '../../functions/poller/ports';
+import {
+  connectTcp,
+  formatAddress,
+  ProbeError,
+  resolveHost,
+  startTls,
+  type TlsReport,
+  tlsHandshake,
+} from '../check/probes';
+import type { Command, CommandContext } from '../context';
 import { printInvalidSettings, printStep, UsageError, type Writer } from '../output';
-import { connectTcp, formatAddress, ProbeError, resolveHost, startTls, tlsHandshake, type TlsReport } from '../check/probes';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsSourceFrom } from '../settings-source';
 
 const HELP = `Usage: imap-event-source check (--config FILE | --secret-id ID [--version-stage STAGE]) [options]
@@ -87,10 +100,20 @@ export async function runCheck(
     throw err;
   }
   const bundle = settings.caBundle ? splitPemBundle(settings.caBundle).length : 0;
-  printStep(out, 'ok', 'SETTINGS', `${origin}: ${settings.security} to ${settings.host}:${settings.port}, user "${settings.username}", folder "${settings.folder}", caBundle ${bundle ? `${bundle} certificate(s)` : 'none'}${settings.tlsServername ? `, tlsServername ${settings.tlsServername}` : ''}`);
+  printStep(
+    out,
+    'ok',
+    'SETTINGS',
+    `${origin}: ${settings.security} to ${settings.host}:${settings.port}, user "${settings.username}", folder "${settings.folder}", caBundle ${bundle ? `${bundle} certificate(s)` : 'none'}${settings.tlsServername ? `, tlsServername ${settings.tlsServername}` : ''}`,
+  );
   if (settings.security === 'none') {
-    printStep(out, 'warn', 'SECURITY', 'security is "none": the password and all mail travel unencrypted',
-      'use "tls" (port 993) or "starttls" (port 143) unless this network path is trusted end to end.');
+    printStep(
+      out,
+      'warn',
+      'SECURITY',
+      'security is "none": the password and all mail travel unencrypted',
+      'use "tls" (port 993) or "starttls" (port 143) unless this network path is trusted end to end.',
+    );
   }
 
   // DNS
@@ -99,12 +122,25 @@ export async function runCheck(
     addresses = await resolveHost(settings.host, timeoutMs);
   } catch (err) {
     const e = asProbeError(err);
-    printStep(out, 'fail', 'DNS', e.message, e.code === 'ENOTFOUND'
-      ? `check the spelling of "host". A name known only inside a company network resolves only there: run the poller in a VPC whose DNS knows it.`
-      : 'the DNS resolver did not answer: check this machine\'s (or the VPC\'s) DNS settings and try again.');
+    printStep(
+      out,
+      'fail',
+      'DNS',
+      e.message,
+      e.code === 'ENOTFOUND'
+        ? `check the spelling of "host". A name known only inside a company network resolves only there: run the poller in a VPC whose DNS knows it.`
+        : "the DNS resolver did not answer: check this machine's (or the VPC's) DNS settings and try again.",
+    );
     return false;
   }
-  printStep(out, 'ok', 'DNS', addresses.length === 1 && addresses[0] === settings.host ? `${settings.host} is an IP address` : `${settings.host} -> ${addresses.join(', ')}`);
+  printStep(
+    out,
+    'ok',
+    'DNS',
+    addresses.length === 1 && addresses[0] === settings.host
+      ? `${settings.host} is an IP address`
+      : `${settings.host} -> ${addresses.join(', ')}`,
+  );
 
   // TCP
   const started = Date.now();
@@ -117,7 +153,14 @@ export async function runCheck(
       ECONNREFUSED: `nothing accepts connections on port ${settings.port} of ${settings.host}: check "port" (IMAP uses 993 for security "tls", 143 for "starttls") and that the server is running.`,
       ETIMEDOUT: `the connection attempt got no answer: a firewall or security group drops it. Allow outbound TCP to ${settings.host}:${settings.port} (for the Lambda: a route from its subnet, e.g. via a NAT gateway).`,
     };
-    printStep(out, 'fail', 'TCP', e.message, fix[e.code] ?? `no network route to ${settings.host}: check routing, VPN and firewall between here and the server.`);
+    printStep(
+      out,
+      'fail',
+      'TCP',
+      e.message,
+      fix[e.code] ??
+        `no network route to ${settings.host}: check routing, VPN and firewall between here and the server.`,
+    );
     return false;
   }
   printStep(out, 'ok', 'TCP', `connected to ${formatAddress(tcp.address, settings.port)} (${Date.now() - started} ms)`);
@@ -134,7 +177,13 @@ export async function runCheck(
           NOT_IMAP: `port ${settings.port} does not speak plain IMAP; if it is the implicit-TLS port (usually 993), set security "tls".`,
           ETIMEDOUT: `the server sent no IMAP greeting; if port ${settings.port} is an implicit-TLS port (usually 993), set security "tls".`,
         };
-        printStep(out, 'fail', 'STARTTLS', e.message, fix[e.code] ?? 'check that "port" is the server\'s plain IMAP port (usually 143).');
+        printStep(
+          out,
+          'fail',
+          'STARTTLS',
+          e.message,
+          fix[e.code] ?? 'check that "port" is the server\'s plain IMAP port (usually 143).',
+        );
         return false;
       }
       printStep(out, 'ok', 'STARTTLS', 'offered and accepted; upgrading to TLS');
@@ -155,11 +204,21 @@ export async function runCheck(
         printStep(out, 'fail', 'TLS', text, fix);
         return false;
       }
-      printStep(out, 'ok', 'TLS', `${report.protocol}, subject ${report.subject}, issuer ${report.issuer}, valid until ${day(report.validTo)}, trusted via ${report.trustedVia}`);
+      printStep(
+        out,
+        'ok',
+        'TLS',
+        `${report.protocol}, subject ${report.subject}, issuer ${report.issuer}, valid until ${day(report.validTo)}, trusted via ${report.trustedVia}`,
+      );
       const daysLeft = Math.floor((report.validTo.getTime() - Date.now()) / 86_400_000);
       if (daysLeft < 14) {
-        printStep(out, 'warn', 'TLS', `the certificate expires in ${daysLeft} day(s), on ${day(report.validTo)}`,
-          'have the server\'s certificate renewed; if the new one comes from another CA, add that CA to caBundle first (see docs/operations.md).');
+        printStep(
+          out,
+          'warn',
+          'TLS',
+          `the certificate expires in ${daysLeft} day(s), on ${day(report.validTo)}`,
+          "have the server's certificate renewed; if the new one comes from another CA, add that CA to caBundle first (see docs/operations.md).",
+        );
       }
     } else {
       printStep(out, 'skip', 'TLS', 'skipped (security "none")');
@@ -169,14 +228,23 @@ export async function runCheck(
   }
 
   // LOGIN, FOLDER, STATUS: through the poller's own gateway.
-  const gateway = new ImapFlowMailboxGateway({ connectTimeoutMs: timeoutMs, greetingTimeoutMs: timeoutMs, socketTimeoutMs: timeoutMs });
+  const gateway = new ImapFlowMailboxGateway({
+    connectTimeoutMs: timeoutMs,
+    greetingTimeoutMs: timeoutMs,
+    socketTimeoutMs: timeoutMs,
+  });
   let session: MailboxSession;
   try {
     session = await gateway.connect(settings);
   } catch (err) {
     if (err instanceof ImapAuthError) {
-      printStep(out, 'fail', 'LOGIN', `the server rejected user "${settings.username}" (wrong user name or password, or IMAP access disabled for the account)`,
-        'check "username" (often the full e-mail address) and "password". If the password was changed on the mail server, put the new one into the secret (docs/operations.md, "Rotate the password"). Some providers also require IMAP access to be enabled per account.');
+      printStep(
+        out,
+        'fail',
+        'LOGIN',
+        `the server rejected user "${settings.username}" (wrong user name or password, or IMAP access disabled for the account)`,
+        'check "username" (often the full e-mail address) and "password". If the password was changed on the mail server, put the new one into the secret (docs/operations.md, "Rotate the password"). Some providers also require IMAP access to be enabled per account.',
+      );
       return false;
     }
     if (isImapEventSourceError(err)) {
@@ -190,7 +258,12 @@ export async function runCheck(
     try {
       const status = await session.status(settings.folder);
       printStep(out, 'ok', 'FOLDER', `"${settings.folder}" exists`);
-      printStep(out, 'ok', 'STATUS', `UIDVALIDITY ${status.uidValidity}, UIDNEXT ${status.uidNext}, ${status.messages} message(s)`);
+      printStep(
+        out,
+        'ok',
+        'STATUS',
+        `UIDVALIDITY ${status.uidValidity}, UIDNEXT ${status.uidNext}, ${status.messages} message(s)`,
+      );
     } catch (err) {
       if (!(err instanceof FolderNotFoundError)) {
         if (isImapEventSourceError(err)) {
@@ -224,12 +297,12 @@ function handshakeFix(e: ProbeError, settings: MailboxSettings): string {
   if (/WRONG_VERSION_NUMBER|ECONNRESET|ETIMEDOUT|PACKET_LENGTH_TOO_LONG|UNKNOWN_PROTOCOL/.test(e.code + e.message)) {
     return settings.security === 'tls'
       ? `port ${settings.port} does not start with TLS. If it is the plain IMAP port (usually 143), set security "starttls"; otherwise use the implicit-TLS port (usually 993).`
-      : 'the server accepted STARTTLS but the TLS handshake failed; check the server\'s TLS configuration.';
+      : "the server accepted STARTTLS but the TLS handshake failed; check the server's TLS configuration.";
   }
   if (/PROTOCOL|VERSION|NO_PROTOCOLS/i.test(e.code + e.message)) {
-    return 'the server offers only TLS versions older than 1.2, which the poller refuses: upgrade the server\'s TLS configuration.';
+    return "the server offers only TLS versions older than 1.2, which the poller refuses: upgrade the server's TLS configuration.";
   }
-  return 'check the server\'s TLS configuration (certificate and key installed, TLS 1.2 or newer enabled).';
+  return "check the server's TLS configuration (certificate and key installed, TLS 1.2 or newer enabled).";
 }
 
 /** The failure line and the fix for a certificate the poller would reject. */
@@ -246,8 +319,8 @@ function certificateProblem(r: TlsReport, settings: MailboxSettings): [string, s
       : settings.caBundle && r.bundleSubjects.includes(r.issuer)
         ? `caBundle holds a certificate named ${r.issuer}, but not the one that signed this server certificate (same name, another key: was the CA renewed?). Put the server's current CA certificate into caBundle.`
         : settings.caBundle
-        ? `caBundle (${r.bundleSubjects.join('; ') || 'no parseable certificate'}) does not hold the CA that issued this certificate: put the server's CA certificate (${r.issuer}) into caBundle.`
-        : `put the server's CA certificate (${r.issuer}) into caBundle (PEM).`;
+          ? `caBundle (${r.bundleSubjects.join('; ') || 'no parseable certificate'}) does not hold the CA that issued this certificate: put the server's CA certificate (${r.issuer}) into caBundle.`
+          : `put the server's CA certificate (${r.issuer}) into caBundle (PEM).`;
     if (!r.nameMatches) fix += ` Also, ${nameFix}`;
     return [`certificate not trusted (${code}): subject ${r.subject}, issuer ${r.issuer}`, fix];
   }
@@ -255,10 +328,19 @@ function certificateProblem(r: TlsReport, settings: MailboxSettings): [string, s
     return [`certificate name mismatch (${code}): the certificate is for ${names}, not "${r.expectedName}"`, nameFix];
   }
   if (code === 'CERT_HAS_EXPIRED') {
-    return [`certificate expired on ${day(r.validTo)} (${code}): subject ${r.subject}`, 'have the server\'s certificate renewed (or check this machine\'s clock).'];
+    return [
+      `certificate expired on ${day(r.validTo)} (${code}): subject ${r.subject}`,
+      "have the server's certificate renewed (or check this machine's clock).",
+    ];
   }
   if (code === 'CERT_NOT_YET_VALID') {
-    return [`certificate not valid before ${day(r.validFrom)} (${code})`, 'check the clocks of this machine and of the server.'];
+    return [
+      `certificate not valid before ${day(r.validFrom)} (${code})`,
+      'check the clocks of this machine and of the server.',
+    ];
   }
-  return [`certificate rejected (${code}): subject ${r.subject}, issuer ${r.issuer}`, 'have the server\'s certificate chain fixed, or put its CA certificate into caBundle.'];
+  return [
+    `certificate rejected (${code}): subject ${r.subject}, issuer ${r.issuer}`,
+    "have the server's certificate chain fixed, or put its CA certificate into caBundle.",
+  ];
 }

@@ -39,7 +39,14 @@ Options:
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
   });
 
 export const demoCommand: Command = {
@@ -92,7 +99,7 @@ export const demoCommand: Command = {
     await writeFile(settingsFile, `${JSON.stringify(server.settings, null, 2)}\n`, { mode: 0o600 });
 
     err.write(
-      [
+      `${[
         '',
         'imap-event-source demo: everything runs on this machine, nothing is sent anywhere.',
         `  * IMAP server (hoodiecrow, in this process) on localhost:${server.port}, implicit TLS with a`,
@@ -105,7 +112,7 @@ export const demoCommand: Command = {
         `                                    ${cli} folders --config ${settingsFile}`,
         'Stop with Ctrl+C.',
         '',
-      ].join('\n') + '\n',
+      ].join('\n')}\n`,
     );
 
     let delivered = 0;
@@ -117,10 +124,20 @@ export const demoCommand: Command = {
         if (delivered < total && Date.now() >= nextDelivery) {
           delivered++;
           const uid = server.append(DEMO_FOLDER, demoMessage(delivered + 2));
-          printStep(err, 'info', 'MAIL', `new message delivered to "${DEMO_FOLDER}" (UID ${uid}, ${delivered}/${total})`);
+          printStep(
+            err,
+            'info',
+            'MAIL',
+            `new message delivered to "${DEMO_FOLDER}" (UID ${uid}, ${delivered}/${total})`,
+          );
           nextDelivery = Date.now() + intervalMs * 1.5;
           if (delivered === total) {
-            setTimeout(() => !stop.signal.aborted && err.write(`That was the last message of the demo. The poller keeps polling; Ctrl+C to stop.\n`), intervalMs * 1.2).unref();
+            setTimeout(
+              () =>
+                !stop.signal.aborted &&
+                err.write(`That was the last message of the demo. The poller keeps polling; Ctrl+C to stop.\n`),
+              intervalMs * 1.2,
+            ).unref();
           }
         }
         try {

@@ -28,7 +28,7 @@ export const foldersCommand: Command = {
     const resolved = await settingsSourceFrom(values);
     if (!resolved) throw new UsageError('folders needs --config FILE or --secret-id ID');
     const settings = await resolved.source.load({ fresh: true });
-    let folders;
+    let folders: Awaited<ReturnType<Awaited<ReturnType<ImapFlowMailboxGateway['connect']>>['listFolders']>>;
     try {
       const session = await new ImapFlowMailboxGateway().connect(settings);
       try {
@@ -44,10 +44,14 @@ export const foldersCommand: Command = {
     }
     const delimiters = [...new Set(folders.map((f) => f.delimiter).filter(Boolean))];
     const out = ctx.stdout;
-    out.write(`${folders.length} folders of "${settings.username}" on ${settings.host}:${settings.port}, delimiter ${delimiters.map((d) => `"${d}"`).join(' and ') || '(none: flat)'}\n\n`);
+    out.write(
+      `${folders.length} folders of "${settings.username}" on ${settings.host}:${settings.port}, delimiter ${delimiters.map((d) => `"${d}"`).join(' and ') || '(none: flat)'}\n\n`,
+    );
     for (const line of renderFolderTree(folders, { highlight: settings.folder })) out.write(`${line}\n`);
     const found = folders.some((f) => f.path === settings.folder);
-    out.write(`\nUse a path exactly as shown as "folder" in the settings.${found ? '' : ` The configured folder "${settings.folder}" is not in this list (imap-event-source check suggests the nearest).`}\n`);
+    out.write(
+      `\nUse a path exactly as shown as "folder" in the settings.${found ? '' : ` The configured folder "${settings.folder}" is not in this list (imap-event-source check suggests the nearest).`}\n`,
+    );
     return 0;
   },
 };

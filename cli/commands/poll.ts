@@ -51,7 +51,10 @@ Examples:
 
 /** Mailbox ids follow the Lambda's MAILBOX_ID rule: letters, digits, ".", "_", "-". */
 function toMailboxId(name: string): string {
-  const id = name.replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
+  const id = name
+    .replace(/[^A-Za-z0-9_.-]+/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 64);
   return id || 'local';
 }
 
@@ -78,23 +81,34 @@ export const pollCommand: Command = {
     let startAt: StartAt | undefined;
     if (values['start-at'] !== undefined) {
       startAt = parseStartAt(values['start-at']);
-      if (!startAt) throw new UsageError('--start-at must be "now", "all" or an ISO 8601 date such as 2026-11-01T00:00:00Z');
+      if (!startAt)
+        throw new UsageError('--start-at must be "now", "all" or an ISO 8601 date such as 2026-11-01T00:00:00Z');
     }
     const max = values.max === undefined ? undefined : Number(values.max);
-    if (max !== undefined && !(Number.isInteger(max) && max > 0)) throw new UsageError('--max must be a positive integer');
+    if (max !== undefined && !(Number.isInteger(max) && max > 0))
+      throw new UsageError('--max must be a positive integer');
     const timeoutMs = Number(values.timeout) * 1000;
     if (!(timeoutMs > 0)) throw new UsageError('--timeout must be a positive number of seconds');
     const log = new StderrLog(ctx.stderr, { debug: ctx.debug });
 
     const resolved = await settingsSourceFrom(values);
-    const demo = resolved ? undefined : await startDemoServer({
-      seed: [1, 2, 3].map((n) => ({ folder: DEMO_FOLDER, source: demoMessage(n) })),
-    });
+    const demo = resolved
+      ? undefined
+      : await startDemoServer({
+          seed: [1, 2, 3].map((n) => ({ folder: DEMO_FOLDER, source: demoMessage(n) })),
+        });
     if (demo) {
-      ctx.stderr.write(`No --config given: polling the built-in demo mailbox "${DEMO_FOLDER}" (in-process IMAP server on localhost:${demo.port}, 3 messages). Pass --config FILE for a real mailbox.\n`);
+      ctx.stderr.write(
+        `No --config given: polling the built-in demo mailbox "${DEMO_FOLDER}" (in-process IMAP server on localhost:${demo.port}, 3 messages). Pass --config FILE for a real mailbox.\n`,
+      );
     }
-    const mailboxId = values['mailbox-id']
-      ?? (values.config ? toMailboxId(basename(values.config, extname(values.config))) : values['secret-id'] ? toMailboxId(values['secret-id']) : 'demo');
+    const mailboxId =
+      values['mailbox-id'] ??
+      (values.config
+        ? toMailboxId(basename(values.config, extname(values.config)))
+        : values['secret-id']
+          ? toMailboxId(values['secret-id'])
+          : 'demo');
     try {
       const summary = await pollLocally({
         settings: resolved?.source ?? { load: async () => demo!.settings },
@@ -109,7 +123,12 @@ export const pollCommand: Command = {
         timeoutMs,
         ...(max ? { maxMessagesPerRun: max } : {}),
       });
-      printStep(ctx.stderr, 'ok', 'POLL', describeSummary(summary, { dryRun: values['dry-run'], stateFile: values.state }));
+      printStep(
+        ctx.stderr,
+        'ok',
+        'POLL',
+        describeSummary(summary, { dryRun: values['dry-run'], stateFile: values.state }),
+      );
       return 0;
     } catch (err) {
       if (!isImapEventSourceError(err)) throw err;

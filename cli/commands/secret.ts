@@ -1,6 +1,6 @@
 /** `imap-event-source secret template|validate`: write and check the mailbox secret (contract 1) offline. */
 import { parseArgs } from 'node:util';
-import { parseSettings, type MailboxSettings } from '../../functions/poller/core/settings';
+import { type MailboxSettings, parseSettings } from '../../functions/poller/core/settings';
 import { SettingsValidationError } from '../../functions/poller/errors';
 import { inspectCaBundle } from '../ca-bundle';
 import type { Command } from '../context';
@@ -69,14 +69,28 @@ export const secretCommand: Command = {
         printInvalidSettings(ctx.stdout, origin, err);
         return 1;
       }
-      printStep(ctx.stdout, 'ok', 'SETTINGS', `${origin} is valid: ${settings.security} to ${settings.host}:${settings.port}, user "${settings.username}", folder "${settings.folder}"${settings.tlsServername ? `, tlsServername ${settings.tlsServername}` : ''}`);
+      printStep(
+        ctx.stdout,
+        'ok',
+        'SETTINGS',
+        `${origin} is valid: ${settings.security} to ${settings.host}:${settings.port}, user "${settings.username}", folder "${settings.folder}"${settings.tlsServername ? `, tlsServername ${settings.tlsServername}` : ''}`,
+      );
       for (const e of inspectCaBundle(settings.caBundle)) {
         const expired = e.validTo! < new Date();
-        printStep(ctx.stdout, expired ? 'warn' : 'info', 'caBundle', `certificate ${e.index}: ${e.subject}${e.isCa ? ' (CA)' : ''}, ${expired ? 'EXPIRED on' : 'valid until'} ${e.validTo!.toISOString().slice(0, 10)}`);
+        printStep(
+          ctx.stdout,
+          expired ? 'warn' : 'info',
+          'caBundle',
+          `certificate ${e.index}: ${e.subject}${e.isCa ? ' (CA)' : ''}, ${expired ? 'EXPIRED on' : 'valid until'} ${e.validTo!.toISOString().slice(0, 10)}`,
+        );
       }
       return 0;
     }
-    throw new UsageError(sub ? `unknown secret subcommand "${sub}" (template or validate)` : 'secret needs a subcommand: template or validate');
+    throw new UsageError(
+      sub
+        ? `unknown secret subcommand "${sub}" (template or validate)`
+        : 'secret needs a subcommand: template or validate',
+    );
   },
 };
 

@@ -7,7 +7,7 @@
  * a CA with basicConstraints/keyUsage and a server certificate with subjectAltName and serverAuth.
  * Not a general-purpose encoder: demo and tests only.
  */
-import { createHash, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, generateKeyPairSync, type KeyObject, randomBytes, sign, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 
 export interface DemoCertificates {
@@ -58,7 +58,9 @@ const extension = (id: string, critical: boolean, value: Buffer) =>
 
 function keyId(publicKey: KeyObject): Buffer {
   // RFC 5280 4.2.1.2 method 1 is SHA-1 of the key bits; any stable hash works for matching.
-  return createHash('sha1').update(publicKey.export({ type: 'spki', format: 'der' })).digest();
+  return createHash('sha1')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest();
 }
 
 interface CertificateSpec {
@@ -109,7 +111,10 @@ function issue(spec: CertificateSpec): string {
   );
   const signature = sign('sha256', tbs, spec.signingKey); // DER-encoded ECDSA signature
   const certificate = seq(tbs, ECDSA_SHA256, bits(signature));
-  const body = certificate.toString('base64').replace(/(.{64})/g, '$1\n').trimEnd();
+  const body = certificate
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .trimEnd();
   return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`;
 }
 
@@ -118,12 +123,9 @@ function issue(spec: CertificateSpec): string {
  * The result parses and verifies with node:crypto's X509Certificate (checked here, so a broken
  * encoding fails loudly instead of as a puzzling TLS error).
  */
-export function generateDemoCertificates(options: {
-  caName?: string;
-  serverName?: string;
-  altNames?: readonly string[];
-  validDays?: number;
-} = {}): DemoCertificates {
+export function generateDemoCertificates(
+  options: { caName?: string; serverName?: string; altNames?: readonly string[]; validDays?: number } = {},
+): DemoCertificates {
   const ca = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const server = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const caName = options.caName ?? 'imap-event-source demo CA';
@@ -131,12 +133,22 @@ export function generateDemoCertificates(options: {
   const validDays = options.validDays ?? 30;
 
   const caCertPem = issue({
-    subject: caName, issuer: caName, publicKey: ca.publicKey, signingKey: ca.privateKey,
-    issuerPublicKey: ca.publicKey, validDays, ca: true,
+    subject: caName,
+    issuer: caName,
+    publicKey: ca.publicKey,
+    signingKey: ca.privateKey,
+    issuerPublicKey: ca.publicKey,
+    validDays,
+    ca: true,
   });
   const serverCertPem = issue({
-    subject: serverName, issuer: caName, publicKey: server.publicKey, signingKey: ca.privateKey,
-    issuerPublicKey: ca.publicKey, validDays, ca: false,
+    subject: serverName,
+    issuer: caName,
+    publicKey: server.publicKey,
+    signingKey: ca.privateKey,
+    issuerPublicKey: ca.publicKey,
+    validDays,
+    ca: false,
     altNames: options.altNames ?? [serverName, '127.0.0.1'],
   });
 

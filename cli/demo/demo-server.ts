@@ -72,7 +72,12 @@ interface Hoodiecrow {
   close(callback: () => void): void;
   server: { address(): AddressInfo; on(event: 'error', listener: (err: Error) => void): void };
   getMailbox(path: string): HoodiecrowMailbox | undefined;
-  appendMessage(mailbox: string, flags: string[], internaldate: Date | undefined, raw: string): { message: { uid: number } };
+  appendMessage(
+    mailbox: string,
+    flags: string[],
+    internaldate: Date | undefined,
+    raw: string,
+  ): { message: { uid: number } };
 }
 type HoodiecrowFactory = (options: Record<string, unknown>) => Hoodiecrow;
 type FetchHandler = (connection: unknown, message: unknown, query: { partial?: number[] }) => unknown;
@@ -113,8 +118,15 @@ function buildStorage(uidValidity: number, seed: readonly { folder: string; sour
   }
   const inbox: HoodiecrowFolder = { uidvalidity: uidValidity, messages: [], 'special-use': '\\Inbox' };
   for (const m of seed) {
-    const target = m.folder === 'INBOX' ? inbox : m.folder.split('/').reduce<HoodiecrowFolder | undefined>(
-      (f, part, i) => (i === 0 ? root : f?.folders)?.[encodeModifiedUtf7(part)], undefined);
+    const target =
+      m.folder === 'INBOX'
+        ? inbox
+        : m.folder
+            .split('/')
+            .reduce<HoodiecrowFolder | undefined>(
+              (f, part, i) => (i === 0 ? root : f?.folders)?.[encodeModifiedUtf7(part)],
+              undefined,
+            );
     if (!target) throw new Error(`demo seed: unknown folder ${m.folder}`);
     target.messages!.push({ raw: m.source, internaldate: m.date ?? new Date(), flags: [] });
   }
@@ -125,11 +137,13 @@ function buildStorage(uidValidity: number, seed: readonly { folder: string; sour
  * Starts the demo server on 127.0.0.1 (port 0 = any free port).
  * `uidValidity` is fixed by default so that a local state file stays valid across demo runs.
  */
-export async function startDemoServer(options: {
-  port?: number;
-  uidValidity?: number;
-  seed?: readonly { folder: string; source: string; date?: Date }[];
-} = {}): Promise<DemoServer> {
+export async function startDemoServer(
+  options: {
+    port?: number;
+    uidValidity?: number;
+    seed?: readonly { folder: string; source: string; date?: Date }[];
+  } = {},
+): Promise<DemoServer> {
   // Loaded lazily: a dev dependency, needed only by the demo.
   const require = createRequire(import.meta.url);
   const hoodiecrow = require('hoodiecrow-imap') as HoodiecrowFactory;

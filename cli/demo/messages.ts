@@ -10,8 +10,14 @@ const CUSTOMERS = [
 
 const TOPICS = [
   ['Order {n}: delivery date?', 'Hello,\r\n\r\ncould you tell me when order {n} will be delivered?\r\n\r\nThanks'],
-  ['Invoice {n} attached', 'Hi team,\r\n\r\nplease find the details of invoice {n} below.\r\nAmount: 1,234.56 EUR\r\n\r\nBest regards'],
-  ['Question about my contract ({n})', 'Good morning,\r\n\r\nI would like to change the billing address of contract {n}.\r\n\r\nKind regards'],
+  [
+    'Invoice {n} attached',
+    'Hi team,\r\n\r\nplease find the details of invoice {n} below.\r\nAmount: 1,234.56 EUR\r\n\r\nBest regards',
+  ],
+  [
+    'Question about my contract ({n})',
+    'Good morning,\r\n\r\nI would like to change the billing address of contract {n}.\r\n\r\nKind regards',
+  ],
   ['Complaint: ticket {n}', 'Hello,\r\n\r\nthe replacement part for ticket {n} has still not arrived.\r\n\r\nRegards'],
 ] as const;
 

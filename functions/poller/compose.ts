@@ -28,7 +28,10 @@ export function composePollerDeps(config: PollerConfig, options: ComposeOptions)
     settings: new SecretsManagerSettingsSource(new SecretsManagerClient(sdk), { secretId: config.secretId }),
     checkpoints,
     lease: checkpoints,
-    mailbox: new ImapFlowMailboxGateway({ log: options.log, ...(options.onCommand ? { onCommand: options.onCommand } : {}) }),
+    mailbox: new ImapFlowMailboxGateway({
+      log: options.log,
+      ...(options.onCommand ? { onCommand: options.onCommand } : {}),
+    }),
     publisher: new EventBridgePublisher(new EventBridgeClient(sdk), { log: options.log }),
     ...(config.rawBucket ? { rawStore: new S3RawMessageStore(new S3Client(sdk), config.rawBucket) } : {}),
     log: options.log,

@@ -35,7 +35,8 @@ export function readConfig(env: NodeJS.ProcessEnv): PollerConfig {
   let maxMessagesPerRun = 1_000;
   if (env.MAX_MESSAGES_PER_RUN !== undefined && env.MAX_MESSAGES_PER_RUN !== '') {
     maxMessagesPerRun = Number(env.MAX_MESSAGES_PER_RUN);
-    if (!Number.isInteger(maxMessagesPerRun) || maxMessagesPerRun < 1) problems.push('MAX_MESSAGES_PER_RUN must be a positive integer');
+    if (!Number.isInteger(maxMessagesPerRun) || maxMessagesPerRun < 1)
+      problems.push('MAX_MESSAGES_PER_RUN must be a positive integer');
   }
   if (problems.length > 0) {
     throw new ConfigurationError(`The poller is misconfigured: ${problems.join('; ')}.`, {
@@ -43,5 +44,14 @@ export function readConfig(env: NodeJS.ProcessEnv): PollerConfig {
     });
   }
   const rawBucket = env.RAW_BUCKET?.trim();
-  return { mailboxId, secretId, checkpointTable, eventBusName, eventSource, startAt: startAt!, maxMessagesPerRun, ...(rawBucket ? { rawBucket } : {}) };
+  return {
+    mailboxId,
+    secretId,
+    checkpointTable,
+    eventBusName,
+    eventSource,
+    startAt: startAt!,
+    maxMessagesPerRun,
+    ...(rawBucket ? { rawBucket } : {}),
+  };
 }

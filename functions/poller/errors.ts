@@ -44,10 +44,9 @@ export class SettingsValidationError extends ImapEventSourceError {
   /** Each problem as `field: rule`; never contains values. */
   readonly problems: readonly string[];
   constructor(problems: readonly string[], options: { source?: string } = {}) {
-    super(
-      `The mailbox settings${options.source ? ` in ${options.source}` : ''} are invalid: ${problems.join('; ')}.`,
-      { hint: 'correct the listed fields (see "secret format" in the README); `imap-event-source secret template` prints a valid example.' },
-    );
+    super(`The mailbox settings${options.source ? ` in ${options.source}` : ''} are invalid: ${problems.join('; ')}.`, {
+      hint: 'correct the listed fields (see "secret format" in the README); `imap-event-source secret template` prints a valid example.',
+    });
     this.problems = problems;
   }
 }

@@ -3,16 +3,19 @@
  * log one summary line and emit metrics. All logic lives in pollMailbox and core/.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
-import { MetricUnit, Metrics } from '@aws-lambda-powertools/metrics';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
 import { composePollerDeps, pollOptions } from './compose';
-import { readConfig, type PollerConfig } from './config';
+import { type PollerConfig, readConfig } from './config';
 import { describeError } from './errors';
-import { pollMailbox, type PollDeps } from './poll-mailbox';
+import { type PollDeps, pollMailbox } from './poll-mailbox';
 
 /** Exported for tests that read the log lines. */
 export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'imap-event-source' });
-const metrics = new Metrics({ namespace: 'ImapEventSource', serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'imap-event-source' });
+const metrics = new Metrics({
+  namespace: 'ImapEventSource',
+  serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'imap-event-source',
+});
 
 let container: { config: PollerConfig; deps: PollDeps } | undefined;
 
@@ -24,7 +27,10 @@ function compose(): { config: PollerConfig; deps: PollDeps } {
   return container;
 }
 
-export async function handler(_event: unknown, context: Pick<Context, 'getRemainingTimeInMillis'>): Promise<{ outcome: string; published: number }> {
+export async function handler(
+  _event: unknown,
+  context: Pick<Context, 'getRemainingTimeInMillis'>,
+): Promise<{ outcome: string; published: number }> {
   const started = Date.now();
   let mailboxId = process.env.MAILBOX_ID ?? 'unknown';
   metrics.addDimension('mailboxId', mailboxId);
@@ -40,7 +46,14 @@ export async function handler(_event: unknown, context: Pick<Context, 'getRemain
     return { outcome: summary.outcome, published: summary.published };
   } catch (err) {
     const { code, message, retryable } = describeError(err);
-    logger.error('Poll failed', { mailboxId, outcome: 'failed', errorCode: code, error: message, retryable, durationMs: Date.now() - started });
+    logger.error('Poll failed', {
+      mailboxId,
+      outcome: 'failed',
+      errorCode: code,
+      error: message,
+      retryable,
+      durationMs: Date.now() - started,
+    });
     metrics.addMetric('PollFailed', MetricUnit.Count, 1);
     // A fresh error: the message is secret-free, and no foreign stack or cause reaches the runtime's log.
     const failure = new Error(`${code}: ${message}`);

@@ -4,7 +4,13 @@
  * kills logs nothing and keeps its lease). Every port call races a fixed time shortly before the deadline.
  */
 import type { MailboxSettings } from './core/settings';
-import { CheckpointStoreError, EventPublishError, ImapConnectionError, RawStorageError, SecretAccessError } from './errors';
+import {
+  CheckpointStoreError,
+  EventPublishError,
+  ImapConnectionError,
+  RawStorageError,
+  SecretAccessError,
+} from './errors';
 import type { PollDeps } from './poll-mailbox';
 
 /** Part of `reserveMs` kept, after a call was cut off at the hard stop, for LOGOUT and releasing the lease. */
@@ -24,10 +30,13 @@ export class HardStop {
   race<T>(call: Promise<T>, timedOut: () => Error, onLate?: (value: T) => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       let lost = false;
-      const timer = setTimeout(() => {
-        lost = true;
-        reject(timedOut());
-      }, Math.max(0, this.at - this.now().getTime()));
+      const timer = setTimeout(
+        () => {
+          lost = true;
+          reject(timedOut());
+        },
+        Math.max(0, this.at - this.now().getTime()),
+      );
       call.then(
         (value) => {
           clearTimeout(timer);
@@ -49,7 +58,9 @@ export class HardStop {
       () => true,
       () => true,
     );
-    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, until - this.now().getTime()))));
+    const late = new Promise<boolean>(
+      (resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, until - this.now().getTime()))),
+    );
     try {
       return await Promise.race([finished, late]);
     } finally {
@@ -73,23 +84,50 @@ export function guardPort<T extends object>(port: T, stop: HardStop, silent: (me
 export function guardDeps(deps: PollDeps, stop: HardStop): PollDeps {
   return {
     ...deps,
-    settings: guardPort(deps.settings, stop, () => new SecretAccessError('Secrets Manager did not answer in time.', { hint: STOPPED_HINT, retryable: true })),
-    checkpoints: guardPort(deps.checkpoints, stop, (method) => storeSilent(method === 'get' ? 'reading the checkpoint' : 'writing the checkpoint')),
-    publisher: guardPort(deps.publisher, stop, () =>
-      new EventPublishError('EventBridge did not answer in time: the events of this batch may or may not have been published.', { hint: STOPPED_HINT }),
+    settings: guardPort(
+      deps.settings,
+      stop,
+      () => new SecretAccessError('Secrets Manager did not answer in time.', { hint: STOPPED_HINT, retryable: true }),
     ),
-    ...(deps.rawStore ? { rawStore: guardPort(deps.rawStore, stop, () => new RawStorageError('S3 did not answer in time.', { hint: STOPPED_HINT })) } : {}),
+    checkpoints: guardPort(deps.checkpoints, stop, (method) =>
+      storeSilent(method === 'get' ? 'reading the checkpoint' : 'writing the checkpoint'),
+    ),
+    publisher: guardPort(
+      deps.publisher,
+      stop,
+      () =>
+        new EventPublishError(
+          'EventBridge did not answer in time: the events of this batch may or may not have been published.',
+          { hint: STOPPED_HINT },
+        ),
+    ),
+    ...(deps.rawStore
+      ? {
+          rawStore: guardPort(
+            deps.rawStore,
+            stop,
+            () => new RawStorageError('S3 did not answer in time.', { hint: STOPPED_HINT }),
+          ),
+        }
+      : {}),
   };
 }
 
-const STOPPED_HINT = 'the run stopped before the Lambda deadline with a consistent checkpoint; the next poll retries. If this repeats, check the network path to that service.';
+const STOPPED_HINT =
+  'the run stopped before the Lambda deadline with a consistent checkpoint; the next poll retries. If this repeats, check the network path to that service.';
 
 export function storeSilent(step: string): CheckpointStoreError {
-  return new CheckpointStoreError(`The checkpoint table did not answer in time (${step}).`, { hint: STOPPED_HINT, retryable: true });
+  return new CheckpointStoreError(`The checkpoint table did not answer in time (${step}).`, {
+    hint: STOPPED_HINT,
+    retryable: true,
+  });
 }
 
 export function imapSilent(settings: MailboxSettings, step: string): ImapConnectionError {
-  return new ImapConnectionError(`The IMAP server ${settings.host}:${settings.port} did not answer in time (${step}): the server or the network went silent.`, {
-    hint: STOPPED_HINT,
-  });
+  return new ImapConnectionError(
+    `The IMAP server ${settings.host}:${settings.port} did not answer in time (${step}): the server or the network went silent.`,
+    {
+      hint: STOPPED_HINT,
+    },
+  );
 }

@@ -6,10 +6,26 @@ import { rawMessageKey } from './core/keys';
 import { parseMessageContent } from './core/message-content';
 import { planPoll } from './core/plan';
 import type { MailboxSettings } from './core/settings';
-import { DETAIL_TYPE_MESSAGE, DETAIL_TYPE_RESET, type Checkpoint, type EventEntry, type MessageSummary, type StartAt } from './core/types';
+import {
+  type Checkpoint,
+  DETAIL_TYPE_MESSAGE,
+  DETAIL_TYPE_RESET,
+  type EventEntry,
+  type MessageSummary,
+  type StartAt,
+} from './core/types';
 import { EventPublishError, ImapAuthError, ImapProtocolError } from './errors';
-import { CLEANUP_MS, HardStop, guardDeps, guardPort, imapSilent, storeSilent } from './hard-stop';
-import type { CheckpointStore, EventPublisher, LeaseStore, Log, MailboxGateway, MailboxSession, RawMessageStore, SettingsSource } from './ports';
+import { CLEANUP_MS, guardDeps, guardPort, HardStop, imapSilent, storeSilent } from './hard-stop';
+import type {
+  CheckpointStore,
+  EventPublisher,
+  LeaseStore,
+  Log,
+  MailboxGateway,
+  MailboxSession,
+  RawMessageStore,
+  SettingsSource,
+} from './ports';
 
 export interface PollDeps {
   readonly settings: SettingsSource;
@@ -110,7 +126,9 @@ export async function pollMailbox(deps: PollDeps, options: PollOptions): Promise
     const settings = await deps.settings.load();
     summary.folder = settings.folder;
     if (settings.security === 'none') {
-      deps.log.warn('Plaintext IMAP: the password and mail cross the network unencrypted (security "none")', { host: settings.host });
+      deps.log.warn('Plaintext IMAP: the password and mail cross the network unencrypted (security "none")', {
+        host: settings.host,
+      });
     }
     const checkpoint = await deps.checkpoints.get(options.mailboxId, settings.folder);
     session = await stop.race(
@@ -129,7 +147,10 @@ export async function pollMailbox(deps: PollDeps, options: PollOptions): Promise
         summary.outcome = 'idle';
         return summary;
       case 'baseline': {
-        await deps.checkpoints.put(emptyCheckpoint(options.mailboxId, settings.folder, plan.uidValidity, plan.lastUid, deps.now()), 0);
+        await deps.checkpoints.put(
+          emptyCheckpoint(options.mailboxId, settings.folder, plan.uidValidity, plan.lastUid, deps.now()),
+          0,
+        );
         summary.outcome = 'baseline';
         summary.toUid = plan.lastUid;
         return summary;
@@ -182,7 +203,8 @@ export async function pollMailbox(deps: PollDeps, options: PollOptions): Promise
         ),
         options.deadline - cleanupMs / 4,
       );
-      if (!released) deps.log.warn('Releasing the lease took too long; it expires by itself', { mailboxId: options.mailboxId });
+      if (!released)
+        deps.log.warn('Releasing the lease took too long; it expires by itself', { mailboxId: options.mailboxId });
     }
   }
 }
@@ -217,7 +239,9 @@ async function drain(
 
   const opened = await session.open(settings.folder);
   if (opened.uidValidity !== start.uidValidity) {
-    throw new ImapProtocolError(`UIDVALIDITY of "${settings.folder}" changed during the poll.`, { hint: 'nothing to do: the next poll handles the change.' });
+    throw new ImapProtocolError(`UIDVALIDITY of "${settings.folder}" changed during the poll.`, {
+      hint: 'nothing to do: the next poll handles the change.',
+    });
   }
   const since = start.rescanSince ? new Date(start.rescanSince) : undefined;
   const listed = await session.listNew(start.lastUid + 1, cap, since);
@@ -234,7 +258,10 @@ async function drain(
     const batch = messages.slice(i, i + batchSize);
     const prepared = await prepareBatch(deps, options, settings, session, checkpoint, batch, maxBytes);
     const entries = prepared.flatMap((p) => (p.entry ? [p.entry] : []));
-    const result = entries.length > 0 ? await deps.publisher.publish(entries) : { accepted: new Set<number>(), failed: new Map<number, string>() };
+    const result =
+      entries.length > 0
+        ? await deps.publisher.publish(entries)
+        : { accepted: new Set<number>(), failed: new Map<number, string>() };
     const done = publishedPrefix(prepared, (p) => p.entryIndex === undefined || result.accepted.has(p.entryIndex));
     const next = advanceCheckpoint(
       checkpoint,
@@ -251,9 +278,12 @@ async function drain(
     }
     if (done.length < prepared.length) {
       const codes = [...new Set(result.failed.values())].join(', ');
-      throw new EventPublishError(`EventBridge did not accept the event of UID ${prepared[done.length]!.summary.uid} after retries (${codes || 'unknown'}).`, {
-        hint: 'the checkpoint stopped before it; the next poll retries. Check the bus and the PutEvents quota if this repeats.',
-      });
+      throw new EventPublishError(
+        `EventBridge did not accept the event of UID ${prepared[done.length]!.summary.uid} after retries (${codes || 'unknown'}).`,
+        {
+          hint: 'the checkpoint stopped before it; the next poll retries. Check the bus and the PutEvents quota if this repeats.',
+        },
+      );
     }
   }
   const finished = summary.stoppedBy === undefined && checkpoint.lastUid >= (messages.at(-1)?.uid ?? 0);
@@ -304,7 +334,12 @@ async function prepareBatch(
     let raw: { bucket: string; key: string; size: number } | undefined;
     if (deps.rawStore) {
       const stream = await session.streamSource(summary.uid);
-      if (stream) raw = await deps.rawStore.put(rawMessageKey(options.mailboxId, checkpoint.uidValidity, summary.uid), stream.stream, stream.size || summary.size);
+      if (stream)
+        raw = await deps.rawStore.put(
+          rawMessageKey(options.mailboxId, checkpoint.uidValidity, summary.uid),
+          stream.stream,
+          stream.size || summary.size,
+        );
     }
     const content = await parseMessageContent(source.bytes, { partial: source.partial });
     const detail = fitDetailToBudget(
@@ -319,7 +354,12 @@ async function prepareBatch(
       }),
       { source: options.eventSource, detailType: DETAIL_TYPE_MESSAGE },
     );
-    prepared.push({ uid: summary.uid, summary, entry: { ...entry(options, DETAIL_TYPE_MESSAGE, JSON.stringify(detail)), uid: summary.uid }, entryIndex: entryIndex++ });
+    prepared.push({
+      uid: summary.uid,
+      summary,
+      entry: { ...entry(options, DETAIL_TYPE_MESSAGE, JSON.stringify(detail)), uid: summary.uid },
+      entryIndex: entryIndex++,
+    });
   }
   return prepared;
 }
@@ -331,9 +371,12 @@ function entry(options: PollOptions, detailType: string, detail: string): EventE
 async function publishAll(publisher: EventPublisher, entries: EventEntry[]): Promise<void> {
   const result = await publisher.publish(entries);
   if (result.accepted.size < entries.length) {
-    throw new EventPublishError(`EventBridge did not accept the ${entries[0]?.DetailType ?? ''} event (${[...result.failed.values()].join(', ')}).`, {
-      hint: 'the checkpoint is unchanged; the next poll retries.',
-    });
+    throw new EventPublishError(
+      `EventBridge did not accept the ${entries[0]?.DetailType ?? ''} event (${[...result.failed.values()].join(', ')}).`,
+      {
+        hint: 'the checkpoint is unchanged; the next poll retries.',
+      },
+    );
   }
 }
 

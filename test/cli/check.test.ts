@@ -7,8 +7,8 @@ import { createServer as createTlsServer, type Server as TlsServer } from 'node:
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { generateDemoCertificates } from '../../cli/demo/certificates';
 import type { DovecotServer, User } from '../support/dovecot';
-import { dovecot, dovecotNoTls, mailboxSecret, startDovecot, tlsMaterial } from '../support/env';
 import { freePort } from '../support/dovecot';
+import { dovecot, dovecotNoTls, mailboxSecret, startDovecot, tlsMaterial } from '../support/env';
 import { runCli, tempDir, writeConfig } from './run-cli';
 
 const dir = tempDir();
@@ -30,10 +30,14 @@ describe('check: success', () => {
   test.concurrent('implicit TLS: every step passes, TLS trusted via caBundle, folder status', async () => {
     const r = await check('ok-tls', mailboxSecret(server, user, { folder: 'Firma/Vertrieb' }));
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^✔ SETTINGS .*tls to localhost:\d+, user "u[0-9a-f]+", folder "Firma\/Vertrieb", caBundle 1 certificate\(s\)$/m);
+    expect(r.stdout).toMatch(
+      /^✔ SETTINGS .*tls to localhost:\d+, user "u[0-9a-f]+", folder "Firma\/Vertrieb", caBundle 1 certificate\(s\)$/m,
+    );
     expect(r.stdout).toMatch(/^✔ DNS +localhost -> /m);
     expect(r.stdout).toMatch(/^✔ TCP +connected to (127\.0\.0\.1|\[::1\]):\d+ \(\d+ ms\)$/m);
-    expect(r.stdout).toMatch(/^✔ TLS +TLSv1\.[23], subject CN=localhost, issuer CN=imap-event-source test CA, valid until \d{4}-\d\d-\d\d, trusted via caBundle$/m);
+    expect(r.stdout).toMatch(
+      /^✔ TLS +TLSv1\.[23], subject CN=localhost, issuer CN=imap-event-source test CA, valid until \d{4}-\d\d-\d\d, trusted via caBundle$/m,
+    );
     expect(r.stdout).toMatch(/^✔ LOGIN +logged in as "u[0-9a-f]+"$/m);
     expect(r.stdout).toMatch(/^✔ FOLDER +"Firma\/Vertrieb" exists$/m);
     expect(r.stdout).toMatch(/^✔ STATUS +UIDVALIDITY \d+, UIDNEXT 2, 1 message\(s\)$/m);
@@ -61,10 +65,16 @@ describe('check: success', () => {
 
   test.concurrent('tlsServername: server reached by IP, certificate verified against the configured name', async () => {
     const tls = tlsMaterial();
-    const r = await check('ok-servername', { ...mailboxSecret(server, user), host: '127.0.0.1', tlsServername: tls.otherHostName });
+    const r = await check('ok-servername', {
+      ...mailboxSecret(server, user),
+      host: '127.0.0.1',
+      tlsServername: tls.otherHostName,
+    });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^✔ DNS +127\.0\.0\.1 is an IP address$/m);
-    expect(r.stdout).toMatch(new RegExp(`^✔ TLS +.*subject CN=${tls.otherHostName.replace(/\./g, '\\.')}, .*trusted via caBundle$`, 'm'));
+    expect(r.stdout).toMatch(
+      new RegExp(`^✔ TLS +.*subject CN=${tls.otherHostName.replace(/\./g, '\\.')}, .*trusted via caBundle$`, 'm'),
+    );
   });
 });
 
@@ -81,7 +91,13 @@ describe('check: each failure names the cause and the fix', () => {
   });
 
   test.concurrent('invalid and unknown fields, listed one per line, values never shown', async () => {
-    const r = await check('fields', { host: 'imap.example.com', port: 99999, username: 'u', pasword: 'hunter2', security: 'ssl' });
+    const r = await check('fields', {
+      host: 'imap.example.com',
+      port: 99999,
+      username: 'u',
+      pasword: 'hunter2',
+      security: 'ssl',
+    });
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/✖ SETTINGS .* is invalid \(4 problems\):/);
     expect(r.stdout).toContain('- pasword: unknown field (did you mean "password"?)');
@@ -93,7 +109,10 @@ describe('check: each failure names the cause and the fix', () => {
   });
 
   test.concurrent('caBundle that is not a certificate', async () => {
-    const r = await check('badca', { ...mailboxSecret(server, user), caBundle: '-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----' });
+    const r = await check('badca', {
+      ...mailboxSecret(server, user),
+      caBundle: '-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----',
+    });
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('- caBundle: certificate 1 is not a parseable X.509 certificate');
   });
@@ -110,7 +129,9 @@ describe('check: each failure names the cause and the fix', () => {
     const port = await freePort();
     const r = await check('tcp', { ...mailboxSecret(server, user), host: '127.0.0.1', port });
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(new RegExp(`^✖ TCP +connection to 127\\.0\\.0\\.1:${port} refused \\(ECONNREFUSED\\)$`, 'm'));
+    expect(r.stdout).toMatch(
+      new RegExp(`^✖ TCP +connection to 127\\.0\\.0\\.1:${port} refused \\(ECONNREFUSED\\)$`, 'm'),
+    );
     expect(r.stdout).toMatch(new RegExp(`Fix: nothing accepts connections on port ${port} .*check "port"`));
   });
 
@@ -118,7 +139,9 @@ describe('check: each failure names the cause and the fix', () => {
     const { caBundle: _ca, ...settings } = mailboxSecret(server, user);
     const r = await check('unknown-ca', settings);
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/^✖ TLS +certificate not trusted \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\): subject CN=localhost, issuer CN=imap-event-source test CA$/m);
+    expect(r.stdout).toMatch(
+      /^✖ TLS +certificate not trusted \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\): subject CN=localhost, issuer CN=imap-event-source test CA$/m,
+    );
     expect(r.stdout).toMatch(/Fix: put the server's CA certificate \(CN=imap-event-source test CA\) into caBundle/);
     expect(r.stdout).not.toMatch(/LOGIN/);
   });
@@ -127,14 +150,18 @@ describe('check: each failure names the cause and the fix', () => {
     const r = await check('wrong-ca', { ...mailboxSecret(server, user), caBundle: tlsMaterial().wrongCaCertPem });
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^✖ TLS +certificate not trusted \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/m);
-    expect(r.stdout).toMatch(/Fix: caBundle \(CN=imap-event-source unrelated CA\) does not hold the CA that issued this certificate: put the server's CA certificate \(CN=imap-event-source test CA\) into caBundle/);
+    expect(r.stdout).toMatch(
+      /Fix: caBundle \(CN=imap-event-source unrelated CA\) does not hold the CA that issued this certificate: put the server's CA certificate \(CN=imap-event-source test CA\) into caBundle/,
+    );
   });
 
   test.concurrent('CA renewed: caBundle holds a CA of the same name but another key', async () => {
     const renamed = generateDemoCertificates({ caName: 'imap-event-source test CA' }).caCertPem;
     const r = await check('same-name-ca', { ...mailboxSecret(server, user), caBundle: renamed });
     expect(r.code).toBe(1);
-    expect(r.stdout).toContain('Fix: caBundle holds a certificate named CN=imap-event-source test CA, but not the one that signed this server certificate (same name, another key: was the CA renewed?)');
+    expect(r.stdout).toContain(
+      'Fix: caBundle holds a certificate named CN=imap-event-source test CA, but not the one that signed this server certificate (same name, another key: was the CA renewed?)',
+    );
   });
 
   describe('name mismatch', () => {
@@ -143,7 +170,9 @@ describe('check: each failure names the cause and the fix', () => {
     beforeAll(async () => {
       // A server presenting the certificate of another host (signed by the trusted test CA).
       const tls = tlsMaterial();
-      tlsServer = createTlsServer({ key: tls.otherHostKeyPem, cert: tls.otherHostCertPem }, (s) => s.end('* OK hello\r\n'));
+      tlsServer = createTlsServer({ key: tls.otherHostKeyPem, cert: tls.otherHostCertPem }, (s) =>
+        s.end('* OK hello\r\n'),
+      );
       tlsServer.listen(0, '127.0.0.1');
       await once(tlsServer, 'listening');
       port = (tlsServer.address() as { port: number }).port;
@@ -153,26 +182,38 @@ describe('check: each failure names the cause and the fix', () => {
     test('certificate for another host: says which host, and to set tlsServername', async () => {
       const r = await check('mismatch', { ...mailboxSecret(server, user), host: 'localhost', port });
       expect(r.code).toBe(1);
-      expect(r.stdout).toMatch(/^✖ TLS +certificate name mismatch \(ERR_TLS_CERT_ALTNAME_INVALID\): the certificate is for mail\.example\.test, not "localhost"$/m);
-      expect(r.stdout).toContain('Fix: the certificate is for mail.example.test; set tlsServername to "mail.example.test" or use that host.');
+      expect(r.stdout).toMatch(
+        /^✖ TLS +certificate name mismatch \(ERR_TLS_CERT_ALTNAME_INVALID\): the certificate is for mail\.example\.test, not "localhost"$/m,
+      );
+      expect(r.stdout).toContain(
+        'Fix: the certificate is for mail.example.test; set tlsServername to "mail.example.test" or use that host.',
+      );
     });
   });
 
   test.concurrent('STARTTLS not offered', async () => {
     const plain = dovecotNoTls();
     const plainUser = await plain.createUser();
-    const r = await check('no-starttls', { ...mailboxSecret(plain, plainUser, { security: 'none' }), security: 'starttls', caBundle: tlsMaterial().caCertPem });
+    const r = await check('no-starttls', {
+      ...mailboxSecret(plain, plainUser, { security: 'none' }),
+      security: 'starttls',
+      caBundle: tlsMaterial().caCertPem,
+    });
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^✔ TCP/m);
     expect(r.stdout).toMatch(/^✖ STARTTLS +the server does not offer STARTTLS$/m);
-    expect(r.stdout).toMatch(/Fix: use security "tls" with the server's implicit-TLS port \(usually 993\), or enable STARTTLS on the server/);
+    expect(r.stdout).toMatch(
+      /Fix: use security "tls" with the server's implicit-TLS port \(usually 993\), or enable STARTTLS on the server/,
+    );
   });
 
   test.concurrent('implicit TLS configured on the plain IMAP port', async () => {
     const r = await check('tls-on-plain', { ...mailboxSecret(server, user), port: server.imapPort });
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^✖ TLS +TLS handshake failed/m);
-    expect(r.stdout).toMatch(/Fix: port \d+ does not start with TLS. If it is the plain IMAP port \(usually 143\), set security "starttls"/);
+    expect(r.stdout).toMatch(
+      /Fix: port \d+ does not start with TLS. If it is the plain IMAP port \(usually 143\), set security "starttls"/,
+    );
   });
 
   test.concurrent('wrong password', async () => {
@@ -189,7 +230,9 @@ describe('check: each failure names the cause and the fix', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^✔ LOGIN/m);
     expect(r.stdout).toMatch(/^✖ FOLDER +"Kundenbetreuung\.kunden\.a" does not exist on the server$/m);
-    expect(r.stdout).toContain('This server separates levels with "/", not ".": "Kundenbetreuung.kunden.a" is written "Kundenbetreuung/kunden/a" here.');
+    expect(r.stdout).toContain(
+      'This server separates levels with "/", not ".": "Kundenbetreuung.kunden.a" is written "Kundenbetreuung/kunden/a" here.',
+    );
     expect(r.stdout).toMatch(/Nearest existing folders: "Firma\/Kundenbetreuung\/kunden\/a"/);
   });
 
@@ -212,9 +255,14 @@ describe('check on a "." server', () => {
   afterAll(() => dotServer?.stop());
 
   test('a "/" path is explained with the "." spelling', async () => {
-    const r = await check('folder-dot', mailboxSecret(dotServer, dotUser, { folder: 'Firma/Kundenbetreuung/kunden/a' }));
+    const r = await check(
+      'folder-dot',
+      mailboxSecret(dotServer, dotUser, { folder: 'Firma/Kundenbetreuung/kunden/a' }),
+    );
     expect(r.code).toBe(1);
-    expect(r.stdout).toContain('This server separates levels with ".", not "/": "Firma/Kundenbetreuung/kunden/a" is written "Firma.Kundenbetreuung.kunden.a" here.');
+    expect(r.stdout).toContain(
+      'This server separates levels with ".", not "/": "Firma/Kundenbetreuung/kunden/a" is written "Firma.Kundenbetreuung.kunden.a" here.',
+    );
     expect(r.stdout).toMatch(/Nearest existing folders: "Firma\.Kundenbetreuung\.kunden\.a"/);
   });
 

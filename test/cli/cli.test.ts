@@ -1,9 +1,10 @@
 /** The CLI as a whole: help, usage errors, the package launcher, and settings from Secrets Manager. */
+
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { describe, expect, test } from 'vitest';
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import { dovecot, mailboxSecret, moto } from '../support/env';
 import { REPO, runCli } from './run-cli';
 
@@ -11,7 +12,8 @@ describe('help and usage', () => {
   test('overview lists every command', async () => {
     const r = await runCli(['--help']);
     expect(r.code).toBe(0);
-    for (const name of ['check', 'folders', 'poll', 'secret', 'demo']) expect(r.stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
+    for (const name of ['check', 'folders', 'poll', 'secret', 'demo'])
+      expect(r.stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
   });
 
   test.each(['check', 'folders', 'poll', 'secret', 'demo'])('%s --help', async (name) => {
@@ -31,7 +33,10 @@ describe('help and usage', () => {
   });
 
   test('the package bin launcher works from any directory', () => {
-    const r = spawnSync(process.execPath, [join(REPO, 'bin/imap-event-source.mjs'), 'secret', 'template'], { cwd: tmpdir(), encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [join(REPO, 'bin/imap-event-source.mjs'), 'secret', 'template'], {
+      cwd: tmpdir(),
+      encoding: 'utf8',
+    });
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout)).toHaveProperty('host');
   });
@@ -45,9 +50,17 @@ describe('check --secret-id (Secrets Manager, rotation)', () => {
     const name = `cli/check-${Date.now()}`;
     // AWSCURRENT still holds the old password; AWSPENDING the new one.
     await aws.createSecret(name, { ...mailboxSecret(server, user), password: 'old-password' });
-    await aws.secrets.send(new PutSecretValueCommand({ SecretId: name, SecretString: JSON.stringify(mailboxSecret(server, user)), VersionStages: ['AWSPENDING'] }));
+    await aws.secrets.send(
+      new PutSecretValueCommand({
+        SecretId: name,
+        SecretString: JSON.stringify(mailboxSecret(server, user)),
+        VersionStages: ['AWSPENDING'],
+      }),
+    );
 
-    const pending = await runCli(['check', '--secret-id', name, '--version-stage', 'AWSPENDING'], { env: aws.awsEnv() });
+    const pending = await runCli(['check', '--secret-id', name, '--version-stage', 'AWSPENDING'], {
+      env: aws.awsEnv(),
+    });
     expect(pending.code).toBe(0);
     expect(pending.stdout).toMatch(new RegExp(`^✔ SETTINGS +secret "${name}" \\(AWSPENDING\\): tls to localhost`, 'm'));
     expect(pending.stdout).toMatch(/^✔ LOGIN/m);

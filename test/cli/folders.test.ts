@@ -1,6 +1,6 @@
 /** `folders`: the tree as the server has it, indented like the seed's example, for '/' and '.' servers. */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startDemoServer, type DemoServer } from '../../cli/demo/demo-server';
+import { type DemoServer, startDemoServer } from '../../cli/demo/demo-server';
 import type { DovecotServer, User } from '../support/dovecot';
 import { dovecot, mailboxSecret, startDovecot } from '../support/env';
 import { runCli, tempDir, writeConfig } from './run-cli';
@@ -10,13 +10,31 @@ const dir = tempDir();
 /** The seed tree as `folders` prints it, for a delimiter. */
 function expectedTree(d: string, configured?: string): string {
   const lines = [
-    '-- INBOX', '-- Aufgaben', '-- Entwürfe', '-- Firma',
-    `---- Firma${d}Kundenbetreuung`, `------ Firma${d}Kundenbetreuung${d}kunden`,
+    '-- INBOX',
+    '-- Aufgaben',
+    '-- Entwürfe',
+    '-- Firma',
+    `---- Firma${d}Kundenbetreuung`,
+    `------ Firma${d}Kundenbetreuung${d}kunden`,
     ...['a', 'b', 'c', 'd', 'e'].map((x) => `-------- Firma${d}Kundenbetreuung${d}kunden${d}${x}`),
-    `---- Firma${d}Qualitätssicherung`, `---- Firma${d}Vertrieb`,
-    '-- Gelöschte-Objekte', '-- Gesendete-Objekte', '-- Journal', '-- Junk-E-Mail', '-- Kalender', '-- Kontakte',
-    '-- Newsletter', `---- Newsletter${d}IBM`, `---- Newsletter${d}Microsoft`, `---- Newsletter${d}United Planet`, `---- Newsletter${d}VMware`,
-    '-- Notizen', '-- Postausgang', '-- RSS-Feeds', `---- RSS-Feeds${d}Tagesschau`, '-- Vorgeschlagene-Kontakte',
+    `---- Firma${d}Qualitätssicherung`,
+    `---- Firma${d}Vertrieb`,
+    '-- Gelöschte-Objekte',
+    '-- Gesendete-Objekte',
+    '-- Journal',
+    '-- Junk-E-Mail',
+    '-- Kalender',
+    '-- Kontakte',
+    '-- Newsletter',
+    `---- Newsletter${d}IBM`,
+    `---- Newsletter${d}Microsoft`,
+    `---- Newsletter${d}United Planet`,
+    `---- Newsletter${d}VMware`,
+    '-- Notizen',
+    '-- Postausgang',
+    '-- RSS-Feeds',
+    `---- RSS-Feeds${d}Tagesschau`,
+    '-- Vorgeschlagene-Kontakte',
   ];
   return lines.map((l) => (configured && l.endsWith(` ${configured}`) ? `${l}  <- configured folder` : l)).join('\n');
 }
@@ -37,17 +55,27 @@ describe.each([
   });
 
   test('prints the indented tree with full paths, the delimiter and the configured folder', async () => {
-    const config = writeConfig(dir, `folders-${separator === '/' ? 'slash' : 'dot'}`, mailboxSecret(server, user, { folder }));
+    const config = writeConfig(
+      dir,
+      `folders-${separator === '/' ? 'slash' : 'dot'}`,
+      mailboxSecret(server, user, { folder }),
+    );
     const r = await runCli(['folders', '--config', config]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain(`29 folders of "${user.username}" on localhost:${server.imapsPort}, delimiter "${separator}"\n`);
+    expect(r.stdout).toContain(
+      `29 folders of "${user.username}" on localhost:${server.imapsPort}, delimiter "${separator}"\n`,
+    );
     expect(r.stdout).toContain(`\n${expectedTree(separator, folder)}\n`);
     expect(r.stdout).toContain('Use a path exactly as shown as "folder" in the settings.');
     expect(r.stdout + r.stderr).not.toContain(user.password);
   });
 
   test('says when the configured folder is not in the list', async () => {
-    const config = writeConfig(dir, `folders-missing-${separator === '/' ? 'slash' : 'dot'}`, mailboxSecret(server, user, { folder: 'Nope' }));
+    const config = writeConfig(
+      dir,
+      `folders-missing-${separator === '/' ? 'slash' : 'dot'}`,
+      mailboxSecret(server, user, { folder: 'Nope' }),
+    );
     const r = await runCli(['folders', '--config', config]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('The configured folder "Nope" is not in this list');

@@ -15,16 +15,36 @@ interface PrintedEvent {
   source: string;
   'detail-type': string;
   time: string;
-  detail: { eventId: string; mailboxId: string; folder: string; uid: number; uidValidity: string; subject: string; from: { address: string }[]; text: string | null; truncated: boolean };
+  detail: {
+    eventId: string;
+    mailboxId: string;
+    folder: string;
+    uid: number;
+    uidValidity: string;
+    subject: string;
+    from: { address: string }[];
+    text: string | null;
+    truncated: boolean;
+  };
 }
 
 const dir = tempDir();
-const events = (stdout: string): PrintedEvent[] => stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as PrintedEvent);
+const events = (stdout: string): PrintedEvent[] =>
+  stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as PrintedEvent);
 
 async function mailboxWithMessages(server: DovecotServer, folder: string, count: number): Promise<User> {
   const user = await server.createUser();
   await server.createSeedTree(user);
-  await server.appendMany(user, folder, Array.from({ length: count }, (_, i) => buildMessage({ subject: `Order ${i + 1}`, from: `Customer ${i + 1} <c${i + 1}@example.com>` })));
+  await server.appendMany(
+    user,
+    folder,
+    Array.from({ length: count }, (_, i) =>
+      buildMessage({ subject: `Order ${i + 1}`, from: `Customer ${i + 1} <c${i + 1}@example.com>` }),
+    ),
+  );
   return user;
 }
 
@@ -50,11 +70,19 @@ describe('poll on a "/" server', () => {
     expect(printed[0]).toMatchObject({
       source: 'imap-event-source',
       'detail-type': 'IMAP Message Received',
-      detail: { eventId: `support:${uidValidity}:1`, mailboxId: 'support', folder, subject: 'Order 1', from: [{ address: 'c1@example.com' }] },
+      detail: {
+        eventId: `support:${uidValidity}:1`,
+        mailboxId: 'support',
+        folder,
+        subject: 'Order 1',
+        from: [{ address: 'c1@example.com' }],
+      },
     });
     expect(first.stderr).toMatch(/✔ POLL +3 event\(s\) from "Firma\/Kundenbetreuung\/kunden\/a" \(UIDs 1\.\.3\)/);
     expect(first.stderr).not.toContain(user.password);
-    const saved = JSON.parse(readFileSync(state, 'utf8')) as { checkpoints: { folder: string; lastUid: number; version: number }[] };
+    const saved = JSON.parse(readFileSync(state, 'utf8')) as {
+      checkpoints: { folder: string; lastUid: number; version: number }[];
+    };
     expect(saved.checkpoints).toEqual([expect.objectContaining({ folder, lastUid: 3, version: 1 })]);
 
     const second = await runCli(['poll', '--config', config, '--state', state, '--start-at', 'all']);
@@ -72,7 +100,9 @@ describe('poll on a "/" server', () => {
     const r = await runCli(['poll', '--config', config, '--state', state]);
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/first poll of "Firma\/Kundenbetreuung\/kunden\/a": remembered UID \d+ as the starting point/);
+    expect(r.stderr).toMatch(
+      /first poll of "Firma\/Kundenbetreuung\/kunden\/a": remembered UID \d+ as the starting point/,
+    );
   });
 
   test('--dry-run prints the events but does not touch the state file', async () => {
@@ -89,7 +119,22 @@ describe('poll on a "/" server', () => {
   test('--bus sends the events to EventBridge instead of stdout', async () => {
     const aws = moto();
     const bus = await aws.createBusWithSubscriber(`cli-poll-${Date.now()}`);
-    const r = await runCli(['poll', '--config', config, '--state', join(dir, 'state-bus.json'), '--start-at', 'all', '--bus', bus.busName, '--max', '2'], { env: aws.awsEnv() });
+    const r = await runCli(
+      [
+        'poll',
+        '--config',
+        config,
+        '--state',
+        join(dir, 'state-bus.json'),
+        '--start-at',
+        'all',
+        '--bus',
+        bus.busName,
+        '--max',
+        '2',
+      ],
+      { env: aws.awsEnv() },
+    );
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/stopped early \(maxMessagesPerRun\)/);
@@ -98,7 +143,10 @@ describe('poll on a "/" server', () => {
   });
 
   test('a failure is one paragraph with the fix and a pointer to check; no stack trace', async () => {
-    const bad = writeConfig(dir, 'bad-password', { ...mailboxSecret(server, user, { folder }), password: 'wrong-password' });
+    const bad = writeConfig(dir, 'bad-password', {
+      ...mailboxSecret(server, user, { folder }),
+      password: 'wrong-password',
+    });
     const r = await runCli(['poll', '--config', bad, '--state', join(dir, 'state-bad.json')]);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
@@ -130,7 +178,10 @@ describe('poll on a "." server', () => {
     const config = writeConfig(dir, 'dotted', mailboxSecret(server, user, { folder }));
     const r = await runCli(['poll', '--config', config, '--state', join(dir, 'state-dot.json'), '--start-at', 'all']);
     expect(r.code).toBe(0);
-    expect(events(r.stdout).map((e) => [e.detail.folder, e.detail.uid])).toEqual([[folder, 1], [folder, 2]]);
+    expect(events(r.stdout).map((e) => [e.detail.folder, e.detail.uid])).toEqual([
+      [folder, 1],
+      [folder, 2],
+    ]);
   });
 });
 
@@ -141,7 +192,11 @@ describe('poll without --config', () => {
     expect(first.code).toBe(0);
     expect(first.stderr).toContain('No --config given: polling the built-in demo mailbox');
     const printed = events(first.stdout);
-    expect(printed.map((e) => e.detail.eventId)).toEqual(['demo:1700000000:1', 'demo:1700000000:2', 'demo:1700000000:3']);
+    expect(printed.map((e) => e.detail.eventId)).toEqual([
+      'demo:1700000000:1',
+      'demo:1700000000:2',
+      'demo:1700000000:3',
+    ]);
     // Whole bodies for every message of the batch (hoodiecrow's partial-fetch bug is patched in the demo server).
     for (const e of printed) expect(e.detail).toMatchObject({ truncated: false, text: expect.stringContaining('\n') });
     const second = await runCli(['poll', '--state', state]);

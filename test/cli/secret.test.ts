@@ -17,7 +17,9 @@ describe('secret', () => {
 
     const validated = await runCli(['secret', 'validate'], { input: template.stdout });
     expect(validated.code).toBe(0);
-    expect(validated.stdout).toBe('✔ SETTINGS  stdin is valid: tls to imap.example.com:993, user "events@example.com", folder "INBOX"\n');
+    expect(validated.stdout).toBe(
+      '✔ SETTINGS  stdin is valid: tls to imap.example.com:993, user "events@example.com", folder "INBOX"\n',
+    );
     expect(validated.stdout).not.toContain('change-me');
   });
 
@@ -29,12 +31,23 @@ describe('secret', () => {
     writeFileSync(file, template.stdout);
     const r = await runCli(['secret', 'validate', file]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^· caBundle {2}certificate 1: CN=Example Corp Root CA \(CA\), valid until \d{4}-\d\d-\d\d$/m);
+    expect(r.stdout).toMatch(
+      /^· caBundle {2}certificate 1: CN=Example Corp Root CA \(CA\), valid until \d{4}-\d\d-\d\d$/m,
+    );
   });
 
   test('validate FILE: exit 1 with every field problem, never the values', async () => {
     const file = join(dir, 'bad.json');
-    writeFileSync(file, JSON.stringify({ host: 'https://imap.example.com', username: 'x', password: 'hunter2', Folder: 'INBOX', tlsServername: 42 }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        host: 'https://imap.example.com',
+        username: 'x',
+        password: 'hunter2',
+        Folder: 'INBOX',
+        tlsServername: 42,
+      }),
+    );
     const r = await runCli(['secret', 'validate', file]);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain(`✖ SETTINGS  file "${file}" is invalid (3 problems):`);

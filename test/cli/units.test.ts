@@ -1,6 +1,7 @@
 /** The CLI's pure parts and local adapters, in-process. */
-import { once } from 'node:events';
+
 import { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,10 +10,10 @@ import { describe, expect, test } from 'vitest';
 import { generateDemoCertificates } from '../../cli/demo/certificates';
 import { encodeModifiedUtf7 } from '../../cli/demo/demo-server';
 import { DryRunCheckpointStore, FileCheckpointStore } from '../../cli/file-checkpoint-store';
-import { renderFolderTree, type FolderInfo } from '../../cli/folders';
-import { suggestFolders } from '../../functions/poller/core/folders';
+import { type FolderInfo, renderFolderTree } from '../../cli/folders';
 import { JsonLinesPublisher } from '../../cli/json-lines-publisher';
 import { buildTlsOptions } from '../../functions/poller/adapters/tls-options';
+import { suggestFolders } from '../../functions/poller/core/folders';
 import type { Checkpoint } from '../../functions/poller/core/types';
 import { CheckpointConflictError, CheckpointStoreError } from '../../functions/poller/errors';
 
@@ -30,7 +31,15 @@ describe('demo certificates (node:crypto only)', () => {
     await once(server, 'listening');
     const { port } = server.address() as { port: number };
     try {
-      const settings = { host: 'localhost', port, security: 'tls' as const, username: 'u', password: 'p', folder: 'INBOX', caBundle: certs.caCertPem };
+      const settings = {
+        host: 'localhost',
+        port,
+        security: 'tls' as const,
+        username: 'u',
+        password: 'p',
+        folder: 'INBOX',
+        caBundle: certs.caCertPem,
+      };
       const socket = connect({ host: '127.0.0.1', port, ...buildTlsOptions(settings) });
       await once(socket, 'secureConnect');
       expect(socket.authorized).toBe(true);
@@ -54,12 +63,23 @@ test('modified UTF-7 folder names (RFC 3501 5.1.3)', () => {
 });
 
 describe('suggestFolders', () => {
-  const slash = folders('/', ['INBOX', 'Firma', 'Firma/Kundenbetreuung', 'Firma/Kundenbetreuung/kunden', 'Firma/Kundenbetreuung/kunden/a', 'Firma/Kundenbetreuung/kunden/b', 'Firma/Qualitätssicherung', 'Newsletter/IBM']);
+  const slash = folders('/', [
+    'INBOX',
+    'Firma',
+    'Firma/Kundenbetreuung',
+    'Firma/Kundenbetreuung/kunden',
+    'Firma/Kundenbetreuung/kunden/a',
+    'Firma/Kundenbetreuung/kunden/b',
+    'Firma/Qualitätssicherung',
+    'Newsletter/IBM',
+  ]);
 
   test('another delimiter and a missing parent level', () => {
     const s = suggestFolders('Kundenbetreuung.kunden.a', slash);
     expect(s.delimiter).toBe('/');
-    expect(s.delimiterHint).toBe('This server separates levels with "/", not ".": "Kundenbetreuung.kunden.a" is written "Kundenbetreuung/kunden/a" here.');
+    expect(s.delimiterHint).toBe(
+      'This server separates levels with "/", not ".": "Kundenbetreuung.kunden.a" is written "Kundenbetreuung/kunden/a" here.',
+    );
     expect(s.suggestions[0]).toBe('Firma/Kundenbetreuung/kunden/a');
   });
 
@@ -88,7 +108,9 @@ describe('suggestFolders', () => {
 
 test('renderFolderTree: seed-style indentation, INBOX first, server flags, unlisted parents', () => {
   const lines = renderFolderTree(
-    folders('/', ['Newsletter/IBM', 'Firma/Vertrieb', 'INBOX', 'Firma', 'Gesendete-Objekte', 'Archiv/2024'], { 'Gesendete-Objekte': ['\\HasNoChildren', '\\Sent'] }),
+    folders('/', ['Newsletter/IBM', 'Firma/Vertrieb', 'INBOX', 'Firma', 'Gesendete-Objekte', 'Archiv/2024'], {
+      'Gesendete-Objekte': ['\\HasNoChildren', '\\Sent'],
+    }),
     { highlight: 'Firma/Vertrieb' },
   );
   expect(lines).toEqual([
@@ -106,7 +128,12 @@ test('renderFolderTree: seed-style indentation, INBOX first, server flags, unlis
 describe('FileCheckpointStore', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ies-cli-store-'));
   const checkpoint = (lastUid: number, version = 0): Checkpoint => ({
-    mailboxId: 'm', folder: 'INBOX', uidValidity: '7', lastUid, version, updatedAt: new Date(0).toISOString(),
+    mailboxId: 'm',
+    folder: 'INBOX',
+    uidValidity: '7',
+    lastUid,
+    version,
+    updatedAt: new Date(0).toISOString(),
   });
 
   test('put/get with versions; a stale writer gets CheckpointConflictError', async () => {
@@ -126,9 +153,15 @@ describe('FileCheckpointStore', () => {
 
   test('concurrent writers of the same version: exactly one wins', async () => {
     const path = join(dir, 'race.json');
-    const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => new FileCheckpointStore(path).put(checkpoint(i + 1), 0)));
+    const results = await Promise.allSettled(
+      Array.from({ length: 8 }, (_, i) => new FileCheckpointStore(path).put(checkpoint(i + 1), 0)),
+    );
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
-    expect(results.filter((r) => r.status === 'rejected').every((r) => (r as PromiseRejectedResult).reason instanceof CheckpointConflictError)).toBe(true);
+    expect(
+      results
+        .filter((r) => r.status === 'rejected')
+        .every((r) => (r as PromiseRejectedResult).reason instanceof CheckpointConflictError),
+    ).toBe(true);
     expect(JSON.parse(readFileSync(path, 'utf8')).checkpoints).toHaveLength(1);
   });
 
@@ -153,7 +186,10 @@ describe('FileCheckpointStore', () => {
 
 test('JsonLinesPublisher: one event per line, shaped like a delivered EventBridge event', async () => {
   let out = '';
-  const publisher = new JsonLinesPublisher({ write: (t: string, cb: (e?: Error | null) => void) => ((out += t), cb()) }, { now: () => new Date('2026-01-02T03:04:05Z') });
+  const publisher = new JsonLinesPublisher(
+    { write: (t: string, cb: (e?: Error | null) => void) => ((out += t), cb()) },
+    { now: () => new Date('2026-01-02T03:04:05Z') },
+  );
   const result = await publisher.publish([
     { Source: 's', DetailType: 'IMAP Message Received', Detail: '{"uid":1}', EventBusName: 'b', uid: 1 },
     { Source: 's', DetailType: 'IMAP Message Received', Detail: '{"uid":2}', EventBusName: 'b', uid: 2 },

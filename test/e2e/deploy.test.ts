@@ -29,7 +29,9 @@ const STACK = 'ImapEventSourceE2e';
 const MAILBOX_ID = 'e2e';
 const SECRET_NAME = `imap-event-source/${MAILBOX_ID}`;
 
-interface Timings { [step: string]: number }
+interface Timings {
+  [step: string]: number;
+}
 
 describe('cdk deploy into the AWS emulator', () => {
   const timings: Timings = {};
@@ -63,7 +65,11 @@ describe('cdk deploy into the AWS emulator', () => {
     };
     delete env.AWS_PROFILE;
     try {
-      const { stdout, stderr } = await run(process.execPath, [CDK, ...args, '--no-notices'], { cwd, env, maxBuffer: 32 << 20 });
+      const { stdout, stderr } = await run(process.execPath, [CDK, ...args, '--no-notices'], {
+        cwd,
+        env,
+        maxBuffer: 32 << 20,
+      });
       return stdout + stderr;
     } catch (error) {
       const e = error as { stdout?: string; stderr?: string; message: string };
@@ -78,7 +84,10 @@ describe('cdk deploy into the AWS emulator', () => {
     awsEnv = aws.awsEnv();
     work = await mkdtemp(join(tmpdir(), 'ies-e2e-'));
     const config = join(work, 'config.json');
-    await writeFile(config, JSON.stringify({ stackName: STACK, busName, mailboxes: [{ id: MAILBOX_ID, secretName: SECRET_NAME }] }));
+    await writeFile(
+      config,
+      JSON.stringify({ stackName: STACK, busName, mailboxes: [{ id: MAILBOX_ID, secretName: SECRET_NAME }] }),
+    );
     const assembly = join(work, 'cdk.out');
 
     // Synthesize once (in the repo, where cdk.json names the app) while the environment is bootstrapped
@@ -86,29 +95,57 @@ describe('cdk deploy into the AWS emulator', () => {
     // --no-validation skips only CDK's built-in template linter (test/infra covers it), for speed.
     await Promise.all([
       timed('synth', () =>
-        cdk(['synth', '--quiet', '--no-validation', '--output', assembly, '--context', `imapEventSource=${config}`], REPO),
+        cdk(
+          ['synth', '--quiet', '--no-validation', '--output', assembly, '--context', `imapEventSource=${config}`],
+          REPO,
+        ),
       ),
       timed('bootstrap', () => cdk(['bootstrap', `aws://${ACCOUNT}/${awsEnv.AWS_REGION}`], work)),
     ]);
     const outputsFile = join(work, 'outputs.json');
     // moto applies a change set without the stack's outputs: create the stack directly.
     await timed('deploy', () =>
-      cdk(['deploy', STACK, '--app', assembly, '--method=direct', '--require-approval', 'never', '--outputs-file', outputsFile], work),
+      cdk(
+        [
+          'deploy',
+          STACK,
+          '--app',
+          assembly,
+          '--method=direct',
+          '--require-approval',
+          'never',
+          '--outputs-file',
+          outputsFile,
+        ],
+        work,
+      ),
     );
     outputs = JSON.parse(await readFile(outputsFile, 'utf8'))[STACK];
 
     // A subscriber as documented in docs/deploy.md: a rule on the deployed bus feeding an SQS queue.
     const { QueueUrl } = await aws.sqs.send(new CreateQueueCommand({ QueueName: uniqueName('e2e-subscriber') }));
     queueUrl = QueueUrl!;
-    const { Attributes } = await aws.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }));
-    await aws.eventbridge.send(new PutRuleCommand({
-      Name: 'mail-to-queue',
-      EventBusName: outputs.EventBusName,
-      EventPattern: JSON.stringify({ source: ['imap-event-source'], 'detail-type': ['IMAP Message Received'], detail: { mailboxId: [MAILBOX_ID] } }),
-    }));
-    await aws.eventbridge.send(new PutTargetsCommand({
-      Rule: 'mail-to-queue', EventBusName: outputs.EventBusName, Targets: [{ Id: 'queue', Arn: Attributes!.QueueArn! }],
-    }));
+    const { Attributes } = await aws.sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }),
+    );
+    await aws.eventbridge.send(
+      new PutRuleCommand({
+        Name: 'mail-to-queue',
+        EventBusName: outputs.EventBusName,
+        EventPattern: JSON.stringify({
+          source: ['imap-event-source'],
+          'detail-type': ['IMAP Message Received'],
+          detail: { mailboxId: [MAILBOX_ID] },
+        }),
+      }),
+    );
+    await aws.eventbridge.send(
+      new PutTargetsCommand({
+        Rule: 'mail-to-queue',
+        EventBusName: outputs.EventBusName,
+        Targets: [{ Id: 'queue', Arn: Attributes!.QueueArn! }],
+      }),
+    );
     timings.setup = Math.round(performance.now() - t0);
   }, 300_000);
 
@@ -120,11 +157,18 @@ describe('cdk deploy into the AWS emulator', () => {
   });
 
   /** The deployed function's configuration, as the emulator's Lambda API reports it. */
-  async function deployedFunction(name: string): Promise<{ Handler: string; Runtime: string; Timeout: number; Environment: { Variables: Record<string, string> } }> {
+  async function deployedFunction(name: string): Promise<{
+    Handler: string;
+    Runtime: string;
+    Timeout: number;
+    Environment: { Variables: Record<string, string> };
+  }> {
     // No Lambda client in the project: moto does not check signatures, it only reads the service
     // from the credential scope of the Authorization header.
     const res = await fetch(`${server.info.endpoint}/2015-03-31/functions/${encodeURIComponent(name)}/configuration`, {
-      headers: { Authorization: `AWS4-HMAC-SHA256 Credential=testing/20260101/${awsEnv.AWS_REGION}/lambda/aws4_request, SignedHeaders=host, Signature=0` },
+      headers: {
+        Authorization: `AWS4-HMAC-SHA256 Credential=testing/20260101/${awsEnv.AWS_REGION}/lambda/aws4_request, SignedHeaders=host, Signature=0`,
+      },
     });
     expect(res.status).toBe(200);
     return res.json() as never;
@@ -133,9 +177,9 @@ describe('cdk deploy into the AWS emulator', () => {
   /** Copies the function's bundle out of the assembly; the directory the runner loads it from. */
   async function unpackBundle(): Promise<string> {
     const template = JSON.parse(await readFile(join(work, 'cdk.out', `${STACK}.template.json`), 'utf8'));
-    const fn = Object.values(template.Resources as Record<string, { Type: string; Metadata?: Record<string, string> }>).find(
-      (r) => r.Type === 'AWS::Lambda::Function',
-    )!;
+    const fn = Object.values(
+      template.Resources as Record<string, { Type: string; Metadata?: Record<string, string> }>,
+    ).find((r) => r.Type === 'AWS::Lambda::Function')!;
     const dir = join(work, 'function');
     await cp(join(work, 'cdk.out', fn.Metadata!['aws:asset:path']!), dir, { recursive: true });
     // As in Lambda: index.js is CommonJS, whatever the project's package.json says.
@@ -153,7 +197,11 @@ handler(event, { getRemainingTimeInMillis: () => deadline - Date.now(), function
   }
 
   /** One invocation of the bundle in a child node with the deployed function's environment. */
-  async function invoke(dir: string, fn: Awaited<ReturnType<typeof deployedFunction>>, name: string): Promise<{ result: unknown; log: string }> {
+  async function invoke(
+    dir: string,
+    fn: Awaited<ReturnType<typeof deployedFunction>>,
+    name: string,
+  ): Promise<{ result: unknown; log: string }> {
     expect(fn.Handler).toBe('index.handler');
     const env = {
       PATH: process.env.PATH!,
@@ -165,9 +213,11 @@ handler(event, { getRemainingTimeInMillis: () => deadline - Date.now(), function
       NODE_PATH: join(REPO, 'node_modules'),
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     };
-    const { stdout, stderr } = await run(process.execPath, ['invoke.cjs'], { cwd: dir, env, timeout: 60_000 }).catch((e) => {
-      throw new Error(`the bundled handler failed:\n${e.stdout}\n${e.stderr}`);
-    });
+    const { stdout, stderr } = await run(process.execPath, ['invoke.cjs'], { cwd: dir, env, timeout: 60_000 }).catch(
+      (e) => {
+        throw new Error(`the bundled handler failed:\n${e.stdout}\n${e.stderr}`);
+      },
+    );
     const line = stdout.split('\n').find((l) => l.startsWith('INVOKE_RESULT '));
     return { result: line && JSON.parse(line.slice('INVOKE_RESULT '.length)), log: stdout + stderr };
   }
@@ -206,12 +256,19 @@ handler(event, { getRemainingTimeInMillis: () => deadline - Date.now(), function
     const uid = await imap.appendMessage(user, 'INBOX', buildMessage({ subject: 'Deployed end to end' }));
     const second = await timed('second poll', () => invoke(dir, fn, fnName));
     expect(second.result).toMatchObject({ published: 1 });
-    const events = await timed('receive', () => aws.receiveEvents(queueUrl, { expected: 1, timeoutMs: 15_000, quietMs: 500 }));
+    const events = await timed('receive', () =>
+      aws.receiveEvents(queueUrl, { expected: 1, timeoutMs: 15_000, quietMs: 500 }),
+    );
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({
       source: 'imap-event-source',
       'detail-type': 'IMAP Message Received',
-      detail: { mailboxId: MAILBOX_ID, uid, subject: 'Deployed end to end', eventId: expect.stringMatching(new RegExp(`^${MAILBOX_ID}:\\d+:${uid}$`)) },
+      detail: {
+        mailboxId: MAILBOX_ID,
+        uid,
+        subject: 'Deployed end to end',
+        eventId: expect.stringMatching(new RegExp(`^${MAILBOX_ID}:\\d+:${uid}$`)),
+      },
     });
     for (const { log } of [first, second]) expect(log).not.toContain(user.password);
   }, 120_000);

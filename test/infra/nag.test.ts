@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { Stack, Validations } from 'aws-cdk-lib';
+import { type Stack, Validations } from 'aws-cdk-lib';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, it } from 'vitest';
-import { SUPPORT, VPC_ID, synth } from './synth';
+import { SUPPORT, synth, VPC_ID } from './synth';
 
 const EXAMPLE = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')).context.imapEventSource;
 /** Every optional feature at once. */
@@ -44,11 +44,16 @@ describe('cdk-nag AwsSolutions', () => {
   it.each([
     ['the committed example', EXAMPLE],
     ['every option', EVERYTHING],
-    ['an existing bus, no reserved concurrency', { mailboxes: [SUPPORT], busName: 'default', createBus: false, reserveConcurrency: false }],
+    [
+      'an existing bus, no reserved concurrency',
+      { mailboxes: [SUPPORT], busName: 'default', createBus: false, reserveConcurrency: false },
+    ],
   ])('reports no unacknowledged finding for %s', (_name, config) => {
     const { stack } = synth(config);
     const report = new AwsSolutionsChecks().validateScope(stack);
-    expect(report.violations.map((v) => `${v.ruleName}: ${v.violatingResources.map((r) => r.resourceLogicalId).join(', ')}`)).toEqual([]);
+    expect(
+      report.violations.map((v) => `${v.ruleName}: ${v.violatingResources.map((r) => r.resourceLogicalId).join(', ')}`),
+    ).toEqual([]);
   });
 
   it('acknowledges only these findings, each on its own resource, each with a reason', () => {

@@ -1,13 +1,20 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { PRIVATE_SUBNETS, SUPPORT, VPC_ID, logicalId, synth } from './synth';
+import { logicalId, PRIVATE_SUBNETS, SUPPORT, synth, VPC_ID } from './synth';
 
 const SALES_ARN = 'arn:aws:secretsmanager:eu-central-1:123456789012:secret:imap/sales-AbC123';
 const KEY_ARN = 'arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 const TWO_MAILBOXES = {
   mailboxes: [
     SUPPORT,
-    { id: 'sales-eu', secretArn: SALES_ARN, secretKmsKeyArn: KEY_ARN, schedule: 'rate(5 minutes)', startAt: 'all', maxMessagesPerRun: 200 },
+    {
+      id: 'sales-eu',
+      secretArn: SALES_ARN,
+      secretKmsKeyArn: KEY_ARN,
+      schedule: 'rate(5 minutes)',
+      startAt: 'all',
+      maxMessagesPerRun: 200,
+    },
   ],
 };
 
@@ -41,7 +48,9 @@ describe('shared resources', () => {
   });
 
   it('creates the bus by name, or uses an existing one', () => {
-    synth({ mailboxes: [SUPPORT], busName: 'mail' }).template.hasResourceProperties('AWS::Events::EventBus', { Name: 'mail' });
+    synth({ mailboxes: [SUPPORT], busName: 'mail' }).template.hasResourceProperties('AWS::Events::EventBus', {
+      Name: 'mail',
+    });
     const existing = synth({ mailboxes: [SUPPORT], busName: 'default', createBus: false });
     existing.template.resourceCountIs('AWS::Events::EventBus', 0);
     existing.template.hasOutput('EventBusArn', { Value: 'arn:aws:events:eu-central-1:123456789012:event-bus/default' });
@@ -51,22 +60,37 @@ describe('shared resources', () => {
     const s = synth(TWO_MAILBOXES);
     const outputs = s.template.findOutputs('*');
     expect(Object.keys(outputs).sort()).toEqual([
-      'CheckpointTableName', 'EventBusArn', 'EventBusName',
-      'MailboxSalesEuFunctionName', 'MailboxSalesEuSecretArn', 'MailboxSupportFunctionName', 'MailboxSupportSecretArn',
+      'CheckpointTableName',
+      'EventBusArn',
+      'EventBusName',
+      'MailboxSalesEuFunctionName',
+      'MailboxSalesEuSecretArn',
+      'MailboxSupportFunctionName',
+      'MailboxSupportSecretArn',
     ]);
     expect(outputs.EventBusName!.Value).toBe('imap-event-source');
     expect(outputs.EventBusArn!.Value).toEqual(getAtt(logicalId(s.stack, s.stack.eventBus as never)));
     expect(outputs.CheckpointTableName!.Value).toEqual({ Ref: logicalId(s.stack, s.stack.checkpointTable) });
-    expect(outputs.MailboxSalesEuFunctionName!.Value).toEqual({ Ref: logicalId(s.stack, s.stack.mailboxes.get('sales-eu')!.function) });
+    expect(outputs.MailboxSalesEuFunctionName!.Value).toEqual({
+      Ref: logicalId(s.stack, s.stack.mailboxes.get('sales-eu')!.function),
+    });
     expect(outputs.MailboxSalesEuSecretArn!.Value).toBe(SALES_ARN);
-    expect(outputs.MailboxSupportSecretArn!.Value).toBe('arn:aws:secretsmanager:eu-central-1:123456789012:secret:imap-event-source/support');
+    expect(outputs.MailboxSupportSecretArn!.Value).toBe(
+      'arn:aws:secretsmanager:eu-central-1:123456789012:secret:imap-event-source/support',
+    );
   });
 });
 
 describe('per mailbox', () => {
   it('creates a function, role, log group and schedule per mailbox', () => {
     const { template } = synth(TWO_MAILBOXES);
-    for (const type of ['AWS::Lambda::Function', 'AWS::IAM::Role', 'AWS::Logs::LogGroup', 'AWS::Events::Rule', 'AWS::Lambda::Permission']) {
+    for (const type of [
+      'AWS::Lambda::Function',
+      'AWS::IAM::Role',
+      'AWS::Logs::LogGroup',
+      'AWS::Events::Rule',
+      'AWS::Lambda::Permission',
+    ]) {
       template.resourceCountIs(type, 2);
     }
   });
@@ -98,21 +122,34 @@ describe('per mailbox', () => {
       NODE_OPTIONS: '--enable-source-maps',
     });
     s.template.hasResourceProperties('AWS::Lambda::Function', {
-      Environment: { Variables: Match.objectLike({ MAILBOX_ID: 'sales-eu', SECRET_ID: SALES_ARN, START_AT: 'all', MAX_MESSAGES_PER_RUN: '200' }) },
+      Environment: {
+        Variables: Match.objectLike({
+          MAILBOX_ID: 'sales-eu',
+          SECRET_ID: SALES_ARN,
+          START_AT: 'all',
+          MAX_MESSAGES_PER_RUN: '200',
+        }),
+      },
     });
     s.template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
     // A missed run is repaired by the next: no async retries queueing behind the reserved concurrency.
-    s.template.allResourcesProperties('AWS::Lambda::EventInvokeConfig', { MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 60 });
+    s.template.allResourcesProperties('AWS::Lambda::EventInvokeConfig', {
+      MaximumRetryAttempts: 0,
+      MaximumEventAgeInSeconds: 60,
+    });
   });
 
-  it('reserves no concurrency when turned off (the handler\'s lease then keeps runs apart)', () => {
+  it("reserves no concurrency when turned off (the handler's lease then keeps runs apart)", () => {
     const { template } = synth({ ...TWO_MAILBOXES, reserveConcurrency: false });
     template.allResourcesProperties('AWS::Lambda::Function', { ReservedConcurrentExecutions: Match.absent() });
   });
 
   it('schedules each mailbox on its own expression, targeting its own function', () => {
     const s = synth(TWO_MAILBOXES);
-    for (const [id, expression] of [['support', 'rate(1 minute)'], ['sales-eu', 'rate(5 minutes)']] as const) {
+    for (const [id, expression] of [
+      ['support', 'rate(1 minute)'],
+      ['sales-eu', 'rate(5 minutes)'],
+    ] as const) {
       const poller = s.stack.mailboxes.get(id)!;
       const rule = s.template.findResources('AWS::Events::Rule')[logicalId(s.stack, poller.schedule)]!;
       expect(rule.Properties).toMatchObject({
@@ -164,7 +201,11 @@ describe('IAM', () => {
         // Only this mailbox's checkpoint and lease items.
         Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['checkpoint#support#*', 'lease#support'] } },
       },
-      { Effect: 'Allow', Action: 'events:PutEvents', Resource: 'arn:aws:events:eu-central-1:123456789012:event-bus/imap-event-source' },
+      {
+        Effect: 'Allow',
+        Action: 'events:PutEvents',
+        Resource: 'arn:aws:events:eu-central-1:123456789012:event-bus/imap-event-source',
+      },
       {
         Effect: 'Allow',
         Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
@@ -177,7 +218,11 @@ describe('IAM', () => {
     const s = synth(TWO_MAILBOXES);
     const granted = statements(s, 'sales-eu');
     expect(granted.slice(0, 2)).toEqual([
-      { Effect: 'Allow', Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'], Resource: SALES_ARN },
+      {
+        Effect: 'Allow',
+        Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'],
+        Resource: SALES_ARN,
+      },
       {
         Effect: 'Allow',
         Action: 'kms:Decrypt',
@@ -195,7 +240,9 @@ describe('IAM', () => {
     const roles = [...s.stack.mailboxes.values()].map((m) => logicalId(s.stack, m.role));
     expect(new Set(roles).size).toBe(2);
     s.template.allResourcesProperties('AWS::IAM::Role', {
-      AssumeRolePolicyDocument: { Statement: [{ Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } }] },
+      AssumeRolePolicyDocument: {
+        Statement: [{ Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } }],
+      },
       ManagedPolicyArns: Match.absent(),
     });
   });
@@ -236,16 +283,30 @@ describe('raw-message storage', () => {
     const s = synth({ ...TWO_MAILBOXES, rawMessageStorage: { enabled: true, expirationDays: 14 } });
     const bucket = logicalId(s.stack, s.stack.rawMessageBucket!);
     const privateBucket = {
-      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
-      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
     };
     s.template.resourceCountIs('AWS::S3::Bucket', 2); // raw messages + their access logs
     s.template.hasResourceProperties('AWS::S3::Bucket', privateBucket);
     const raw = s.template.findResources('AWS::S3::Bucket')[bucket]!;
     expect(raw.Properties).toMatchObject({
       ...privateBucket,
-      LifecycleConfiguration: { Rules: [{ ExpirationInDays: 14, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Status: 'Enabled' }] },
-      LoggingConfiguration: { DestinationBucketName: { Ref: expect.stringMatching(/^RawMessageAccessLogs/) }, LogFilePrefix: 'raw-messages/' },
+      LifecycleConfiguration: {
+        Rules: [
+          { ExpirationInDays: 14, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Status: 'Enabled' },
+        ],
+      },
+      LoggingConfiguration: {
+        DestinationBucketName: { Ref: expect.stringMatching(/^RawMessageAccessLogs/) },
+        LogFilePrefix: 'raw-messages/',
+      },
     });
     expect(raw.DeletionPolicy).toBe('Retain');
     s.template.allResourcesProperties('AWS::S3::BucketPolicy', {
@@ -293,8 +354,12 @@ describe('VPC placement', () => {
     expect(statements(s, 'support')).toContainEqual({
       Effect: 'Allow',
       Action: [
-        'ec2:AssignPrivateIpAddresses', 'ec2:CreateNetworkInterface', 'ec2:DeleteNetworkInterface',
-        'ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets', 'ec2:UnassignPrivateIpAddresses',
+        'ec2:AssignPrivateIpAddresses',
+        'ec2:CreateNetworkInterface',
+        'ec2:DeleteNetworkInterface',
+        'ec2:DescribeNetworkInterfaces',
+        'ec2:DescribeSubnets',
+        'ec2:UnassignPrivateIpAddresses',
       ],
       Resource: '*',
     });
@@ -305,16 +370,22 @@ describe('VPC placement', () => {
     const endpoints = Object.values(s.template.findResources('AWS::EC2::VPCEndpoint')).map((r) => r.Properties);
     const service = (p: { ServiceName: unknown }) => /\.(\w+)"(\]\]\})?$/.exec(JSON.stringify(p.ServiceName))![1];
     expect(endpoints.map((p) => `${p.VpcEndpointType} ${service(p)}`).sort()).toEqual([
-      'Gateway dynamodb', 'Gateway s3', 'Interface events', 'Interface secretsmanager',
+      'Gateway dynamodb',
+      'Gateway s3',
+      'Interface events',
+      'Interface secretsmanager',
     ]);
     for (const p of endpoints) {
-      if (p.VpcEndpointType === 'Interface') expect(p).toMatchObject({ PrivateDnsEnabled: true, SubnetIds: PRIVATE_SUBNETS });
+      if (p.VpcEndpointType === 'Interface')
+        expect(p).toMatchObject({ PrivateDnsEnabled: true, SubnetIds: PRIVATE_SUBNETS });
       else expect(p.RouteTableIds).toEqual(['rtb-private-a', 'rtb-private-b']);
     }
     // The endpoints accept HTTPS from the pollers only.
     s.template.resourceCountIs('AWS::EC2::SecurityGroupIngress', 1);
     s.template.hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
-      IpProtocol: 'tcp', FromPort: 443, ToPort: 443,
+      IpProtocol: 'tcp',
+      FromPort: 443,
+      ToPort: 443,
       SourceSecurityGroupId: getAtt(logicalId(s.stack, s.stack.securityGroup!), 'GroupId'),
     });
   });

@@ -33,8 +33,18 @@ const VPC_LOOKUP = {
         name: 'Public',
         type: 'Public',
         subnets: [
-          { subnetId: 'subnet-0000000000000001a', cidr: '10.0.0.0/24', availabilityZone: 'eu-central-1a', routeTableId: 'rtb-public' },
-          { subnetId: 'subnet-0000000000000001b', cidr: '10.0.1.0/24', availabilityZone: 'eu-central-1b', routeTableId: 'rtb-public' },
+          {
+            subnetId: 'subnet-0000000000000001a',
+            cidr: '10.0.0.0/24',
+            availabilityZone: 'eu-central-1a',
+            routeTableId: 'rtb-public',
+          },
+          {
+            subnetId: 'subnet-0000000000000001b',
+            cidr: '10.0.1.0/24',
+            availabilityZone: 'eu-central-1b',
+            routeTableId: 'rtb-public',
+          },
         ],
       },
       {

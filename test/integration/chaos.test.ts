@@ -13,9 +13,16 @@
  * CHAOS_CYCLES sets the number of cycles (default 300). The chaos phase stops early after 140 s (a loaded machine);
  * the whole test takes 2 to 2.5 minutes on 2 cores, most of it moto_server delivering events to SQS (~0.4 s each).
  */
+
+import { setTimeout as sleep } from 'node:timers/promises';
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import {
+  EventBridgeClient,
+  PutEventsCommand,
+  type PutEventsCommandInput,
+  type PutEventsResultEntry,
+} from '@aws-sdk/client-eventbridge';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import { EventBridgeClient, PutEventsCommand, type PutEventsCommandInput, type PutEventsResultEntry } from '@aws-sdk/client-eventbridge';
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
 import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamodb-checkpoint-store';
@@ -25,7 +32,7 @@ import { readConfig } from '../../functions/poller/config';
 import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail';
 import type { Checkpoint, EventEntry } from '../../functions/poller/core/types';
 import { CheckpointStoreError } from '../../functions/poller/errors';
-import { pollMailbox, type PollDeps, type PollSummary } from '../../functions/poller/poll-mailbox';
+import { type PollDeps, type PollSummary, pollMailbox } from '../../functions/poller/poll-mailbox';
 import { type CheckpointStore, type EventPublisher, type LeaseStore, silentLog } from '../../functions/poller/ports';
 import { proxiesToSharedServers } from '../support/env';
 import { buildMessage } from '../support/messages';
@@ -33,7 +40,6 @@ import type { EventEnvelope } from '../support/moto';
 import type { Fault } from '../support/tcp-proxy';
 import { prng } from '../unit/fakes';
 import { World } from './world';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 const CYCLES = Number(process.env.CHAOS_CYCLES ?? 300);
 /** The chaos phase stops early (and says so) when it takes longer than this. */
@@ -42,7 +48,6 @@ const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31
 
 /** pollMailbox lets a lease expire 30 s after the run's deadline; the chaos runs cut that to 2 s. */
 const LEASE_GRACE_CUT_MS = 28_000;
-
 
 const proxies = proxiesToSharedServers();
 
@@ -131,20 +136,24 @@ class Container {
       .on(PutEventsCommand)
       .callsFake(async (input: PutEventsCommandInput) => {
         const entries = input.Entries ?? [];
-        const keys = entries.map((e) => (e.DetailType === 'IMAP Message Received' ? keyOf(JSON.parse(e.Detail!) as MessageReceivedDetail) : undefined));
+        const keys = entries.map((e) =>
+          e.DetailType === 'IMAP Message Received' ? keyOf(JSON.parse(e.Detail!) as MessageReceivedDetail) : undefined,
+        );
         const markAmbiguous = () => {
-          keys.forEach((k) => k && this.run?.ambiguous.add(k));
+          for (const k of keys) if (k) this.run?.ambiguous.add(k);
           if (this.run && entries.some((e) => e.DetailType === 'IMAP Mailbox Reset')) this.run.resetAmbiguous = true;
         };
         const fault = this.publishFault;
-        if (fault === 'throttled' && random() < 0.7) throw Object.assign(new Error('Rate exceeded (injected)'), { name: 'ThrottlingException', $metadata: {} });
+        if (fault === 'throttled' && random() < 0.7)
+          throw Object.assign(new Error('Rate exceeded (injected)'), { name: 'ThrottlingException', $metadata: {} });
         // partial: some entries fail without being sent.
         const withheld = new Set(fault === 'partial' ? entries.flatMap((_, i) => (random() < 0.4 ? [i] : [])) : []);
         const through = entries.flatMap((_, i) => (withheld.has(i) ? [] : [i]));
         const before = aws.token();
         let sent: PutEventsResultEntry[] = [];
         try {
-          if (through.length > 0) sent = (await real.send(new PutEventsCommand({ Entries: through.map((i) => entries[i]!) }))).Entries ?? [];
+          if (through.length > 0)
+            sent = (await real.send(new PutEventsCommand({ Entries: through.map((i) => entries[i]!) }))).Entries ?? [];
         } catch (err) {
           markAmbiguous(); // e.g. the connection dropped after EventBridge accepted the entries
           throw err;
@@ -153,9 +162,15 @@ class Container {
         // lostResponse: EventBridge accepted everything, the poller hears a failure.
         if (fault === 'lostResponse' && random() < 0.5) {
           markAmbiguous();
-          throw Object.assign(new Error('socket hang up (injected)'), { name: 'TimeoutError', code: 'ECONNRESET', $metadata: {} });
+          throw Object.assign(new Error('socket hang up (injected)'), {
+            name: 'TimeoutError',
+            code: 'ECONNRESET',
+            $metadata: {},
+          });
         }
-        const results: PutEventsResultEntry[] = entries.map((_, i) => (withheld.has(i) ? { ErrorCode: 'InternalFailure', ErrorMessage: 'injected' } : sent[through.indexOf(i)]!));
+        const results: PutEventsResultEntry[] = entries.map((_, i) =>
+          withheld.has(i) ? { ErrorCode: 'InternalFailure', ErrorMessage: 'injected' } : sent[through.indexOf(i)]!,
+        );
         return { FailedEntryCount: results.filter((r) => r.ErrorCode).length, Entries: results };
       });
     this.deps = { ...base, publisher: new EventBridgePublisher(client, { baseDelayMs: 20, maxDelayMs: 200 }) };
@@ -165,13 +180,19 @@ class Container {
 type StoreFault = 'none' | 'throttleWrite' | 'lostWriteResponse' | 'conflict';
 
 /** Records what a run publishes (as the poller sees it) and its checkpoint writes; injects store faults and crashes. */
-function instrument(container: Container, run: RunRecord, world: World, opts: { storeFault: StoreFault; crash: boolean; random: () => number }): PollDeps {
+function instrument(
+  container: Container,
+  run: RunRecord,
+  world: World,
+  opts: { storeFault: StoreFault; crash: boolean; random: () => number },
+): PollDeps {
   const { deps } = container;
   const direct = new DynamoDbCheckpointStore(world.aws.dynamodb, world.table);
   const publisher: EventPublisher = {
     async publish(entries) {
       for (const entry of entries) {
-        if (entry.DetailType === 'IMAP Mailbox Reset') run.reset = (JSON.parse(entry.Detail) as { uidValidity: string }).uidValidity;
+        if (entry.DetailType === 'IMAP Mailbox Reset')
+          run.reset = (JSON.parse(entry.Detail) as { uidValidity: string }).uidValidity;
         const d = detailOf(entry);
         if (!d) continue;
         run.attempted.add(keyOf(d));
@@ -190,7 +211,9 @@ function instrument(container: Container, run: RunRecord, world: World, opts: { 
     get: (mailboxId, folder) => deps.checkpoints.get(mailboxId, folder),
     async put(next: Checkpoint, expectedVersion: number) {
       if (opts.storeFault === 'throttleWrite' && opts.random() < 0.5) {
-        throw new CheckpointStoreError('The checkpoint table failed during write (ProvisionedThroughputExceededException): throttled beyond retries (injected).');
+        throw new CheckpointStoreError(
+          'The checkpoint table failed during write (ProvisionedThroughputExceededException): throttled beyond retries (injected).',
+        );
       }
       if (opts.storeFault === 'conflict' && opts.random() < 0.5 && expectedVersion > 0) {
         // Another writer rewrote the same checkpoint meanwhile (its version moved on).
@@ -200,7 +223,9 @@ function instrument(container: Container, run: RunRecord, world: World, opts: { 
       await deps.checkpoints.put(next, expectedVersion);
       run.committed.set(next.uidValidity, Math.max(run.committed.get(next.uidValidity) ?? 0, next.lastUid));
       if (opts.storeFault === 'lostWriteResponse' && opts.random() < 0.5) {
-        throw new CheckpointStoreError('The checkpoint table failed during write (TimeoutError) (injected: the write landed).');
+        throw new CheckpointStoreError(
+          'The checkpoint table failed during write (TimeoutError) (injected: the write landed).',
+        );
       }
     },
   };
@@ -219,7 +244,13 @@ const accepted = new Set<string>();
 
 /** Sleeps until the mailbox's lease item expires (at most 3 s). */
 async function untilLeaseExpires(world: World): Promise<void> {
-  const res = await world.aws.dynamodb.send(new GetItemCommand({ TableName: world.table, Key: { pk: { S: `lease#${world.mailboxId}` } }, ConsistentRead: true }));
+  const res = await world.aws.dynamodb.send(
+    new GetItemCommand({
+      TableName: world.table,
+      Key: { pk: { S: `lease#${world.mailboxId}` } },
+      ConsistentRead: true,
+    }),
+  );
   const expiresAt = Number(res.Item?.expiresAt?.N ?? 0);
   await sleep(Math.min(3_000, Math.max(50, expiresAt - Date.now() + 50)));
 }
@@ -227,7 +258,9 @@ async function untilLeaseExpires(world: World): Promise<void> {
 async function drainQueue(world: World): Promise<EventEnvelope<MessageReceivedDetail>[]> {
   const events: EventEnvelope<MessageReceivedDetail>[] = [];
   for (let empty = 0, rounds = 0; empty < 3 && rounds < 500; rounds++) {
-    const res = await world.aws.sqs.send(new ReceiveMessageCommand({ QueueUrl: world.bus.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+    const res = await world.aws.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: world.bus.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
+    );
     const messages = res.Messages ?? [];
     if (messages.length === 0) {
       empty++;
@@ -235,7 +268,12 @@ async function drainQueue(world: World): Promise<EventEnvelope<MessageReceivedDe
     }
     empty = 0;
     for (const m of messages) events.push(JSON.parse(m.Body!) as EventEnvelope<MessageReceivedDetail>);
-    await world.aws.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: world.bus.queueUrl, Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
+    await world.aws.sqs.send(
+      new DeleteMessageBatchCommand({
+        QueueUrl: world.bus.queueUrl,
+        Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
+      }),
+    );
   }
   return events;
 }
@@ -269,11 +307,23 @@ describe('chaos', () => {
         const hasMessageId = random() >= 0.1;
         const messageId = `<chaos-${seq}-${SEED}-${world.mailboxId}@test.example.com>`;
         // A tenth of the messages have no Message-ID (the reset re-scan cannot recognise those).
-        const raw = hasMessageId ? buildMessage({ subject, messageId }) : Buffer.from(buildMessage({ subject }).toString('latin1').replace(/^Message-ID: .*\r\n/m, ''), 'latin1');
+        const raw = hasMessageId
+          ? buildMessage({ subject, messageId })
+          : Buffer.from(
+              buildMessage({ subject })
+                .toString('latin1')
+                .replace(/^Message-ID: .*\r\n/m, ''),
+              'latin1',
+            );
         return { raw, key: hasMessageId ? messageId : `subject:${subject}`, hasMessageId };
       });
-      const uids = await world.imap.appendMany(world.user, world.folder, items.map((i) => i.raw));
-      items.forEach((item, i) => appended.push({ key: item.key, uid: uids[i]!, hasMessageId: item.hasMessageId }));
+      const uids = await world.imap.appendMany(
+        world.user,
+        world.folder,
+        items.map((i) => i.raw),
+      );
+      for (const [i, item] of items.entries())
+        appended.push({ key: item.key, uid: uids[i]!, hasMessageId: item.hasMessageId });
     };
 
     /** The checkpoint never passes a message the poller has not seen accepted by EventBridge. */
@@ -281,13 +331,32 @@ describe('chaos', () => {
       const cp = await world.checkpoint();
       if (!cp) return;
       for (const m of appended) {
-        if (m.uid <= cp.lastUid && !accepted.has(m.key)) violations.push(`${when}: checkpoint ${cp.uidValidity}/${cp.lastUid} passes UID ${m.uid} (${m.key}) that was never accepted`);
+        if (m.uid <= cp.lastUid && !accepted.has(m.key))
+          violations.push(
+            `${when}: checkpoint ${cp.uidValidity}/${cp.lastUid} passes UID ${m.uid} (${m.key}) that was never accepted`,
+          );
       }
     };
 
-    const runOnce = async (containerIndex: number, options: { deadlineMs: number; faults: string[]; storeFault: StoreFault; crash: boolean; publishFault: PublishFault }) => {
+    const runOnce = async (
+      containerIndex: number,
+      options: {
+        deadlineMs: number;
+        faults: string[];
+        storeFault: StoreFault;
+        crash: boolean;
+        publishFault: PublishFault;
+      },
+    ) => {
       const container = containers[containerIndex]!;
-      const run: RunRecord = { id: runs.length, attempted: new Set(), ambiguous: new Set(), committed: new Map(), where: new Map(), faults: [...options.faults] };
+      const run: RunRecord = {
+        id: runs.length,
+        attempted: new Set(),
+        ambiguous: new Set(),
+        committed: new Map(),
+        where: new Map(),
+        faults: [...options.faults],
+      };
       runs.push(run);
       container.run = run;
       container.publishFault = options.publishFault;
@@ -354,19 +423,23 @@ describe('chaos', () => {
         at(between(20, 400), () => proxies.imap.dropAll());
       } else if (f < 0.23) {
         note('imap-silent');
-        at(0, () => proxies.imap.setFault(random() < 0.5 ? { kind: 'silent' } : { kind: 'silent', afterBytes: between(100, 20_000) }));
+        at(0, () =>
+          proxies.imap.setFault(
+            random() < 0.5 ? { kind: 'silent' } : { kind: 'silent', afterBytes: between(100, 20_000) },
+          ),
+        );
         at(between(200, 1_500), () => proxies.imap.setFault({ kind: 'pass' }));
       } else if (f < 0.26) {
         note('imap-delay');
         at(0, () => proxies.imap.setFault({ kind: 'delay', ms: between(5, 60) }));
-      } else if (f < 0.30) {
+      } else if (f < 0.3) {
         note('aws-refuse');
         at(between(0, 200), () => aws.set({ kind: 'refuse', mode: 'reset' }));
         at(between(100, 800), () => aws.set({ kind: 'pass' }));
       } else if (f < 0.37) {
         note('aws-drop');
         at(between(0, 300), () => aws.set({ kind: 'dropAfter', bytes: between(0, 2_000), once: true }));
-      } else if (f < 0.40) {
+      } else if (f < 0.4) {
         note('aws-drop-all');
         at(between(20, 600), () => aws.dropAll());
       } else if (f < 0.44) {
@@ -379,10 +452,12 @@ describe('chaos', () => {
       }
       // Service faults of this cycle's run.
       const p = random() * (pending ? 0.4 : 1);
-      const publishFault: PublishFault = p < 0.06 ? 'partial' : p < 0.1 ? 'lostResponse' : p < 0.13 ? 'throttled' : 'none';
+      const publishFault: PublishFault =
+        p < 0.06 ? 'partial' : p < 0.1 ? 'lostResponse' : p < 0.13 ? 'throttled' : 'none';
       if (publishFault !== 'none') note(`putevents-${publishFault}`);
       const s = random() * (pending ? 0.4 : 1);
-      const storeFault: StoreFault = s < 0.04 ? 'throttleWrite' : s < 0.07 ? 'lostWriteResponse' : s < 0.1 ? 'conflict' : 'none';
+      const storeFault: StoreFault =
+        s < 0.04 ? 'throttleWrite' : s < 0.07 ? 'lostWriteResponse' : s < 0.1 ? 'conflict' : 'none';
       if (storeFault !== 'none') note(`dynamodb-${storeFault}`);
       const crash = random() < 0.006;
       if (crash) note('crash');
@@ -394,7 +469,19 @@ describe('chaos', () => {
 
       await Promise.all([
         runOnce(0, { deadlineMs, faults: cycleFaults, storeFault, crash, publishFault }),
-        ...(overlap ? [sleep(between(0, 150)).then(() => runOnce(1, { deadlineMs: between(3_000, 6_000), faults: cycleFaults, storeFault: 'none', crash: false, publishFault: 'none' }))] : []),
+        ...(overlap
+          ? [
+              sleep(between(0, 150)).then(() =>
+                runOnce(1, {
+                  deadlineMs: between(3_000, 6_000),
+                  faults: cycleFaults,
+                  storeFault: 'none',
+                  crash: false,
+                  publishFault: 'none',
+                }),
+              ),
+            ]
+          : []),
       ]);
       await appending;
       timers.forEach(clearTimeout);
@@ -416,7 +503,13 @@ describe('chaos', () => {
     let drainRuns = 0;
     const drainUntil = Date.now() + 60_000;
     for (let idle = false; !idle && Date.now() < drainUntil; drainRuns++) {
-      await runOnce(drainRuns % 2, { deadlineMs: 20_000, faults: [], storeFault: 'none', crash: false, publishFault: 'none' });
+      await runOnce(drainRuns % 2, {
+        deadlineMs: 20_000,
+        faults: [],
+        storeFault: 'none',
+        crash: false,
+        publishFault: 'none',
+      });
       await checkInvariant(`drain ${drainRuns}`);
       idle = runs.at(-1)!.outcome === 'idle' && appended.every((m) => accepted.has(m.key));
       if (runs.at(-1)!.outcome === 'skipped') await untilLeaseExpires(world);
@@ -442,20 +535,29 @@ describe('chaos', () => {
       const reasons = new Set<string>();
       for (const r of attempts) {
         const where = r.where.get(key)!;
-        if ((r.committed.get(where.uidValidity) ?? 0) < where.uid) reasons.add('published, checkpoint not written (run failed, stopped or crashed before its write)');
-        if (r.ambiguous.has(key)) reasons.add('PutEvents outcome unknown to the poller (lost response, dropped connection, SDK retry)');
+        if ((r.committed.get(where.uidValidity) ?? 0) < where.uid)
+          reasons.add('published, checkpoint not written (run failed, stopped or crashed before its write)');
+        if (r.ambiguous.has(key))
+          reasons.add('PutEvents outcome unknown to the poller (lost response, dropped connection, SDK retry)');
       }
       if (!m.hasMessageId && attempts.some((r) => r.id < resetRun) && attempts.some((r) => r.id >= resetRun)) {
         reasons.add('re-scan after the UIDVALIDITY reset (no Message-ID to recognise it)');
       }
-      if (reasons.size === 0) unexplained.push(`${key}: ${n}x, runs ${attempts.map((r) => `#${r.id} ${r.outcome} [${r.faults.join(',')}]`).join('; ')}`);
+      if (reasons.size === 0)
+        unexplained.push(
+          `${key}: ${n}x, runs ${attempts.map((r) => `#${r.id} ${r.outcome} [${r.faults.join(',')}]`).join('; ')}`,
+        );
       for (const reason of reasons) explanations[reason] = (explanations[reason] ?? 0) + (n - 1);
     }
     const duplicates = messageEvents.length - delivered.size;
     // A second reset event: a run published one and did not record the new UIDVALIDITY (or never heard back).
-    const resetRepeats = runs.filter((r) => r.reset !== undefined && (!r.committed.has(r.reset) || r.resetAmbiguous)).length;
-    if (resetEvents.length - 1 > resetRepeats) unexplained.push(`${resetEvents.length} reset events, ${resetRepeats} explained repeats`);
-    if (resetEvents.length > 1) explanations['IMAP Mailbox Reset again (published, rebaseline not written)'] = resetEvents.length - 1;
+    const resetRepeats = runs.filter(
+      (r) => r.reset !== undefined && (!r.committed.has(r.reset) || r.resetAmbiguous),
+    ).length;
+    if (resetEvents.length - 1 > resetRepeats)
+      unexplained.push(`${resetEvents.length} reset events, ${resetRepeats} explained repeats`);
+    if (resetEvents.length > 1)
+      explanations['IMAP Mailbox Reset again (published, rebaseline not written)'] = resetEvents.length - 1;
     const faults = Object.values(faultCounts).reduce((a, b) => a + b, 0);
     const outcomes: Record<string, number> = {};
     for (const r of runs) outcomes[r.outcome ?? '?'] = (outcomes[r.outcome ?? '?'] ?? 0) + 1;
@@ -468,7 +570,8 @@ describe('chaos', () => {
     console.log(`chaos: duplicates explained by ${JSON.stringify(explanations)}`);
     if (process.env.CHAOS_DEBUG) for (const r of runs) console.log(`run #${r.id} ${r.outcome} [${r.faults.join(',')}]`);
     if (unexplained.length) console.log(`chaos: unexplained duplicates:\n  ${unexplained.join('\n  ')}`);
-    if (violations.length) console.log(`chaos: checkpoint ahead of published:\n  ${violations.slice(0, 20).join('\n  ')}`);
+    if (violations.length)
+      console.log(`chaos: checkpoint ahead of published:\n  ${violations.slice(0, 20).join('\n  ')}`);
 
     expect(lost.map((m) => `${m.key} (UID ${m.uid})`)).toEqual([]);
     expect(violations).toEqual([]);

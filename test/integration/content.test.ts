@@ -18,11 +18,16 @@ import type { MessageReceivedDetail } from '../../functions/poller/core/event-de
 import { eventEntrySize, fitDetailToBudget, MAX_ENTRY_BYTES } from '../../functions/poller/core/event-size';
 import { parseMessageContent } from '../../functions/poller/core/message-content';
 import { DETAIL_TYPE_MESSAGE } from '../../functions/poller/core/types';
-import { buildFixtureMessages, buildTwentyMegabyteAttachmentMessage, pseudoRandomBytes, type FixtureMessage } from '../fixtures/messages';
+import {
+  buildFixtureMessages,
+  buildTwentyMegabyteAttachmentMessage,
+  type FixtureMessage,
+  pseudoRandomBytes,
+} from '../fixtures/messages';
+import { corpusDir, corpusFiles } from '../support/corpus';
 import { buildMessage } from '../support/messages';
 import type { EventEnvelope } from '../support/moto';
 import { World } from './world';
-import { corpusDir, corpusFiles } from '../support/corpus';
 
 const SOURCE = 'imap-event-source';
 /** The poller's default download bound (PollOptions.maxMessageBytes). */
@@ -44,8 +49,16 @@ function asServed(bytes: Uint8Array): Buffer {
 }
 
 /** Receives `count` events, checks envelope, schema, size and uniqueness; returns the details by UID. */
-async function receiveValid(world: World, uids: readonly number[], timeoutMs = 60_000): Promise<Map<number, MessageReceivedDetail>> {
-  const events: EventEnvelope<MessageReceivedDetail>[] = await world.aws.receiveEvents(world.bus.queueUrl, { expected: uids.length, timeoutMs, quietMs: 500 });
+async function receiveValid(
+  world: World,
+  uids: readonly number[],
+  timeoutMs = 60_000,
+): Promise<Map<number, MessageReceivedDetail>> {
+  const events: EventEnvelope<MessageReceivedDetail>[] = await world.aws.receiveEvents(world.bus.queueUrl, {
+    expected: uids.length,
+    timeoutMs,
+    quietMs: 500,
+  });
   const byUid = new Map<number, MessageReceivedDetail>();
   for (const event of events) {
     expect(event.source).toBe(SOURCE);
@@ -111,19 +124,33 @@ function expectFixtureFields(fixture: FixtureMessage, detail: MessageReceivedDet
   if (e.subject !== undefined) expect(detail.subject, name).toBe(e.subject);
   if (e.from !== undefined) expect(detail.from, name).toEqual(e.from);
   if (e.date !== undefined) expect(detail.date, name).toBe(e.date);
-  if (e.attachments !== undefined) expect(detail.originalSizes?.attachments ?? detail.attachments.length, name).toBe(e.attachments);
-  if (e.textIncludes !== undefined && detail.originalSizes?.text === undefined) expect(detail.text, name).toContain(e.textIncludes);
-  if (e.htmlIncludes !== undefined && detail.originalSizes?.html === undefined) expect(detail.html, name).toContain(e.htmlIncludes);
+  if (e.attachments !== undefined)
+    expect(detail.originalSizes?.attachments ?? detail.attachments.length, name).toBe(e.attachments);
+  if (e.textIncludes !== undefined && detail.originalSizes?.text === undefined)
+    expect(detail.text, name).toContain(e.textIncludes);
+  if (e.htmlIncludes !== undefined && detail.originalSizes?.html === undefined)
+    expect(detail.html, name).toContain(e.htmlIncludes);
   expect(detail.parseError !== undefined, `${name}: parseError`).toBe(e.parseError ?? false);
 }
 
-const entryBytes = (detail: MessageReceivedDetail) => eventEntrySize({ Source: SOURCE, DetailType: DETAIL_TYPE_MESSAGE, Detail: JSON.stringify(detail) });
-
+const entryBytes = (detail: MessageReceivedDetail) =>
+  eventEntrySize({ Source: SOURCE, DetailType: DETAIL_TYPE_MESSAGE, Detail: JSON.stringify(detail) });
 
 /** Corpus messages whose decoding was cross-checked with Python's `email` package (policy=default). */
-const CORPUS_EXPECTED: Record<string, Partial<Pick<MessageReceivedDetail, 'subject' | 'from' | 'date'>> & { text?: string; attachments?: string[] }> = {
-  'rfc2822/example01.eml': { subject: 'Saying Hello', from: [{ name: 'John Doe', address: 'jdoe@machine.example' }], date: '1997-11-21T15:55:06.000Z' },
-  'rfc6532/utf8_headers.eml': { subject: 'Säying Hello', from: [{ name: 'Jöhn Doe', address: 'jdöe@mächine.example' }], date: null },
+const CORPUS_EXPECTED: Record<
+  string,
+  Partial<Pick<MessageReceivedDetail, 'subject' | 'from' | 'date'>> & { text?: string; attachments?: string[] }
+> = {
+  'rfc2822/example01.eml': {
+    subject: 'Saying Hello',
+    from: [{ name: 'John Doe', address: 'jdoe@machine.example' }],
+    date: '1997-11-21T15:55:06.000Z',
+  },
+  'rfc6532/utf8_headers.eml': {
+    subject: 'Säying Hello',
+    from: [{ name: 'Jöhn Doe', address: 'jdöe@mächine.example' }],
+    date: null,
+  },
   'multi_charset/japanese_iso_2022.eml': { subject: 'まみむめも', text: 'すみません。' },
   'multi_charset/japanese_shift_jis.eml': { subject: 'test', text: 'あいうえお' },
   'multi_charset/ks_c_5601-1987.eml': { text: '스티해' },
@@ -131,7 +158,10 @@ const CORPUS_EXPECTED: Record<string, Partial<Pick<MessageReceivedDetail, 'subje
   'plain_emails/basic_email_lf.eml': { subject: 'Testing 123', text: 'Hope it works well!' },
   'mime_emails/two_from_in_message.eml': { from: [{ name: 'Tester 1', address: 'tester1@test.com' }] },
   'attachment_emails/attachment_nonascii_filename.eml': { attachments: ['ciële.txt'] },
-  'attachment_emails/attachment_with_quoted_filename.eml': { subject: 'Eelanalüüsi päring', attachments: ['Eelanalüüsi päring.jpg'] },
+  'attachment_emails/attachment_with_quoted_filename.eml': {
+    subject: 'Eelanalüüsi päring',
+    attachments: ['Eelanalüüsi päring.jpg'],
+  },
   'multipart_report_emails/report_530.eml': { subject: 'Returned mail: see transcript for details' },
 };
 
@@ -158,7 +188,11 @@ describe('content: the mail-gem corpus through Dovecot, the handler, EventBridge
       }
     }
     expect(rejected).toEqual(['sample_output_multipart']);
-    const uids = await world.imap.appendMany(world.user, world.folder, stored.map((s) => s.bytes));
+    const uids = await world.imap.appendMany(
+      world.user,
+      world.folder,
+      stored.map((s) => s.bytes),
+    );
 
     expect(await world.invoke({}, 120_000)).toEqual({ outcome: 'published', published: stored.length });
     const details = await receiveValid(world, uids);
@@ -179,7 +213,11 @@ describe('content: the mail-gem corpus through Dovecot, the handler, EventBridge
         const { text, attachments, ...fields } = want;
         expect(detail, file).toMatchObject(fields);
         if (text !== undefined) expect(detail.text, file).toContain(text);
-        if (attachments !== undefined) expect(detail.attachments.map((a) => a.filename), file).toEqual(attachments);
+        if (attachments !== undefined)
+          expect(
+            detail.attachments.map((a) => a.filename),
+            file,
+          ).toEqual(attachments);
       }
     }
     expect(crlfServed).toBe(6); // the files with bare LF line ends
@@ -195,7 +233,11 @@ describe('content: the fixture messages', () => {
     const started = performance.now();
     const fixtures = [...buildFixtureMessages(), buildTwentyMegabyteAttachmentMessage()];
     const world = await World.create({ startAt: 'all' });
-    const uids = await world.imap.appendMany(world.user, world.folder, fixtures.map((f) => Buffer.from(f.bytes)));
+    const uids = await world.imap.appendMany(
+      world.user,
+      world.folder,
+      fixtures.map((f) => Buffer.from(f.bytes)),
+    );
 
     expect(await world.invoke({}, 120_000)).toEqual({ outcome: 'published', published: fixtures.length });
     const details = await receiveValid(world, uids);
@@ -214,7 +256,13 @@ describe('content: the fixture messages', () => {
     }
     const truncated = fixtures.filter((_, i) => details.get(uids[i]!)!.truncated).map((f) => f.name);
     expect(truncated.sort()).toEqual(
-      ['five-thousand-recipients', 'huge-multibyte-html-and-text', 'huge-multibyte-text', 'many-attachments', 'twenty-megabyte-attachment'].sort(),
+      [
+        'five-thousand-recipients',
+        'huge-multibyte-html-and-text',
+        'huge-multibyte-text',
+        'many-attachments',
+        'twenty-megabyte-attachment',
+      ].sort(),
     );
 
     // Over the download bound, raw storage off: headers and the parts that fit, truncated.
@@ -233,23 +281,44 @@ describe('content: the fixture messages', () => {
     // The attachment is listed with what the first 2 MiB held of it: base64 decodes 4 bytes to 3, so at most
     // 1.5 MiB of its 20 MiB. The pipeline comparison above pins it exactly to the first 2 MiB.
     expect(big.attachments).toHaveLength(1);
-    expect(big.attachments[0]).toMatchObject({ filename: 'big.bin', contentType: 'application/octet-stream', inline: false });
+    expect(big.attachments[0]).toMatchObject({
+      filename: 'big.bin',
+      contentType: 'application/octet-stream',
+      inline: false,
+    });
     expect(big.attachments[0]!.size).toBeGreaterThan(DOWNLOAD_BOUND / 2);
     expect(big.attachments[0]!.size).toBeLessThanOrEqual((DOWNLOAD_BOUND * 3) / 4);
-    console.log(`[content] fixtures: ${fixtures.length} published; largest entry ${largest.bytes} bytes (${largest.name}); ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    console.log(
+      `[content] fixtures: ${fixtures.length} published; largest entry ${largest.bytes} bytes (${largest.name}); ${((performance.now() - started) / 1000).toFixed(1)} s`,
+    );
   }, 120_000);
 });
 
 describe('content: malformed input never blocks the checkpoint', () => {
   it('a poison message in the middle of a batch yields an event with parseError; the messages behind it are delivered', async () => {
     const deep = buildFixtureMessages().find((f) => f.name === 'too-deeply-nested')!;
-    const header = 'From: Mallory <m@example.com>\r\nTo: support@example.org\r\nSubject: hostile\r\nDate: Thu, 26 Nov 2026 10:00:00 +0100\r\n';
+    const header =
+      'From: Mallory <m@example.com>\r\nTo: support@example.org\r\nSubject: hostile\r\nDate: Thu, 26 Nov 2026 10:00:00 +0100\r\n';
     const hostile: { name: string; bytes: Buffer }[] = [
       { name: 'too-deeply-nested (parser rejects it)', bytes: Buffer.from(deep.bytes) },
-      { name: 'random binary (NUL bytes included), no header block', bytes: Buffer.from(pseudoRandomBytes(50_000, 11)) },
-      { name: 'a 3 MB header line (beyond the download bound)', bytes: Buffer.from(`${header}X-Junk: ${'a'.repeat(3_000_000)}\r\n\r\nbody\r\n`) },
-      { name: 'multipart with an empty boundary', bytes: Buffer.from(`${header}Content-Type: multipart/mixed; boundary=""\r\n\r\n--\r\nx\r\n----\r\n`) },
-      { name: 'base64 body that is not base64', bytes: Buffer.from(`${header}Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n${'!%&'.repeat(10_000)}\r\n`) },
+      {
+        name: 'random binary (NUL bytes included), no header block',
+        bytes: Buffer.from(pseudoRandomBytes(50_000, 11)),
+      },
+      {
+        name: 'a 3 MB header line (beyond the download bound)',
+        bytes: Buffer.from(`${header}X-Junk: ${'a'.repeat(3_000_000)}\r\n\r\nbody\r\n`),
+      },
+      {
+        name: 'multipart with an empty boundary',
+        bytes: Buffer.from(`${header}Content-Type: multipart/mixed; boundary=""\r\n\r\n--\r\nx\r\n----\r\n`),
+      },
+      {
+        name: 'base64 body that is not base64',
+        bytes: Buffer.from(
+          `${header}Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n${'!%&'.repeat(10_000)}\r\n`,
+        ),
+      },
     ];
     const good = (i: number) => buildMessage({ subject: `Good ${i}`, body: `Good message ${i}\n` });
     // One batch of 10: 2 good, 5 hostile, 3 good; the first poison sits in the middle.
@@ -264,13 +333,24 @@ describe('content: malformed input never blocks the checkpoint', () => {
 
     const poison = details.get(uids[2]!)!;
     expect(poison.parseError).toMatch(/nesting depth/);
-    expect(poison).toMatchObject({ subject: 'too-deeply-nested', from: [{ name: 'Alice Example', address: 'alice@example.com' }], text: null, attachments: [] });
+    expect(poison).toMatchObject({
+      subject: 'too-deeply-nested',
+      from: [{ name: 'Alice Example', address: 'alice@example.com' }],
+      text: null,
+      attachments: [],
+    });
     for (const [i, h] of hostile.entries()) {
       const detail = details.get(uids[2 + i]!)!;
       expect(detail, h.name).toEqual(await pipelineDetail(asServed(h.bytes), detail));
     }
     expect(details.get(uids[4]!)!.truncated).toBe(true); // the 3 MB header: cut at the download bound
-    expect([0, 1, 7, 8, 9].map((i) => details.get(uids[i]!)!.subject)).toEqual(['Good 1', 'Good 2', 'Good 3', 'Good 4', 'Good 5']);
+    expect([0, 1, 7, 8, 9].map((i) => details.get(uids[i]!)!.subject)).toEqual([
+      'Good 1',
+      'Good 2',
+      'Good 3',
+      'Good 4',
+      'Good 5',
+    ]);
     expect([0, 1, 7, 8, 9].every((i) => details.get(uids[i]!)!.parseError === undefined)).toBe(true);
 
     // Nothing is stuck: the next poll has nothing to do.

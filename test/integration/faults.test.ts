@@ -5,8 +5,21 @@
  * After each fault: the run fails (or stops) saying why, the checkpoint never passes an unpublished message,
  * and the next fault-free run delivers the rest; duplicates only where the fault explains them.
  */
-import { DeleteItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand, type PutItemCommandInput } from '@aws-sdk/client-dynamodb';
-import { EventBridgeClient, PutEventsCommand, type PutEventsCommandInput, type PutEventsResultEntry } from '@aws-sdk/client-eventbridge';
+
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  DeleteItemCommand,
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  type PutItemCommandInput,
+} from '@aws-sdk/client-dynamodb';
+import {
+  EventBridgeClient,
+  PutEventsCommand,
+  type PutEventsCommandInput,
+  type PutEventsResultEntry,
+} from '@aws-sdk/client-eventbridge';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamodb-checkpoint-store';
@@ -16,16 +29,14 @@ import { composePollerDeps } from '../../functions/poller/compose';
 import { readConfig } from '../../functions/poller/config';
 import type { MailboxResetDetail, MessageReceivedDetail } from '../../functions/poller/core/event-detail';
 import type { ImapEventSourceError } from '../../functions/poller/errors';
-import { pollMailbox, type PollDeps, type PollOptions } from '../../functions/poller/poll-mailbox';
+import { type PollDeps, type PollOptions, pollMailbox } from '../../functions/poller/poll-mailbox';
 import { type EventPublisher, type MailboxGateway, type MailboxSession, silentLog } from '../../functions/poller/ports';
 import { proxiesToSharedServers } from '../support/env';
 import { buildMessage } from '../support/messages';
 import type { EventEnvelope } from '../support/moto';
 import { World, type WorldOptions } from './world';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 const { handler } = await import('../../functions/poller/handler');
-
 
 const proxies = proxiesToSharedServers();
 afterEach(async () => {
@@ -35,7 +46,11 @@ afterEach(async () => {
 
 /** A world whose IMAP traffic goes through the IMAP proxy and whose handler reaches AWS through the AWS proxy. */
 function proxiedWorld(options: WorldOptions = {}): Promise<World> {
-  return World.create({ ...options, secret: { port: proxies.imap.port, ...options.secret }, env: { AWS_ENDPOINT_URL: proxies.aws.url, ...options.env } });
+  return World.create({
+    ...options,
+    secret: { port: proxies.imap.port, ...options.secret },
+    env: { AWS_ENDPOINT_URL: proxies.aws.url, ...options.env },
+  });
 }
 
 /** The real adapters as the handler composes them (AWS through the AWS proxy), for runs that need a hook. */
@@ -61,7 +76,8 @@ async function pollFailing(deps: PollDeps, options: PollOptions): Promise<ImapEv
     (summary) => summary,
     (err: unknown) => err as ImapEventSourceError,
   );
-  if (!(result instanceof Error)) throw new Error(`the poll succeeded (${JSON.stringify(result)}) but a failure was expected`);
+  if (!(result instanceof Error))
+    throw new Error(`the poll succeeded (${JSON.stringify(result)}) but a failure was expected`);
   return result;
 }
 
@@ -100,7 +116,8 @@ async function appendBig(world: World, count: number, bytes: number): Promise<nu
 }
 
 type Received = EventEnvelope<MessageReceivedDetail | MailboxResetDetail>;
-const isMessage = (e: Received): e is EventEnvelope<MessageReceivedDetail> => e['detail-type'] === 'IMAP Message Received';
+const isMessage = (e: Received): e is EventEnvelope<MessageReceivedDetail> =>
+  e['detail-type'] === 'IMAP Message Received';
 
 /** What the world's subscriber received (waits for `expected`, then `quietMs` for extras). */
 function received(world: World, expected: number, quietMs = 1_000): Promise<Received[]> {
@@ -118,23 +135,36 @@ function deliveries(events: Received[]): Map<number, number> {
 function expectExactlyOnce(events: Received[], uids: readonly number[]): void {
   const counts = deliveries(events);
   expect([...counts.keys()].sort((a, b) => a - b)).toEqual([...uids].sort((a, b) => a - b));
-  expect([...counts.values()].every((n) => n === 1), `duplicates: ${JSON.stringify([...counts].filter(([, n]) => n > 1))}`).toBe(true);
+  expect(
+    [...counts.values()].every((n) => n === 1),
+    `duplicates: ${JSON.stringify([...counts].filter(([, n]) => n > 1))}`,
+  ).toBe(true);
 }
 
 /** The lease item of the world's mailbox, if any. */
 async function leaseItem(world: World): Promise<Record<string, unknown> | undefined> {
-  const res = await world.aws.dynamodb.send(new GetItemCommand({ TableName: world.table, Key: { pk: { S: `lease#${world.mailboxId}` } }, ConsistentRead: true }));
+  const res = await world.aws.dynamodb.send(
+    new GetItemCommand({
+      TableName: world.table,
+      Key: { pk: { S: `lease#${world.mailboxId}` } },
+      ConsistentRead: true,
+    }),
+  );
   return res.Item;
 }
 
 /** Waits (bounded) until the mailbox's lease item is gone. */
 async function leaseReleased(world: World, timeoutMs = 5_000): Promise<boolean> {
-  for (const until = Date.now() + timeoutMs; Date.now() < until; await sleep(100)) if (!(await leaseItem(world))) return true;
+  for (const until = Date.now() + timeoutMs; Date.now() < until; await sleep(100))
+    if (!(await leaseItem(world))) return true;
   return false;
 }
 
 /** A gateway whose sessions run hooks between the steps of a poll (to change the mailbox mid-run). */
-function hookedGateway(hooks: { afterStatus?: () => Promise<void>; afterList?: (uids: number[]) => Promise<void> }): MailboxGateway {
+function hookedGateway(hooks: {
+  afterStatus?: () => Promise<void>;
+  afterList?: (uids: number[]) => Promise<void>;
+}): MailboxGateway {
   const inner = new ImapFlowMailboxGateway();
   return {
     async connect(settings) {
@@ -195,7 +225,11 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
     expect(proxies.imap.stats.dropped).toBeGreaterThanOrEqual(1);
     expect(await world.checkpoint()).toMatchObject({ lastUid: uids[1] });
 
-    expect(await pollMailbox(deps, pollOptions(world, { batchSize: 2 }))).toMatchObject({ outcome: 'published', fromUid: uids[2], published: 2 });
+    expect(await pollMailbox(deps, pollOptions(world, { batchSize: 2 }))).toMatchObject({
+      outcome: 'published',
+      fromUid: uids[2],
+      published: 2,
+    });
     expectExactlyOnce(await received(world, 4, 1_000), uids);
   });
 
@@ -206,7 +240,9 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
     const uids = await world.append(3);
     // The bytes of a whole run (TLS, LOGIN, STATUS, EXAMINE, SEARCH, FETCH, LOGOUT), measured with a publisher
     // that rejects everything (no checkpoint moves, nothing is published).
-    const rejectAll: EventPublisher = { publish: async (entries) => ({ accepted: new Set(), failed: new Map(entries.map((_, i) => [i, 'Injected'])) }) };
+    const rejectAll: EventPublisher = {
+      publish: async (entries) => ({ accepted: new Set(), failed: new Map(entries.map((_, i) => [i, 'Injected'])) }),
+    };
     const bytesBefore = proxies.imap.stats.bytesDown;
     await pollFailing({ ...deps, publisher: rejectAll }, pollOptions(world));
     const runBytes = proxies.imap.stats.bytesDown - bytesBefore;
@@ -247,7 +283,10 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
     expect(await leaseItem(world)).toBeUndefined();
 
     await proxies.imap.setFault({ kind: 'pass' });
-    expect(await pollMailbox(deps, pollOptions(world, { batchSize: 2 }))).toMatchObject({ outcome: 'published', published: 2 });
+    expect(await pollMailbox(deps, pollOptions(world, { batchSize: 2 }))).toMatchObject({
+      outcome: 'published',
+      published: 2,
+    });
     expectExactlyOnce(await received(world, 4, 1_000), uids);
   });
 
@@ -309,7 +348,10 @@ describe('AWS network faults (TCP proxy in front of moto_server)', () => {
       },
     };
     const deadline = Date.now() + 5_000;
-    const error = await pollFailing({ ...deps, publisher: silencing }, pollOptions(world, { deadline, reserveMs: 1_500 }));
+    const error = await pollFailing(
+      { ...deps, publisher: silencing },
+      pollOptions(world, { deadline, reserveMs: 1_500 }),
+    );
     expect(Date.now()).toBeLessThan(deadline);
     expect(error).toMatchObject({ code: 'EVENT_PUBLISH_FAILED', retryable: true });
     expect(error.message).toMatch(/EventBridge did not answer in time/);
@@ -336,7 +378,10 @@ describe('AWS network faults (TCP proxy in front of moto_server)', () => {
         return inner.publish(entries);
       },
     };
-    expect(await pollMailbox({ ...deps, publisher: dropping }, pollOptions(world))).toMatchObject({ outcome: 'published', published: 1 });
+    expect(await pollMailbox({ ...deps, publisher: dropping }, pollOptions(world))).toMatchObject({
+      outcome: 'published',
+      published: 1,
+    });
     expect(await world.checkpoint()).toMatchObject({ lastUid: uids[0] });
     // Documented duplicate class: same eventId twice; consumers dedupe on it.
     const events = (await received(world, 2, 1_000)).filter(isMessage);
@@ -346,7 +391,10 @@ describe('AWS network faults (TCP proxy in front of moto_server)', () => {
 });
 
 /** An EventBridge client whose PutEvents goes through `behave` (aws-sdk-client-mock) and then, for the entries it lets through, to moto. */
-function scriptedEventBridge(world: World, behave: (call: number, entries: number) => { throw?: Error; fail?: ReadonlyMap<number, string> }) {
+function scriptedEventBridge(
+  world: World,
+  behave: (call: number, entries: number) => { throw?: Error; fail?: ReadonlyMap<number, string> },
+) {
   const real = new EventBridgeClient(world.aws.clientConfig);
   const client = new EventBridgeClient(world.aws.clientConfig);
   const calls: { at: number; entries: number }[] = [];
@@ -358,7 +406,10 @@ function scriptedEventBridge(world: World, behave: (call: number, entries: numbe
       const plan = behave(calls.length - 1, entries.length);
       if (plan.throw) throw plan.throw;
       const through = entries.flatMap((_, i) => (plan.fail?.has(i) ? [] : [i]));
-      const sent = through.length > 0 ? ((await real.send(new PutEventsCommand({ Entries: through.map((i) => entries[i]!) }))).Entries ?? []) : [];
+      const sent =
+        through.length > 0
+          ? ((await real.send(new PutEventsCommand({ Entries: through.map((i) => entries[i]!) }))).Entries ?? [])
+          : [];
       const results: PutEventsResultEntry[] = entries.map((_, i) =>
         plan.fail?.has(i) ? { ErrorCode: plan.fail.get(i), ErrorMessage: 'injected' } : sent[through.indexOf(i)]!,
       );
@@ -374,9 +425,23 @@ function awsError(name: string): Error {
 describe.concurrent('PutEvents failures (aws-sdk-client-mock over the EventBridge client)', () => {
   it('partial failure: the failed entries are retried with capped, jittered backoff; each message once', async () => {
     const world = await World.create();
-    const eb = scriptedEventBridge(world, (call, n) => (call < 2 ? { fail: new Map(Array.from({ length: n }, (_, i) => i).filter((i) => i % 2 === 1).map((i) => [i, 'InternalFailure'])) } : {}));
+    const eb = scriptedEventBridge(world, (call, n) =>
+      call < 2
+        ? {
+            fail: new Map(
+              Array.from({ length: n }, (_, i) => i)
+                .filter((i) => i % 2 === 1)
+                .map((i) => [i, 'InternalFailure']),
+            ),
+          }
+        : {},
+    );
     const delays: number[] = [];
-    const publisher = new EventBridgePublisher(eb.client, { baseDelayMs: 100, maxDelayMs: 300, sleep: (ms) => (delays.push(ms), sleep(ms)) });
+    const publisher = new EventBridgePublisher(eb.client, {
+      baseDelayMs: 100,
+      maxDelayMs: 300,
+      sleep: (ms) => (delays.push(ms), sleep(ms)),
+    });
     const deps = realDeps(world, { publisher });
     await pollMailbox(deps, pollOptions(world));
     const uids = await world.append(4);
@@ -391,7 +456,13 @@ describe.concurrent('PutEvents failures (aws-sdk-client-mock over the EventBridg
   it('an entry that keeps failing: the checkpoint stops before it; the accepted entries after it come again (documented duplicates)', async () => {
     const world = await World.create();
     let failing = true;
-    const eb = scriptedEventBridge(world, (_call, n) => (failing && n === 4 ? { fail: new Map([[1, 'InternalFailure']]) } : failing && n === 1 ? { fail: new Map([[0, 'InternalFailure']]) } : {}));
+    const eb = scriptedEventBridge(world, (_call, n) =>
+      failing && n === 4
+        ? { fail: new Map([[1, 'InternalFailure']]) }
+        : failing && n === 1
+          ? { fail: new Map([[0, 'InternalFailure']]) }
+          : {},
+    );
     const deps = realDeps(world, { publisher: new EventBridgePublisher(eb.client, { baseDelayMs: 10 }) });
     await pollMailbox(deps, pollOptions(world));
     const uids = await world.append(4);
@@ -402,7 +473,11 @@ describe.concurrent('PutEvents failures (aws-sdk-client-mock over the EventBridg
     expect(await world.checkpoint()).toMatchObject({ lastUid: uids[0] });
 
     failing = false;
-    expect(await pollMailbox(deps, pollOptions(world))).toMatchObject({ outcome: 'published', fromUid: uids[1], published: 3 });
+    expect(await pollMailbox(deps, pollOptions(world))).toMatchObject({
+      outcome: 'published',
+      fromUid: uids[1],
+      published: 3,
+    });
     const counts = deliveries(await received(world, 6, 1_000));
     expect(Object.fromEntries(counts)).toEqual({ [uids[0]!]: 1, [uids[1]!]: 1, [uids[2]!]: 2, [uids[3]!]: 2 });
   });
@@ -431,28 +506,43 @@ describe.concurrent('PutEvents failures (aws-sdk-client-mock over the EventBridg
 });
 
 /** A DynamoDB client whose commands go through `intercept` (aws-sdk-client-mock) before reaching moto. */
-function scriptedDynamoDb(world: World, intercept: (command: 'GetItem' | 'PutItem' | 'DeleteItem', input: { Key?: unknown; Item?: PutItemCommandInput['Item'] }) => Error | undefined) {
+function scriptedDynamoDb(
+  world: World,
+  intercept: (
+    command: 'GetItem' | 'PutItem' | 'DeleteItem',
+    input: { Key?: unknown; Item?: PutItemCommandInput['Item'] },
+  ) => Error | undefined,
+) {
   const real = new DynamoDBClient(world.aws.clientConfig);
   const client = new DynamoDBClient(world.aws.clientConfig);
   const mock = mockClient(client);
-  const forward = <I extends object>(name: 'GetItem' | 'PutItem' | 'DeleteItem', send: (input: I) => Promise<unknown>) => async (input: I) => {
-    const error = intercept(name, input as { Key?: unknown; Item?: PutItemCommandInput['Item'] });
-    if (error) throw error;
-    return send(input);
-  };
+  const forward =
+    <I extends object>(name: 'GetItem' | 'PutItem' | 'DeleteItem', send: (input: I) => Promise<unknown>) =>
+    async (input: I) => {
+      const error = intercept(name, input as { Key?: unknown; Item?: PutItemCommandInput['Item'] });
+      if (error) throw error;
+      return send(input);
+    };
   mock.on(GetItemCommand).callsFake(forward('GetItem', (input) => real.send(new GetItemCommand(input as never))));
   mock.on(PutItemCommand).callsFake(forward('PutItem', (input) => real.send(new PutItemCommand(input as never))));
-  mock.on(DeleteItemCommand).callsFake(forward('DeleteItem', (input) => real.send(new DeleteItemCommand(input as never))));
+  mock
+    .on(DeleteItemCommand)
+    .callsFake(forward('DeleteItem', (input) => real.send(new DeleteItemCommand(input as never))));
   return new DynamoDbCheckpointStore(client, world.table);
 }
 
-const isCheckpointWrite = (command: string, input: { Item?: PutItemCommandInput['Item'] }) => command === 'PutItem' && !!input.Item?.pk?.S?.startsWith('checkpoint#');
+const isCheckpointWrite = (command: string, input: { Item?: PutItemCommandInput['Item'] }) =>
+  command === 'PutItem' && !!input.Item?.pk?.S?.startsWith('checkpoint#');
 
 describe.concurrent('DynamoDB faults', () => {
   it('throttled checkpoint write after PutEvents: the run fails retryably; the next run publishes that batch again (documented duplicates)', async () => {
     const world = await World.create();
     let throttleWrites = false;
-    const store = scriptedDynamoDb(world, (command, input) => (throttleWrites && isCheckpointWrite(command, input) ? awsError('ProvisionedThroughputExceededException') : undefined));
+    const store = scriptedDynamoDb(world, (command, input) =>
+      throttleWrites && isCheckpointWrite(command, input)
+        ? awsError('ProvisionedThroughputExceededException')
+        : undefined,
+    );
     const deps = realDeps(world, { checkpoints: store, lease: store });
     await pollMailbox(deps, pollOptions(world));
     const uids = await world.append(2);
@@ -471,12 +561,17 @@ describe.concurrent('DynamoDB faults', () => {
   it('throttled checkpoint read: the run fails before publishing anything', async () => {
     const world = await World.create();
     let throttleReads = false;
-    const store = scriptedDynamoDb(world, (command) => (throttleReads && command === 'GetItem' ? awsError('ThrottlingException') : undefined));
+    const store = scriptedDynamoDb(world, (command) =>
+      throttleReads && command === 'GetItem' ? awsError('ThrottlingException') : undefined,
+    );
     const deps = realDeps(world, { checkpoints: store, lease: store });
     await pollMailbox(deps, pollOptions(world));
     const uids = await world.append(1);
     throttleReads = true;
-    expect(await pollFailing(deps, pollOptions(world))).toMatchObject({ code: 'CHECKPOINT_STORE_FAILED', retryable: true });
+    expect(await pollFailing(deps, pollOptions(world))).toMatchObject({
+      code: 'CHECKPOINT_STORE_FAILED',
+      retryable: true,
+    });
     expect(await received(world, 0, 500)).toEqual([]);
     throttleReads = false;
     await pollMailbox(deps, pollOptions(world));
@@ -525,13 +620,22 @@ describe.concurrent('the mailbox changes under the poller', () => {
     await pollMailbox(deps, pollOptions(world));
     let uids = await world.append(3);
     expungeAfterList = true;
-    expect(await pollMailbox(deps, pollOptions(world))).toMatchObject({ outcome: 'published', published: 2, skipped: 1, toUid: uids[2] });
+    expect(await pollMailbox(deps, pollOptions(world))).toMatchObject({
+      outcome: 'published',
+      published: 2,
+      skipped: 1,
+      toUid: uids[2],
+    });
     expectExactlyOnce(await received(world, 2), [uids[0]!, uids[2]!]);
 
     expungeAfterList = false;
     expungeAfterStatus = true;
     uids = await world.append(2);
-    expect(await pollMailbox(deps, pollOptions(world))).toMatchObject({ outcome: 'published', published: 1, toUid: uids[1] });
+    expect(await pollMailbox(deps, pollOptions(world))).toMatchObject({
+      outcome: 'published',
+      published: 1,
+      toUid: uids[1],
+    });
     expectExactlyOnce(await received(world, 1), [uids[1]!]);
   });
 
@@ -602,12 +706,18 @@ describe('the Lambda deadline', () => {
     // Each batch takes more than 0.5 s: with 5 s reserved (the default), batches start during the first 3 s only.
     const inner = deps.publisher;
     const slow: EventPublisher = { publish: async (entries) => (await sleep(500), inner.publish(entries)) };
-    const first = await pollMailbox({ ...deps, publisher: slow }, pollOptions(world, { batchSize: 2, deadline: Date.now() + 8_000 }));
+    const first = await pollMailbox(
+      { ...deps, publisher: slow },
+      pollOptions(world, { batchSize: 2, deadline: Date.now() + 8_000 }),
+    );
     expect(first).toMatchObject({ outcome: 'partial', stoppedBy: 'deadline' });
     expect(first.published).toBeGreaterThanOrEqual(2);
     expect(first.published).toBeLessThan(12);
     expect(await world.checkpoint()).toMatchObject({ lastUid: uids[first.published - 1] });
-    expect(await pollMailbox(deps, pollOptions(world, { batchSize: 5 }))).toMatchObject({ outcome: 'published', published: 12 - first.published });
+    expect(await pollMailbox(deps, pollOptions(world, { batchSize: 5 }))).toMatchObject({
+      outcome: 'published',
+      published: 12 - first.published,
+    });
     expectExactlyOnce(await received(world, 12), uids);
   });
 });
@@ -619,7 +729,10 @@ describe('credentials rotated between runs', () => {
     expect(await invokeWarm(world)).toEqual({ outcome: 'idle', published: 0 }); // settings now cached
     const uids = await world.append(1);
     await world.imap.setPassword(world.user, 'rotated-Pa55word');
-    await world.aws.putSecretValue(world.secretName, world.secretValue({ port: proxies.imap.port, password: 'rotated-Pa55word' }));
+    await world.aws.putSecretValue(
+      world.secretName,
+      world.secretValue({ port: proxies.imap.port, password: 'rotated-Pa55word' }),
+    );
     const connections = proxies.imap.stats.accepted;
     expect(await invokeWarm(world)).toEqual({ outcome: 'published', published: 1 });
     expect(proxies.imap.stats.accepted - connections).toBe(2); // the cached password failed once, the re-read one worked
@@ -643,7 +756,10 @@ describe('credentials rotated between runs', () => {
     expect(proxies.imap.stats.accepted - connections).toBe(2);
     const direct = await pollFailing(realDeps(world), pollOptions(world));
     expect(direct).toMatchObject({ code: 'IMAP_AUTH_FAILED', retryable: false });
-    await world.aws.putSecretValue(world.secretName, world.secretValue({ port: proxies.imap.port, password: 'only-at-the-server' }));
+    await world.aws.putSecretValue(
+      world.secretName,
+      world.secretValue({ port: proxies.imap.port, password: 'only-at-the-server' }),
+    );
     expect(await invokeWarm(world)).toEqual({ outcome: 'published', published: 1 });
     expectExactlyOnce(await received(world, 1), uids);
   });
@@ -673,11 +789,16 @@ describe('UIDVALIDITY changes: nothing lost, no flood', () => {
     await world.invoke();
     const t0 = Date.now();
     const at = (s: number) => new Date(Math.floor(t0 / 1000) * 1000 - s * 1000);
-    const raw = (i: number, subject: string) => buildMessage({ subject, messageId: `<m${i}-${world.mailboxId}@test.example.com>` });
+    const raw = (i: number, subject: string) =>
+      buildMessage({ subject, messageId: `<m${i}-${world.mailboxId}@test.example.com>` });
     const oldMessages = [0, 1, 2].map((i) => ({ raw: raw(i, `Old ${i}`), internalDate: at(300 - i) }));
     await world.imap.appendMany(world.user, world.folder, oldMessages);
     await world.invoke();
-    expect((await received(world, 3, 0)).filter(isMessage).map((e) => e.detail.subject)).toEqual(['Old 0', 'Old 1', 'Old 2']);
+    expect((await received(world, 3, 0)).filter(isMessage).map((e) => e.detail.subject)).toEqual([
+      'Old 0',
+      'Old 1',
+      'Old 2',
+    ]);
     // Arrived after the last poll, not yet published:
     const pending = { raw: raw(3, 'Pending'), internalDate: at(60) };
     await world.imap.appendMany(world.user, world.folder, [pending]);
@@ -707,8 +828,14 @@ describe('START_AT with an ISO date', () => {
     const now = Date.now();
     const since = new Date(now - 3600_000);
     const world = await World.create({ startAt: since.toISOString(), env: { MAX_MESSAGES_PER_RUN: '3' } });
-    const before = Array.from({ length: 7 }, (_, i) => ({ raw: buildMessage({ subject: `Before ${i}` }), internalDate: new Date(since.getTime() - (i + 1) * 600_000) }));
-    const after = [1, 2].map((i) => ({ raw: buildMessage({ subject: `After ${i}` }), internalDate: new Date(since.getTime() + i * 600_000) }));
+    const before = Array.from({ length: 7 }, (_, i) => ({
+      raw: buildMessage({ subject: `Before ${i}` }),
+      internalDate: new Date(since.getTime() - (i + 1) * 600_000),
+    }));
+    const after = [1, 2].map((i) => ({
+      raw: buildMessage({ subject: `After ${i}` }),
+      internalDate: new Date(since.getTime() + i * 600_000),
+    }));
     const uids = await world.imap.appendMany(world.user, world.folder, [...before, ...after]);
     let published = 0;
     for (let run = 0; run < 6; run++) published += (await world.invoke()).published;
@@ -729,7 +856,11 @@ describe('START_AT with an ISO date', () => {
       { subject: 'Just after', internalDate: new Date(since.getTime() + 60_000) },
       { subject: 'An hour ago', internalDate: new Date(now - 3600_000) },
     ];
-    const uids = await world.imap.appendMany(world.user, world.folder, items.map((m) => ({ raw: buildMessage({ subject: m.subject }), internalDate: m.internalDate })));
+    const uids = await world.imap.appendMany(
+      world.user,
+      world.folder,
+      items.map((m) => ({ raw: buildMessage({ subject: m.subject }), internalDate: m.internalDate })),
+    );
     expect(await world.invoke()).toEqual({ outcome: 'published', published: 2 });
     const first = (await received(world, 2)).filter(isMessage);
     expect(first.map((e) => e.detail.subject)).toEqual(['Just after', 'An hour ago']);

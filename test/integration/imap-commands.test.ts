@@ -2,10 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { composePollerDeps, pollOptions } from '../../functions/poller/compose';
 import { parseStartAt } from '../../functions/poller/core/plan';
-import { silentLog } from '../../functions/poller/ports';
 import { pollMailbox } from '../../functions/poller/poll-mailbox';
+import { silentLog } from '../../functions/poller/ports';
 import { World } from './world';
-
 
 async function commandsOfOnePoll(world: World, startAt = 'now'): Promise<string[]> {
   const commands: string[] = [];
@@ -18,7 +17,11 @@ async function commandsOfOnePoll(world: World, startAt = 'now'): Promise<string[
     startAt: parseStartAt(startAt)!,
     maxMessagesPerRun: 1_000,
   };
-  const deps = composePollerDeps(config, { log: silentLog, clientConfig: world.aws.clientConfig, onCommand: (verb) => commands.push(verb) });
+  const deps = composePollerDeps(config, {
+    log: silentLog,
+    clientConfig: world.aws.clientConfig,
+    onCommand: (verb) => commands.push(verb),
+  });
   await pollMailbox(deps, pollOptions(config, Date.now() + 60_000));
   // imapflow's own session setup ends with NAMESPACE; what follows is the poll.
   return commands.slice(commands.indexOf('NAMESPACE') + 1);

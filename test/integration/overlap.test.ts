@@ -10,7 +10,7 @@ import { composePollerDeps } from '../../functions/poller/compose';
 import { readConfig } from '../../functions/poller/config';
 import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail';
 import { CheckpointConflictError } from '../../functions/poller/errors';
-import { pollMailbox, type PollDeps, type PollOptions } from '../../functions/poller/poll-mailbox';
+import { type PollDeps, type PollOptions, pollMailbox } from '../../functions/poller/poll-mailbox';
 import { type EventPublisher, type LeaseStore, silentLog } from '../../functions/poller/ports';
 import type { EventEnvelope } from '../support/moto';
 import { World } from './world';
@@ -31,7 +31,10 @@ function handlerEnv(world: World): Record<string, string> {
 }
 
 /** `n` handler invocations at the same moment, each in its own (cold) container, as Lambda would run them. */
-async function invokeConcurrently(world: World, n: number): Promise<PromiseSettledResult<{ outcome: string; published: number }>[]> {
+async function invokeConcurrently(
+  world: World,
+  n: number,
+): Promise<PromiseSettledResult<{ outcome: string; published: number }>[]> {
   const saved = { ...process.env };
   Object.assign(process.env, handlerEnv(world));
   try {
@@ -48,17 +51,28 @@ async function invokeConcurrently(world: World, n: number): Promise<PromiseSettl
 }
 
 function realDeps(world: World, overrides: Partial<PollDeps> = {}): PollDeps {
-  return { ...composePollerDeps(readConfig(handlerEnv(world)), { log: silentLog, clientConfig: world.aws.clientConfig }), ...overrides };
+  return {
+    ...composePollerDeps(readConfig(handlerEnv(world)), { log: silentLog, clientConfig: world.aws.clientConfig }),
+    ...overrides,
+  };
 }
 
 function pollOptions(world: World, overrides: Partial<PollOptions> = {}): PollOptions {
-  return { mailboxId: world.mailboxId, eventSource: 'imap-event-source', eventBusName: world.bus.busName, startAt: { kind: 'now' }, deadline: Date.now() + 30_000, ...overrides };
+  return {
+    mailboxId: world.mailboxId,
+    eventSource: 'imap-event-source',
+    eventBusName: world.bus.busName,
+    startAt: { kind: 'now' },
+    deadline: Date.now() + 30_000,
+    ...overrides,
+  };
 }
 
 /** Delivered message events by UID. */
 function deliveries(events: EventEnvelope<MessageReceivedDetail>[]): Record<number, number> {
   const counts: Record<number, number> = {};
-  for (const e of events) if (e['detail-type'] === 'IMAP Message Received') counts[e.detail.uid] = (counts[e.detail.uid] ?? 0) + 1;
+  for (const e of events)
+    if (e['detail-type'] === 'IMAP Message Received') counts[e.detail.uid] = (counts[e.detail.uid] ?? 0) + 1;
   return counts;
 }
 
@@ -69,7 +83,12 @@ async function holdLease(world: World, owner: string, expiresAt: number): Promis
   await world.aws.dynamodb.send(
     new PutItemCommand({
       TableName: world.table,
-      Item: { pk: { S: `lease#${world.mailboxId}` }, owner: { S: owner }, expiresAt: { N: String(expiresAt) }, acquiredAt: { S: new Date().toISOString() } },
+      Item: {
+        pk: { S: `lease#${world.mailboxId}` },
+        owner: { S: owner },
+        expiresAt: { N: String(expiresAt) },
+        acquiredAt: { S: new Date().toISOString() },
+      },
     }),
   );
 }
@@ -80,10 +99,15 @@ describe('overlapping runs', () => {
     await world.invoke();
     const uids = await world.append(4);
     const results = await invokeConcurrently(world, 2);
-    const outcomes = results.map((r) => (r.status === 'fulfilled' ? r.value : { outcome: `failed: ${String(r.reason)}`, published: 0 }));
+    const outcomes = results.map((r) =>
+      r.status === 'fulfilled' ? r.value : { outcome: `failed: ${String(r.reason)}`, published: 0 },
+    );
     expect(outcomes).toContainEqual({ outcome: 'published', published: 4 });
     // The other one is skipped (or, when it came late on a loaded machine, found nothing left: idle).
-    expect([{ outcome: 'skipped', published: 0 }, { outcome: 'idle', published: 0 }]).toContainEqual(outcomes.find((o) => o.outcome !== 'published'));
+    expect([
+      { outcome: 'skipped', published: 0 },
+      { outcome: 'idle', published: 0 },
+    ]).toContainEqual(outcomes.find((o) => o.outcome !== 'published'));
     expect(deliveries(await world.events(4, 1_500))).toEqual(once(uids));
     expect(await world.checkpoint()).toMatchObject({ lastUid: uids.at(-1) });
   });
@@ -138,7 +162,9 @@ describe('overlapping runs', () => {
         throw new Error('the process died here');
       },
     };
-    await expect(pollMailbox({ ...deps, lease: crashingLease, publisher: crashing }, pollOptions(world))).rejects.toThrow('the process died here');
+    await expect(
+      pollMailbox({ ...deps, lease: crashingLease, publisher: crashing }, pollOptions(world)),
+    ).rejects.toThrow('the process died here');
     expect(await world.checkpoint()).toMatchObject({ lastUid: 0 });
 
     expect(await world.invoke()).toEqual({ outcome: 'skipped', published: 0 });
@@ -155,7 +181,10 @@ describe('overlapping runs', () => {
     await world.invoke();
     const uids = await world.append(6);
     const deps = realDeps(world, { lease: undefined });
-    const runs = await Promise.allSettled([pollMailbox(deps, pollOptions(world, { batchSize: 2 })), pollMailbox(deps, pollOptions(world, { batchSize: 2 }))]);
+    const runs = await Promise.allSettled([
+      pollMailbox(deps, pollOptions(world, { batchSize: 2 })),
+      pollMailbox(deps, pollOptions(world, { batchSize: 2 })),
+    ]);
     const failures = runs.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
     expect(failures.length).toBeLessThanOrEqual(1);
     expect(failures.every((e) => e instanceof CheckpointConflictError)).toBe(true);

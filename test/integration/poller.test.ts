@@ -3,10 +3,10 @@
  * (Secrets Manager, DynamoDB, EventBridge -> rule -> SQS subscriber).
  */
 import { describe, expect, it } from 'vitest';
-import { dovecotNoTls, tlsMaterial } from '../support/env';
-import { freePort } from '../support/dovecot';
-import { OTHER_HOST_NAME } from '../support/tls';
 import type { MailboxResetDetail, MessageReceivedDetail } from '../../functions/poller/core/event-detail';
+import { freePort } from '../support/dovecot';
+import { dovecotNoTls, tlsMaterial } from '../support/env';
+import { OTHER_HOST_NAME } from '../support/tls';
 import { World } from './world';
 
 describe('poller: happy paths', () => {
@@ -52,7 +52,11 @@ describe('poller: happy paths', () => {
     await all.append(3);
     expect(await all.invoke()).toEqual({ outcome: 'published', published: 3 });
     const events = await all.events<MessageReceivedDetail>(3);
-    expect(events.map((e) => e.detail.folder)).toEqual(['Firma/Qualitätssicherung', 'Firma/Qualitätssicherung', 'Firma/Qualitätssicherung']);
+    expect(events.map((e) => e.detail.folder)).toEqual([
+      'Firma/Qualitätssicherung',
+      'Firma/Qualitätssicherung',
+      'Firma/Qualitätssicherung',
+    ]);
 
     const now = await World.create({ startAt: 'now', folder: 'Entwürfe' });
     await now.append(3);
@@ -84,7 +88,13 @@ describe('poller: happy paths', () => {
     await world.aws.putSecretValue(world.secretName, world.secretValue({ password: 'not-the-password-123' }));
     const failed = await world.captureLogs(() => world.invoke());
     expect(failed.filter((l) => l.message === 'Poll failed')).toEqual([
-      expect.objectContaining({ level: 'ERROR', mailboxId: world.mailboxId, outcome: 'failed', errorCode: 'IMAP_AUTH_FAILED', retryable: false }),
+      expect.objectContaining({
+        level: 'ERROR',
+        mailboxId: world.mailboxId,
+        outcome: 'failed',
+        errorCode: 'IMAP_AUTH_FAILED',
+        retryable: false,
+      }),
     ]);
     const text = JSON.stringify([...lines, ...failed]);
     expect(text).not.toContain(world.user.password);
@@ -135,9 +145,17 @@ describe('poller: happy paths', () => {
     expect(await world.invoke()).toEqual({ outcome: 'reset', published: 1 });
     const events = await world.events<MessageReceivedDetail | MailboxResetDetail>(2);
     const reset = events.find((e) => e['detail-type'] === 'IMAP Mailbox Reset')!;
-    expect(reset.detail).toMatchObject({ previousUidValidity: oldValidity, uidValidity: '4242', previousLastUid: old.at(-1) });
-    const messages = events.filter((e) => e['detail-type'] === 'IMAP Message Received') as { detail: MessageReceivedDetail }[];
-    expect(messages.map((e) => [e.detail.uid, e.detail.subject, e.detail.uidValidity])).toEqual([[fresh, 'After the reset', '4242']]);
+    expect(reset.detail).toMatchObject({
+      previousUidValidity: oldValidity,
+      uidValidity: '4242',
+      previousLastUid: old.at(-1),
+    });
+    const messages = events.filter((e) => e['detail-type'] === 'IMAP Message Received') as {
+      detail: MessageReceivedDetail;
+    }[];
+    expect(messages.map((e) => [e.detail.uid, e.detail.subject, e.detail.uidValidity])).toEqual([
+      [fresh, 'After the reset', '4242'],
+    ]);
     expect(await world.checkpoint()).toMatchObject({ uidValidity: '4242', lastUid: fresh });
     expect((await world.checkpoint())?.rescanSince).toBeUndefined();
     expect(await world.invoke()).toEqual({ outcome: 'idle', published: 0 });
@@ -149,7 +167,10 @@ describe('poller: admins change the secret, no redeploy', () => {
     const world = await World.create({ startAt: 'all', secret: { caBundle: tlsMaterial().wrongCaCertPem } });
     await world.append(1);
     expect((await world.invokeFailing()).message).toMatch(/TLS_CERTIFICATE_REJECTED/);
-    await world.aws.putSecretValue(world.secretName, world.secretValue({ caBundle: `${tlsMaterial().wrongCaCertPem}\n${tlsMaterial().caCertPem}` }));
+    await world.aws.putSecretValue(
+      world.secretName,
+      world.secretValue({ caBundle: `${tlsMaterial().wrongCaCertPem}\n${tlsMaterial().caCertPem}` }),
+    );
     expect(await world.invoke()).toEqual({ outcome: 'published', published: 1 });
   });
 
@@ -171,7 +192,11 @@ describe('poller: admins change the secret, no redeploy', () => {
 });
 
 describe('poller: bad input fails clearly, leaks no secret, leaves the checkpoint untouched', () => {
-  async function expectFailure(world: World, pattern: RegExp, secretValues: string[] = [world.user.password]): Promise<void> {
+  async function expectFailure(
+    world: World,
+    pattern: RegExp,
+    secretValues: string[] = [world.user.password],
+  ): Promise<void> {
     const before = await world.checkpoint();
     const error = await world.invokeFailing();
     expect(error.message).toMatch(pattern);
@@ -189,7 +214,9 @@ describe('poller: bad input fails clearly, leaks no secret, leaves the checkpoin
 
   it('missing, invalid and unknown fields, all named at once', async () => {
     const world = await World.create({ secret: { username: undefined, port: 70000, pasword: 'typo-secret' } });
-    await expectFailure(world, /SETTINGS_INVALID.*pasword: unknown field \(did you mean "password"\?\)/, ['typo-secret']);
+    await expectFailure(world, /SETTINGS_INVALID.*pasword: unknown field \(did you mean "password"\?\)/, [
+      'typo-secret',
+    ]);
     const { message } = await world.invokeFailing();
     expect(message).toContain('username: is required');
     expect(message).toContain('port: must be an integer between 1 and 65535');
@@ -208,7 +235,10 @@ describe('poller: bad input fails clearly, leaks no secret, leaves the checkpoin
   it('host name mismatch', async () => {
     // The server presents its default certificate (localhost) to a client asking for another name.
     const world = await World.create({ secret: { tlsServername: 'imap.wrong.test' } });
-    await expectFailure(world, /TLS_CERTIFICATE_REJECTED.*does not match the host name "imap\.wrong\.test".*DNS:localhost.*\(ERR_TLS_CERT_ALTNAME_INVALID\).*tlsServername/);
+    await expectFailure(
+      world,
+      /TLS_CERTIFICATE_REJECTED.*does not match the host name "imap\.wrong\.test".*DNS:localhost.*\(ERR_TLS_CERT_ALTNAME_INVALID\).*tlsServername/,
+    );
   });
 
   it('tlsServername selects the name to verify (and SNI): a certificate for another name is accepted', async () => {
@@ -224,7 +254,10 @@ describe('poller: bad input fails clearly, leaks no secret, leaves the checkpoin
 
   it('folder does not exist: names the folders that do', async () => {
     const world = await World.create({ folder: 'Firma/Kundenbetreuung/kunden/z' });
-    await expectFailure(world, /FOLDER_NOT_FOUND.*"Firma\/Kundenbetreuung\/kunden\/z" does not exist.*Nearest existing folders: "Firma\/Kundenbetreuung\/kunden\/a", "Firma\/Kundenbetreuung\/kunden\/b"/);
+    await expectFailure(
+      world,
+      /FOLDER_NOT_FOUND.*"Firma\/Kundenbetreuung\/kunden\/z" does not exist.*Nearest existing folders: "Firma\/Kundenbetreuung\/kunden\/a", "Firma\/Kundenbetreuung\/kunden\/b"/,
+    );
   });
 
   it('IMAP server unreachable', async () => {

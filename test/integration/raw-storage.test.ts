@@ -22,7 +22,9 @@ import { World } from './world';
 const SOURCE = 'imap-event-source';
 const ajv = new Ajv2020({ allErrors: true, strict: true });
 addFormats(ajv);
-const validateDetail = ajv.compile(JSON.parse(readFileSync(join(import.meta.dirname, '../../schema/message-received.schema.json'), 'utf8')));
+const validateDetail = ajv.compile(
+  JSON.parse(readFileSync(join(import.meta.dirname, '../../schema/message-received.schema.json'), 'utf8')),
+);
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
@@ -36,31 +38,57 @@ async function rawWorld(opts: { createBucket?: boolean } = {}): Promise<{ world:
 }
 
 async function receive(world: World, count: number, timeoutMs = 30_000): Promise<MessageReceivedDetail[]> {
-  const events = await world.aws.receiveEvents<MessageReceivedDetail>(world.bus.queueUrl, { expected: count, timeoutMs, quietMs: 500 });
+  const events = await world.aws.receiveEvents<MessageReceivedDetail>(world.bus.queueUrl, {
+    expected: count,
+    timeoutMs,
+    quietMs: 500,
+  });
   for (const e of events) {
     expect(e['detail-type']).toBe(DETAIL_TYPE_MESSAGE);
     expect(validateDetail(e.detail) ? [] : validateDetail.errors).toEqual([]);
-    expect(eventEntrySize({ Source: SOURCE, DetailType: DETAIL_TYPE_MESSAGE, Detail: JSON.stringify(e.detail) })).toBeLessThanOrEqual(MAX_ENTRY_BYTES);
+    expect(
+      eventEntrySize({ Source: SOURCE, DetailType: DETAIL_TYPE_MESSAGE, Detail: JSON.stringify(e.detail) }),
+    ).toBeLessThanOrEqual(MAX_ENTRY_BYTES);
   }
   expect(events).toHaveLength(count);
   return events.map((e) => e.detail).sort((a, b) => a.uid - b.uid);
 }
 
 /** The event's `raw` points at an object byte-identical to `appended`, under the deterministic key. */
-async function expectStored(world: World, bucket: string, detail: MessageReceivedDetail, appended: Uint8Array): Promise<void> {
+async function expectStored(
+  world: World,
+  bucket: string,
+  detail: MessageReceivedDetail,
+  appended: Uint8Array,
+): Promise<void> {
   const key = `${world.mailboxId}/${detail.uidValidity}/${detail.uid}.eml`;
   expect(detail.raw).toEqual({ bucket, key, size: appended.length });
-  expect(await world.aws.headObject(bucket, key)).toMatchObject({ size: appended.length, contentType: 'message/rfc822' });
+  expect(await world.aws.headObject(bucket, key)).toMatchObject({
+    size: appended.length,
+    contentType: 'message/rfc822',
+  });
   expect(await world.aws.objectDigest(bucket, key)).toEqual({ size: appended.length, sha256: sha256(appended) });
 }
 
 describe('raw storage: the original message in S3, referenced by the event', () => {
   it('stores every message byte for byte (8-bit headers, non-UTF-8 bodies, attachments) under its deterministic key', async () => {
-    const names = ['plain-utf8', 'attachments', 'windows-1252-body', 'raw-8bit-latin1-headers', 'iso-2022-jp', 'too-deeply-nested', 'huge-multibyte-text'];
+    const names = [
+      'plain-utf8',
+      'attachments',
+      'windows-1252-body',
+      'raw-8bit-latin1-headers',
+      'iso-2022-jp',
+      'too-deeply-nested',
+      'huge-multibyte-text',
+    ];
     const fixtures = buildFixtureMessages().filter((f) => names.includes(f.name));
     expect(fixtures).toHaveLength(names.length);
     const { world, bucket } = await rawWorld();
-    const uids = await world.imap.appendMany(world.user, world.folder, fixtures.map((f) => Buffer.from(f.bytes)));
+    const uids = await world.imap.appendMany(
+      world.user,
+      world.folder,
+      fixtures.map((f) => Buffer.from(f.bytes)),
+    );
 
     expect(await world.invoke()).toEqual({ outcome: 'published', published: fixtures.length });
     const details = await receive(world, fixtures.length);
@@ -69,7 +97,9 @@ describe('raw storage: the original message in S3, referenced by the event', () 
     // The event itself is unchanged by raw storage: e.g. the huge body is still cut to fit, the poison still reported.
     expect(details[names.indexOf('huge-multibyte-text')]!.truncated).toBe(true);
     expect(details[names.indexOf('too-deeply-nested')]!.parseError).toBeDefined();
-    expect((await world.aws.listObjects(bucket)).map((o) => o.key).sort()).toEqual(details.map((d) => d.raw!.key).sort());
+    expect((await world.aws.listObjects(bucket)).map((o) => o.key).sort()).toEqual(
+      details.map((d) => d.raw!.key).sort(),
+    );
     expect((await world.checkpoint())?.lastUid).toBe(uids.at(-1));
   }, 60_000);
 
@@ -92,7 +122,11 @@ describe('raw storage: the original message in S3, referenced by the event', () 
     expect(details.map((d) => d.raw!.key)).toEqual(keys);
     expect((await world.aws.listObjects(bucket)).map((o) => o.key).sort()).toEqual([...keys].sort()); // one object per message
     const versions = await world.aws.listObjectVersions(bucket);
-    for (const key of keys) expect(versions.filter((v) => v.key === key), key).toHaveLength(2); // overwritten, not copied elsewhere
+    for (const key of keys)
+      expect(
+        versions.filter((v) => v.key === key),
+        key,
+      ).toHaveLength(2); // overwritten, not copied elsewhere
     expect(versions).toHaveLength(6);
     for (const [i, d] of details.entries()) await expectStored(world, bucket, d, messages[i]!);
     expect((await world.checkpoint())?.lastUid).toBe(uids.at(-1));
@@ -143,6 +177,8 @@ describe('raw storage: the original message in S3, referenced by the event', () 
     expect(head?.etag).toMatch(new RegExp(`-${Math.ceil(appended.length / (5 * 1024 * 1024))}"$`));
     expect(await world.aws.objectDigest(bucket, detail!.raw!.key)).toEqual({ size: appended.length, sha256: digest });
     expect((await world.checkpoint())?.lastUid).toBe(uid);
-    console.log(`[raw-storage] 50 MB message (${appended.length} bytes): poll with raw storage took ${seconds.toFixed(1)} s`);
+    console.log(
+      `[raw-storage] 50 MB message (${appended.length} bytes): poll with raw storage took ${seconds.toFixed(1)} s`,
+    );
   }, 180_000);
 });

@@ -9,7 +9,7 @@ import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamod
 import type { Checkpoint } from '../../functions/poller/core/types';
 import type { DovecotServer, User } from '../support/dovecot';
 import { dovecot, mailboxSecret, moto, type Security } from '../support/env';
-import { uniqueName, type BusWithSubscriber, type EventEnvelope } from '../support/moto';
+import { type BusWithSubscriber, type EventEnvelope, uniqueName } from '../support/moto';
 
 // Quiet by default; captureLogs() raises the level for tests that read the log lines.
 process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
@@ -46,7 +46,10 @@ export class World {
     const aws = moto();
     const bus = await aws.createBusWithSubscriber(uniqueName('bus'));
     const world = new World(imap, user, folder, bus, {});
-    const secret: Record<string, unknown> = { ...mailboxSecret(imap, user, { security: options.security ?? 'tls', folder }), ...options.secret };
+    const secret: Record<string, unknown> = {
+      ...mailboxSecret(imap, user, { security: options.security ?? 'tls', folder }),
+      ...options.secret,
+    };
     for (const [k, v] of Object.entries(secret)) if (v === undefined) delete secret[k];
     await aws.createSecret(world.secretName, secret);
     await aws.createCheckpointTable(world.table);
@@ -68,7 +71,10 @@ export class World {
   }
 
   /** Runs the Lambda handler once, as the schedule would. */
-  async invoke(env: Record<string, string> = {}, remainingMs = 60_000): Promise<{ outcome: string; published: number }> {
+  async invoke(
+    env: Record<string, string> = {},
+    remainingMs = 60_000,
+  ): Promise<{ outcome: string; published: number }> {
     const saved = { ...process.env };
     Object.assign(process.env, this.env, env);
     resetContainer();
@@ -94,7 +100,10 @@ export class World {
       }
       return true;
     };
-    const spies = [vi.spyOn(process.stdout, 'write').mockImplementation(capture), vi.spyOn(process.stderr, 'write').mockImplementation(capture)];
+    const spies = [
+      vi.spyOn(process.stdout, 'write').mockImplementation(capture),
+      vi.spyOn(process.stderr, 'write').mockImplementation(capture),
+    ];
     logger.setLogLevel('INFO');
     try {
       await fn().catch(() => undefined);
@@ -115,7 +124,11 @@ export class World {
     throw new Error('the handler succeeded but a failure was expected');
   }
 
-  async append(count: number, folder = this.folder, spec: (i: number) => { subject?: string; messageId?: string; date?: Date } = () => ({})): Promise<number[]> {
+  async append(
+    count: number,
+    folder = this.folder,
+    spec: (i: number) => { subject?: string; messageId?: string; date?: Date } = () => ({}),
+  ): Promise<number[]> {
     const { buildMessage } = await import('../support/messages');
     const items = Array.from({ length: count }, (_, i) => buildMessage({ subject: `Message ${i + 1}`, ...spec(i) }));
     return this.imap.appendMany(this.user, folder, items);
@@ -127,6 +140,9 @@ export class World {
   }
 
   async checkpoint(folder = this.folder): Promise<Checkpoint | undefined> {
-    return new DynamoDbCheckpointStore(new DynamoDBClient(this.aws.clientConfig), this.table).get(this.mailboxId, folder);
+    return new DynamoDbCheckpointStore(new DynamoDBClient(this.aws.clientConfig), this.table).get(
+      this.mailboxId,
+      folder,
+    );
   }
 }

@@ -5,12 +5,19 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-const CANDIDATES = [process.env.MAIL_GEM_CORPUS, join(import.meta.dirname, '../../../shared/corpus/mail-gem'), '/work/shared/corpus/mail-gem'];
+const CANDIDATES = [
+  process.env.MAIL_GEM_CORPUS,
+  join(import.meta.dirname, '../../../shared/corpus/mail-gem'),
+  '/work/shared/corpus/mail-gem',
+];
 
 /** The corpus folder; throws (the test fails, it is never skipped) when it cannot be found. */
 export function corpusDir(): string {
   const dir = CANDIDATES.find((d): d is string => !!d && existsSync(d));
-  if (!dir) throw new Error(`the mail-gem corpus was not found (looked in ${CANDIDATES.filter(Boolean).join(', ')}); set MAIL_GEM_CORPUS`);
+  if (!dir)
+    throw new Error(
+      `the mail-gem corpus was not found (looked in ${CANDIDATES.filter(Boolean).join(', ')}); set MAIL_GEM_CORPUS`,
+    );
   return dir;
 }
 

@@ -8,7 +8,7 @@
  * (`<user>*harness`), so tests may change a user's password freely.
  * Must run as root (CI does): Dovecot switches to its login users and to mail uid 5000.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
@@ -34,14 +34,31 @@ export type Separator = '/' | '.';
 export function seedFolders(separator: Separator = '/'): string[] {
   const kunden = ['Firma', 'Kundenbetreuung', 'kunden'];
   const paths = [
-    ['Aufgaben'], ['Entwürfe'], ['Gelöschte-Objekte'], ['Gesendete-Objekte'], ['Journal'],
-    ['Junk-E-Mail'], ['Kalender'], ['Kontakte'],
-    ['Newsletter'], ['Newsletter', 'IBM'], ['Newsletter', 'Microsoft'], ['Newsletter', 'United Planet'],
+    ['Aufgaben'],
+    ['Entwürfe'],
+    ['Gelöschte-Objekte'],
+    ['Gesendete-Objekte'],
+    ['Journal'],
+    ['Junk-E-Mail'],
+    ['Kalender'],
+    ['Kontakte'],
+    ['Newsletter'],
+    ['Newsletter', 'IBM'],
+    ['Newsletter', 'Microsoft'],
+    ['Newsletter', 'United Planet'],
     ['Newsletter', 'VMware'],
-    ['Notizen'], ['Postausgang'], ['INBOX'], ['RSS-Feeds'], ['RSS-Feeds', 'Tagesschau'],
-    ['Firma'], ['Firma', 'Kundenbetreuung'], kunden,
+    ['Notizen'],
+    ['Postausgang'],
+    ['INBOX'],
+    ['RSS-Feeds'],
+    ['RSS-Feeds', 'Tagesschau'],
+    ['Firma'],
+    ['Firma', 'Kundenbetreuung'],
+    kunden,
     ...['a', 'b', 'c', 'd', 'e'].map((x) => [...kunden, x]),
-    ['Firma', 'Qualitätssicherung'], ['Firma', 'Vertrieb'], ['Vorgeschlagene-Kontakte'],
+    ['Firma', 'Qualitätssicherung'],
+    ['Firma', 'Vertrieb'],
+    ['Vorgeschlagene-Kontakte'],
   ];
   return paths.map((p) => p.join(separator));
 }
@@ -107,7 +124,12 @@ export interface MessageFlags {
  * up after a runner that was killed without running its teardown (see `sweepOrphans`).
  */
 const REGISTRY_DIR = join(tmpdir(), 'ies-test-servers');
-interface RegistryEntry { owner: number; pid: number; marker: string; dir?: string }
+interface RegistryEntry {
+  owner: number;
+  pid: number;
+  marker: string;
+  dir?: string;
+}
 const liveChildren = new Map<ChildProcess, RegistryEntry>();
 let exitHookInstalled = false;
 const registryFile = (pid: number) => join(REGISTRY_DIR, `${pid}.json`);
@@ -235,7 +257,10 @@ function readGreeting(port: number): Promise<string> {
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = createConnection({ host: '127.0.0.1', port });
-    sock.on('connect', () => { sock.destroy(); resolve(true); });
+    sock.on('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
     sock.on('error', () => resolve(false));
   });
 }
@@ -249,7 +274,11 @@ async function tail(path: string, lines = 30): Promise<string> {
 }
 
 function renderConf(o: {
-  dir: string; tls?: TlsMaterial; separator: Separator; imapPort: number; imapsPort: number;
+  dir: string;
+  tls?: TlsMaterial;
+  separator: Separator;
+  imapPort: number;
+  imapsPort: number;
 }): string {
   const { dir, tls } = o;
   const ssl = tls
@@ -365,21 +394,28 @@ export class DovecotServer {
     const child = spawn(DOVECOT_BIN, ['-F', '-c', confPath], { stdio: ['ignore', 'ignore', 'pipe'] });
     trackChild(child, `-c ${confPath}`, dir);
     let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-4000);
+    });
     let spawnError: Error | undefined;
-    child.on('error', (e) => { spawnError = e; });
+    child.on('error', (e) => {
+      spawnError = e;
+    });
 
     const fail = async (why: string): Promise<never> => {
       await stopChild(child, 1000);
       const log = await tail(logPath);
       await rm(dir, { recursive: true, force: true });
-      throw new Error(`Dovecot failed to start: ${why}\n--- stderr ---\n${stderr.trim()}\n--- ${logPath} (tail) ---\n${log}`);
+      throw new Error(
+        `Dovecot failed to start: ${why}\n--- stderr ---\n${stderr.trim()}\n--- ${logPath} (tail) ---\n${log}`,
+      );
     };
 
     const deadline = Date.now() + 10_000;
     for (;;) {
       if (spawnError) return fail(spawnError.message);
-      if (child.exitCode !== null || child.signalCode !== null) return fail(`exited with ${child.exitCode ?? child.signalCode}`);
+      if (child.exitCode !== null || child.signalCode !== null)
+        return fail(`exited with ${child.exitCode ?? child.signalCode}`);
       if (Date.now() > deadline) return fail('ports not ready after 10 s');
       try {
         const greeting = await readGreeting(imapPort);
@@ -391,8 +427,17 @@ export class DovecotServer {
       await sleep(20);
     }
     const info: DovecotInfo = {
-      host: '127.0.0.1', imapPort, imapsPort: options.tls ? imapsPort : null, tls: !!options.tls,
-      separator, dir, confPath, logPath, pid: child.pid!, masterUser: MASTER_USER, masterPassword,
+      host: '127.0.0.1',
+      imapPort,
+      imapsPort: options.tls ? imapsPort : null,
+      tls: !!options.tls,
+      separator,
+      dir,
+      confPath,
+      logPath,
+      pid: child.pid!,
+      masterUser: MASTER_USER,
+      masterPassword,
     };
     return new DovecotServer(info, child);
   }
@@ -402,11 +447,21 @@ export class DovecotServer {
     return new DovecotServer(info);
   }
 
-  get host(): string { return this.info.host; }
-  get imapPort(): number { return this.info.imapPort; }
-  get imapsPort(): number | null { return this.info.imapsPort; }
-  get separator(): Separator { return this.info.separator; }
-  get confPath(): string { return this.info.confPath; }
+  get host(): string {
+    return this.info.host;
+  }
+  get imapPort(): number {
+    return this.info.imapPort;
+  }
+  get imapsPort(): number | null {
+    return this.info.imapsPort;
+  }
+  get separator(): Separator {
+    return this.info.separator;
+  }
+  get confPath(): string {
+    return this.info.confPath;
+  }
 
   /** Stops an instance this handle started: SIGTERM, SIGKILL after 5 s; removes the temp dir. */
   async stop(): Promise<void> {
@@ -422,7 +477,9 @@ export class DovecotServer {
       return stdout;
     } catch (err) {
       const e = err as { stderr?: string; code?: number; message: string };
-      throw new Error(`doveadm ${args.join(' ')} failed (exit ${e.code}): ${(e.stderr ?? e.message).trim()}`, { cause: err });
+      throw new Error(`doveadm ${args.join(' ')} failed (exit ${e.code}): ${(e.stderr ?? e.message).trim()}`, {
+        cause: err,
+      });
     }
   }
 
@@ -513,23 +570,48 @@ export class DovecotServer {
 
   async status(user: UserRef, folder: string): Promise<FolderStatus> {
     const out = await this.doveadm([
-      '-f', 'tab', 'mailbox', 'status', '-u', nameOf(user), 'messages unseen uidnext uidvalidity highestmodseq', folder,
+      '-f',
+      'tab',
+      'mailbox',
+      'status',
+      '-u',
+      nameOf(user),
+      'messages unseen uidnext uidvalidity highestmodseq',
+      folder,
     ]);
-    const [head, values] = out.trim().split('\n').map((l) => l.split('\t'));
+    const [head, values] = out
+      .trim()
+      .split('\n')
+      .map((l) => l.split('\t'));
     const get = (k: string) => Number(values![head!.indexOf(k)]);
     return {
-      messages: get('messages'), unseen: get('unseen'), uidNext: get('uidnext'),
-      uidValidity: get('uidvalidity'), highestModseq: get('highestmodseq'),
+      messages: get('messages'),
+      unseen: get('unseen'),
+      uidNext: get('uidnext'),
+      uidValidity: get('uidvalidity'),
+      highestModseq: get('highestmodseq'),
     };
   }
 
   /** Flags of every message in the folder, read with doveadm (no IMAP session, changes nothing). */
   async getFlags(user: UserRef, folder: string): Promise<MessageFlags[]> {
     const out = await this.doveadm(['-f', 'tab', 'fetch', '-u', nameOf(user), 'uid flags', 'mailbox', folder, 'all']);
-    return out.trim().split('\n').slice(1).filter(Boolean).map((line) => {
-      const [uid, flags = ''] = line.split('\t');
-      return { uid: Number(uid), flags: flags.split(' ').filter((f) => f && f !== '\\Recent').sort() };
-    }).sort((a, b) => a.uid - b.uid);
+    return out
+      .trim()
+      .split('\n')
+      .slice(1)
+      .filter(Boolean)
+      .map((line) => {
+        const [uid, flags = ''] = line.split('\t');
+        return {
+          uid: Number(uid),
+          flags: flags
+            .split(' ')
+            .filter((f) => f && f !== '\\Recent')
+            .sort(),
+        };
+      })
+      .sort((a, b) => a.uid - b.uid);
   }
 
   /** Appends one message with IMAP APPEND; returns its UID. */
@@ -543,7 +625,11 @@ export class DovecotServer {
    * take about 0.3 s); returns their UIDs in the same order. Logs in as the master user on the
    * plain port.
    */
-  async appendMany(user: UserRef, folder: string, messages: ReadonlyArray<Buffer | string | AppendItem>): Promise<number[]> {
+  async appendMany(
+    user: UserRef,
+    folder: string,
+    messages: ReadonlyArray<Buffer | string | AppendItem>,
+  ): Promise<number[]> {
     if (messages.length === 0) return [];
     const append: Array<string | Buffer> = [`APPEND ${quote(encodeMailboxName(folder))}`];
     for (const m of messages) {
@@ -563,7 +649,8 @@ export class DovecotServer {
       const [lo, hi = lo] = range.split(':').map(Number) as [number, number?];
       return Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
     });
-    if (uids.length !== messages.length) throw new Error(`APPENDUID ${uidSet} does not match ${messages.length} messages`);
+    if (uids.length !== messages.length)
+      throw new Error(`APPENDUID ${uidSet} does not match ${messages.length} messages`);
     return uids;
   }
 }
@@ -598,9 +685,16 @@ function imapPipeline(port: number, commands: ReadonlyArray<ReadonlyArray<string
     const replies: string[] = [];
     let buf = '';
     let greeted = false;
-    const fail = (err: Error) => { sock.destroy(); reject(err); };
+    const fail = (err: Error) => {
+      sock.destroy();
+      reject(err);
+    };
     sock.on('error', fail);
-    sock.on('close', () => fail(new Error(`IMAP connection closed after ${replies.length}/${commands.length} replies: ${buf.slice(0, 200)}`)));
+    sock.on('close', () =>
+      fail(
+        new Error(`IMAP connection closed after ${replies.length}/${commands.length} replies: ${buf.slice(0, 200)}`),
+      ),
+    );
     sock.on('data', (chunk) => {
       buf += chunk.toString('latin1');
       let nl: number;

@@ -39,7 +39,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (dovecot.status === 'rejected' || dovecotNoTls.status === 'rejected' || moto.status === 'rejected') {
     await teardown();
     const reasons = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
-    throw new AggregateError(reasons, `integration test servers failed to start:\n\n${reasons.map((e) => e.message).join('\n\n')}`);
+    throw new AggregateError(
+      reasons,
+      `integration test servers failed to start:\n\n${reasons.map((e) => e.message).join('\n\n')}`,
+    );
   }
   project.provide('tls', tls);
   project.provide('dovecot', dovecot.value.info);

@@ -17,7 +17,7 @@ export interface MessageSpec {
 
 /** RFC 2047 encoded-word for non-ASCII header text. */
 function encodeHeader(value: string): string {
-  return /^[\x00-\x7f]*$/.test(value) ? value : `=?UTF-8?B?${Buffer.from(value, 'utf8').toString('base64')}?=`;
+  return /^[\p{ASCII}]*$/u.test(value) ? value : `=?UTF-8?B?${Buffer.from(value, 'utf8').toString('base64')}?=`;
 }
 
 export function buildMessage(spec: MessageSpec = {}): Buffer {
@@ -34,7 +34,9 @@ export function buildMessage(spec: MessageSpec = {}): Buffer {
     'Content-Transfer-Encoding': '8bit',
     ...spec.headers,
   };
-  const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\r\n');
+  const head = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join('\r\n');
   const body = (spec.body ?? 'Hello.\n').replace(/\r?\n/g, '\r\n');
   return Buffer.from(`${head}\r\n\r\n${body}`, 'utf8');
 }

@@ -2,10 +2,16 @@
  * moto_server (AWS API emulator) for integration tests: one server per run, started here; tests use
  * `Moto` helpers with fresh random resource names, so test files can share the server in parallel.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  CreateEventBusCommand,
+  EventBridgeClient,
+  PutRuleCommand,
+  PutTargetsCommand,
+} from '@aws-sdk/client-eventbridge';
 import {
   CreateBucketCommand,
   GetObjectCommand,
@@ -16,9 +22,14 @@ import {
   PutBucketVersioningCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { CreateEventBusCommand, EventBridgeClient, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { CreateQueueCommand, DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import {
+  CreateQueueCommand,
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import { freePort, stopChild, trackChild } from './dovecot';
 
 const MOTO_BIN = process.env.MOTO_SERVER_BIN ?? 'moto_server';
@@ -46,17 +57,27 @@ export class MotoServer {
     const child = spawn(MOTO_BIN, ['-H', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
     trackChild(child, `moto_server -H 127.0.0.1 -p ${port}`);
     let output = '';
-    child.stderr!.on('data', (d: Buffer) => { output = (output + d.toString()).slice(-4000); });
+    child.stderr!.on('data', (d: Buffer) => {
+      output = (output + d.toString()).slice(-4000);
+    });
     let spawnError: Error | undefined;
-    child.on('error', (e) => { spawnError = e; });
+    child.on('error', (e) => {
+      spawnError = e;
+    });
     const deadline = Date.now() + 30_000;
     for (;;) {
-      const why = spawnError ? spawnError.message
-        : child.exitCode !== null ? `exited with ${child.exitCode}`
-        : Date.now() > deadline ? 'not ready after 30 s' : undefined;
+      const why = spawnError
+        ? spawnError.message
+        : child.exitCode !== null
+          ? `exited with ${child.exitCode}`
+          : Date.now() > deadline
+            ? 'not ready after 30 s'
+            : undefined;
       if (why) {
         await stopChild(child, 1000);
-        throw new Error(`moto_server failed to start: ${why} (is it installed? pip install 'moto[server]')\n${output.trim()}`);
+        throw new Error(
+          `moto_server failed to start: ${why} (is it installed? pip install 'moto[server]')\n${output.trim()}`,
+        );
       }
       try {
         const res = await fetch(`${endpoint}/moto-api/data.json`, { signal: AbortSignal.timeout(1000) });
@@ -146,28 +167,36 @@ export class Moto {
 
   /** Creates a secret (objects are stored as JSON); returns its ARN. */
   async createSecret(name: string, value: string | object): Promise<string> {
-    const res = await this.secrets.send(new CreateSecretCommand({
-      Name: name, SecretString: typeof value === 'string' ? value : JSON.stringify(value),
-    }));
+    const res = await this.secrets.send(
+      new CreateSecretCommand({
+        Name: name,
+        SecretString: typeof value === 'string' ? value : JSON.stringify(value),
+      }),
+    );
     return res.ARN!;
   }
 
   /** Stores a new AWSCURRENT version of the secret; returns the version id. */
   async putSecretValue(secretId: string, value: string | object): Promise<string> {
-    const res = await this.secrets.send(new PutSecretValueCommand({
-      SecretId: secretId, SecretString: typeof value === 'string' ? value : JSON.stringify(value),
-    }));
+    const res = await this.secrets.send(
+      new PutSecretValueCommand({
+        SecretId: secretId,
+        SecretString: typeof value === 'string' ? value : JSON.stringify(value),
+      }),
+    );
     return res.VersionId!;
   }
 
   /** A checkpoint table: partition key `pk` (String), on-demand. */
   async createCheckpointTable(name: string): Promise<string> {
-    const res = await this.dynamodb.send(new CreateTableCommand({
-      TableName: name,
-      AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
-      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
-      BillingMode: 'PAY_PER_REQUEST',
-    }));
+    const res = await this.dynamodb.send(
+      new CreateTableCommand({
+        TableName: name,
+        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+        BillingMode: 'PAY_PER_REQUEST',
+      }),
+    );
     return res.TableDescription!.TableArn!;
   }
 
@@ -175,17 +204,26 @@ export class Moto {
   async createBusWithSubscriber(busName: string, opts: { source?: string } = {}): Promise<BusWithSubscriber> {
     const { EventBusArn } = await this.eventbridge.send(new CreateEventBusCommand({ Name: busName }));
     const { QueueUrl } = await this.sqs.send(new CreateQueueCommand({ QueueName: `${busName}-sub` }));
-    const { Attributes } = await this.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }));
+    const { Attributes } = await this.sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }),
+    );
     const queueArn = Attributes!.QueueArn!;
     const ruleName = `${busName}-all`;
-    await this.eventbridge.send(new PutRuleCommand({
-      Name: ruleName, EventBusName: busName,
-      EventPattern: JSON.stringify({ source: [opts.source ?? DEFAULT_EVENT_SOURCE] }),
-    }));
+    await this.eventbridge.send(
+      new PutRuleCommand({
+        Name: ruleName,
+        EventBusName: busName,
+        EventPattern: JSON.stringify({ source: [opts.source ?? DEFAULT_EVENT_SOURCE] }),
+      }),
+    );
     // (Real AWS also needs a queue policy allowing events.amazonaws.com; moto does not check it.)
-    await this.eventbridge.send(new PutTargetsCommand({
-      Rule: ruleName, EventBusName: busName, Targets: [{ Id: 'sqs', Arn: queueArn }],
-    }));
+    await this.eventbridge.send(
+      new PutTargetsCommand({
+        Rule: ruleName,
+        EventBusName: busName,
+        Targets: [{ Id: 'sqs', Arn: queueArn }],
+      }),
+    );
     return { busName, busArn: EventBusArn!, ruleName, queueUrl: QueueUrl!, queueArn };
   }
 
@@ -194,7 +232,10 @@ export class Moto {
    * arrived, or what arrived by `timeoutMs`. With `quietMs`, keeps listening that long afterwards
    * so a test can assert that no extra events come.
    */
-  async receiveEvents<D = Record<string, unknown>>(queueUrl: string, opts: ReceiveOptions = {}): Promise<EventEnvelope<D>[]> {
+  async receiveEvents<D = Record<string, unknown>>(
+    queueUrl: string,
+    opts: ReceiveOptions = {},
+  ): Promise<EventEnvelope<D>[]> {
     const expected = opts.expected ?? 1;
     const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
     const events: EventEnvelope<D>[] = [];
@@ -204,16 +245,23 @@ export class Moto {
       const until = quietUntil ?? deadline;
       const left = until - Date.now();
       if (left <= 0) return events;
-      const res = await this.sqs.send(new ReceiveMessageCommand({
-        QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: Math.min(20, Math.floor(left / 1000)),
-      }));
+      const res = await this.sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: queueUrl,
+          MaxNumberOfMessages: 10,
+          WaitTimeSeconds: Math.min(20, Math.floor(left / 1000)),
+        }),
+      );
       const messages = res.Messages ?? [];
       if (!messages.length && left < 1000) await sleep(Math.min(100, left)); // short poll near the end
       for (const m of messages) events.push(JSON.parse(m.Body!) as EventEnvelope<D>);
       if (messages.length) {
-        await this.sqs.send(new DeleteMessageBatchCommand({
-          QueueUrl: queueUrl, Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
-        }));
+        await this.sqs.send(
+          new DeleteMessageBatchCommand({
+            QueueUrl: queueUrl,
+            Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
+          }),
+        );
       }
     }
   }
@@ -240,7 +288,9 @@ export class Moto {
   async createBucket(name: string, opts: { versioning?: boolean } = {}): Promise<void> {
     await this.s3.send(new CreateBucketCommand({ Bucket: name }));
     if (opts.versioning) {
-      await this.s3.send(new PutBucketVersioningCommand({ Bucket: name, VersioningConfiguration: { Status: 'Enabled' } }));
+      await this.s3.send(
+        new PutBucketVersioningCommand({ Bucket: name, VersioningConfiguration: { Status: 'Enabled' } }),
+      );
     }
   }
 
@@ -248,12 +298,23 @@ export class Moto {
    * Size, content type and ETag of an object, or undefined when there is none. The ETag of a multipart upload
    * ends in `-<number of parts>`.
    */
-  async headObject(bucket: string, key: string): Promise<{ size: number; contentType?: string; etag?: string } | undefined> {
+  async headObject(
+    bucket: string,
+    key: string,
+  ): Promise<{ size: number; contentType?: string; etag?: string } | undefined> {
     try {
       const res = await this.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-      return { size: res.ContentLength ?? 0, ...(res.ContentType ? { contentType: res.ContentType } : {}), ...(res.ETag ? { etag: res.ETag } : {}) };
+      return {
+        size: res.ContentLength ?? 0,
+        ...(res.ContentType ? { contentType: res.ContentType } : {}),
+        ...(res.ETag ? { etag: res.ETag } : {}),
+      };
     } catch (err) {
-      if (err instanceof NotFound || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+      if (
+        err instanceof NotFound ||
+        (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404
+      )
+        return undefined;
       throw err;
     }
   }
@@ -280,7 +341,9 @@ export class Moto {
     const out: { key: string; size: number }[] = [];
     let token: string | undefined;
     do {
-      const res = await this.s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+      const res = await this.s3.send(
+        new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+      );
       for (const o of res.Contents ?? []) out.push({ key: o.Key!, size: o.Size ?? 0 });
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);
@@ -288,8 +351,16 @@ export class Moto {
   }
 
   /** Every stored version under `prefix` (bucket created with `versioning`): one entry per write. */
-  async listObjectVersions(bucket: string, prefix = ''): Promise<{ key: string; versionId: string; size: number; isLatest: boolean }[]> {
+  async listObjectVersions(
+    bucket: string,
+    prefix = '',
+  ): Promise<{ key: string; versionId: string; size: number; isLatest: boolean }[]> {
     const res = await this.s3.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: prefix }));
-    return (res.Versions ?? []).map((v) => ({ key: v.Key!, versionId: v.VersionId!, size: v.Size ?? 0, isLatest: v.IsLatest ?? false }));
+    return (res.Versions ?? []).map((v) => ({
+      key: v.Key!,
+      versionId: v.VersionId!,
+      size: v.Size ?? 0,
+      isLatest: v.IsLatest ?? false,
+    }));
   }
 }

@@ -15,5 +15,3 @@ declare module 'vitest' {
     moto: MotoInfo;
   }
 }
-
-export {};

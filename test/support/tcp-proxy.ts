@@ -179,7 +179,10 @@ class Link {
 
   /** A side closed: abruptly (error) = the whole link goes; cleanly = deliver what is pending, then end. */
   private onClose(dir: Direction, hadError: boolean): void {
-    if (hadError) return this.destroy(false);
+    if (hadError) {
+      this.destroy(false);
+      return;
+    }
     this.ended[dir] = true;
     this.flushEnd(dir);
   }

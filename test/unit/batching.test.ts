@@ -20,7 +20,15 @@ describe('chunkEntries', () => {
     ['1 entry', 1, [[0]]],
     ['10 entries: one call', 10, [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]]],
     ['11 entries: 10 + 1', 11, [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [10]]],
-    ['25 entries: 10 + 10 + 5', 25, [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [10, 11, 12, 13, 14, 15, 16, 17, 18, 19], [20, 21, 22, 23, 24]]],
+    [
+      '25 entries: 10 + 10 + 5',
+      25,
+      [
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        [10, 11, 12, 13, 14, 15, 16, 17, 18, 19],
+        [20, 21, 22, 23, 24],
+      ],
+    ],
   ])('by count: %s', (_name, count, expected) => {
     expect(ids(chunkEntries(sized(Array(count).fill(100)), sizeOf))).toEqual(expected);
   });
@@ -29,7 +37,14 @@ describe('chunkEntries', () => {
     ['two that fit exactly 256 KiB together', [128 * KIB, 128 * KIB], [[0, 1]]],
     ['one byte too many starts a new call', [128 * KIB, 128 * KIB + 1], [[0], [1]]],
     ['a full entry alone', [LIMIT, 1, LIMIT], [[0], [1], [2]]],
-    ['large ones between small ones', [10, 200 * KIB, 100 * KIB, 10], [[0, 1], [2, 3]]],
+    [
+      'large ones between small ones',
+      [10, 200 * KIB, 100 * KIB, 10],
+      [
+        [0, 1],
+        [2, 3],
+      ],
+    ],
     ['oversize entry goes alone, neighbours are not merged into it', [10, LIMIT + 1, 10], [[0], [1], [2]]],
     ['oversize entry first', [LIMIT * 2, 10, 10], [[0], [1, 2]]],
   ])('by bytes: %s', (_name, sizes, expected) => {
@@ -38,7 +53,10 @@ describe('chunkEntries', () => {
 
   it('honours custom limits', () => {
     expect(ids(chunkEntries(sized([1, 1, 1, 1, 1]), sizeOf, 2))).toEqual([[0, 1], [2, 3], [4]]);
-    expect(ids(chunkEntries(sized([3, 3, 3, 3]), sizeOf, 10, 6))).toEqual([[0, 1], [2, 3]]);
+    expect(ids(chunkEntries(sized([3, 3, 3, 3]), sizeOf, 10, 6))).toEqual([
+      [0, 1],
+      [2, 3],
+    ]);
   });
 
   it('measures each entry once', () => {
@@ -49,7 +67,12 @@ describe('chunkEntries', () => {
   });
 
   it('works with real EventBridge entries measured by eventEntrySize', () => {
-    const entry = (n: number, bytes: number) => ({ Source: 'imap-event-source', DetailType: 'IMAP Message Received', Detail: JSON.stringify({ n, pad: 'x'.repeat(bytes) }), EventBusName: 'bus' });
+    const entry = (n: number, bytes: number) => ({
+      Source: 'imap-event-source',
+      DetailType: 'IMAP Message Received',
+      Detail: JSON.stringify({ n, pad: 'x'.repeat(bytes) }),
+      EventBusName: 'bus',
+    });
     const entries = [entry(0, 100 * KIB), entry(1, 100 * KIB), entry(2, 100 * KIB), entry(3, 10)];
     const chunks = chunkEntries(entries, eventEntrySize);
     expect(chunks.map((c) => c.length)).toEqual([2, 2]);
@@ -63,7 +86,11 @@ describe('chunkEntries', () => {
       const sizes = Array.from({ length: count }, () => {
         const r = random();
         // Mostly small, some large, a few over the limit.
-        return r < 0.7 ? 1 + Math.floor(random() * 4 * KIB) : r < 0.97 ? Math.floor(random() * LIMIT) + 1 : LIMIT + 1 + Math.floor(random() * KIB);
+        return r < 0.7
+          ? 1 + Math.floor(random() * 4 * KIB)
+          : r < 0.97
+            ? Math.floor(random() * LIMIT) + 1
+            : LIMIT + 1 + Math.floor(random() * KIB);
       });
       const items = sized(sizes);
       const chunks = chunkEntries(items, sizeOf);

@@ -6,16 +6,23 @@ import { describe, expect, it } from 'vitest';
 import { buildMessageDetail, buildResetDetail } from '../../functions/poller/core/build-detail';
 import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail';
 import { eventEntrySize, fitDetailToBudget, MAX_ENTRY_BYTES } from '../../functions/poller/core/event-size';
-import { parseMessageContent, type ParsedContent } from '../../functions/poller/core/message-content';
+import { type ParsedContent, parseMessageContent } from '../../functions/poller/core/message-content';
 import type { MessageSummary } from '../../functions/poller/core/types';
-import { DETAIL_TYPE_MESSAGE, DETAIL_TYPE_RESET, type MailboxResetDetail, type MessageReceivedDetail as ConsumerDetail } from '../../types';
+import {
+  type MessageReceivedDetail as ConsumerDetail,
+  DETAIL_TYPE_MESSAGE,
+  DETAIL_TYPE_RESET,
+  type MailboxResetDetail,
+} from '../../types';
 import { buildFixtureMessages } from '../fixtures/messages';
 import { corpusDir, corpusFiles } from '../support/corpus';
 
 const root = join(import.meta.dirname, '../..');
 const ajv = new Ajv2020({ allErrors: true, strict: true });
 addFormats(ajv);
-const validateMessage = ajv.compile(JSON.parse(readFileSync(join(root, 'schema/message-received.schema.json'), 'utf8')));
+const validateMessage = ajv.compile(
+  JSON.parse(readFileSync(join(root, 'schema/message-received.schema.json'), 'utf8')),
+);
 const validateReset = ajv.compile(JSON.parse(readFileSync(join(root, 'schema/mailbox-reset.schema.json'), 'utf8')));
 
 function expectValid(validate: typeof validateMessage, detail: unknown): void {
@@ -24,7 +31,8 @@ function expectValid(validate: typeof validateMessage, detail: unknown): void {
 }
 
 const SOURCE = 'imap-event-source';
-const entrySize = (detail: unknown, detailType = DETAIL_TYPE_MESSAGE) => eventEntrySize({ Source: SOURCE, DetailType: detailType, Detail: JSON.stringify(detail) });
+const entrySize = (detail: unknown, detailType = DETAIL_TYPE_MESSAGE) =>
+  eventEntrySize({ Source: SOURCE, DetailType: detailType, Detail: JSON.stringify(detail) });
 
 function summary(overrides: Partial<MessageSummary> = {}): MessageSummary {
   return {
@@ -108,7 +116,12 @@ describe('buildMessageDetail', () => {
       from: [{ name: 'Envelope From', address: 'env-from@example.com' }],
     });
     // A source cut at the download bound may have lost its Date header: then the envelope's date is used.
-    const cut = buildMessageDetail({ ...base, summary: summary(), content: content({ date: null, partial: true }), partial: true });
+    const cut = buildMessageDetail({
+      ...base,
+      summary: summary(),
+      content: content({ date: null, partial: true }),
+      partial: true,
+    });
     expect(cut.date).toBe('2026-11-26T09:59:00.000Z');
 
     const bare = buildMessageDetail({ ...base, summary: summary(), partial: false });
@@ -130,14 +143,30 @@ describe('buildMessageDetail', () => {
       summary: summary({ internalDate: undefined, flags: [], envelope: { from: [], to: [], cc: [], replyTo: [] } }),
       partial: false,
     });
-    expect(empty).toMatchObject({ messageId: null, inReplyTo: null, subject: null, date: null, internalDate: null, from: [] });
+    expect(empty).toMatchObject({
+      messageId: null,
+      inReplyTo: null,
+      subject: null,
+      date: null,
+      internalDate: null,
+      from: [],
+    });
     expectValid(validateMessage, empty);
   });
 
   it('marks partial downloads truncated, carries parseError and raw, and does not share arrays with its input', () => {
     const s = summary();
-    const c = content({ parseError: 'MIME structure rejected: Maximum MIME nesting depth of 256 levels exceeded', partial: true });
-    const detail = buildMessageDetail({ ...base, summary: s, content: c, partial: true, raw: { bucket: 'raw-bucket', key: 'support/1700000000/4711.eml', size: 12345 } });
+    const c = content({
+      parseError: 'MIME structure rejected: Maximum MIME nesting depth of 256 levels exceeded',
+      partial: true,
+    });
+    const detail = buildMessageDetail({
+      ...base,
+      summary: s,
+      content: c,
+      partial: true,
+      raw: { bucket: 'raw-bucket', key: 'support/1700000000/4711.eml', size: 12345 },
+    });
     expect(detail.truncated).toBe(true);
     expect(detail.parseError).toBe(c.parseError);
     expect(detail.raw).toEqual({ bucket: 'raw-bucket', key: 'support/1700000000/4711.eml', size: 12345 });
@@ -195,7 +224,11 @@ describe('buildResetDetail', () => {
 
 describe('consumer types', () => {
   it('re-exports the contract types and detail-type constants', () => {
-    const detail: ConsumerDetail = buildMessageDetail({ ...base, summary: summary(), partial: false }) satisfies MessageReceivedDetail;
+    const detail: ConsumerDetail = buildMessageDetail({
+      ...base,
+      summary: summary(),
+      partial: false,
+    }) satisfies MessageReceivedDetail;
     expect(detail.version).toBe('1');
     expect([DETAIL_TYPE_MESSAGE, DETAIL_TYPE_RESET]).toEqual(['IMAP Message Received', 'IMAP Mailbox Reset']);
   });
@@ -206,7 +239,13 @@ async function pipeline(bytes: Uint8Array, uid: number, partial = false): Promis
   const parsed = await parseMessageContent(bytes, { partial });
   const detail = buildMessageDetail({
     ...base,
-    summary: { uid, size: bytes.length, flags: [], internalDate: '2026-11-26T10:00:01.000Z', envelope: { from: [], to: [], cc: [], replyTo: [] } },
+    summary: {
+      uid,
+      size: bytes.length,
+      flags: [],
+      internalDate: '2026-11-26T10:00:01.000Z',
+      envelope: { from: [], to: [], cc: [], replyTo: [] },
+    },
     content: parsed,
     partial,
   });
@@ -224,13 +263,17 @@ describe('pipeline: every fixture message', () => {
 
   it('the 5,000-recipient and huge-body messages are cut and marked truncated', async () => {
     const fixtures = buildFixtureMessages();
-    for (const name of ['five-thousand-recipients', 'huge-multibyte-text', 'huge-multibyte-html-and-text', 'many-attachments']) {
+    for (const name of [
+      'five-thousand-recipients',
+      'huge-multibyte-text',
+      'huge-multibyte-html-and-text',
+      'many-attachments',
+    ]) {
       const detail = await pipeline(fixtures.find((f) => f.name === name)!.bytes, 1);
       expect(detail.truncated, name).toBe(true);
     }
   });
 });
-
 
 describe('pipeline: the mail-gem corpus', () => {
   it('every message parses without throwing, validates against the schema and fits', async () => {
@@ -262,7 +305,9 @@ describe('pipeline: the mail-gem corpus', () => {
 describe('docs/events.md', () => {
   it('its example events validate against the schemas', () => {
     const docs = readFileSync(join(root, 'docs/events.md'), 'utf8');
-    const examples = [...docs.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1]!)).filter((e) => e && typeof e === 'object' && 'detail-type' in e);
+    const examples = [...docs.matchAll(/```json\n([\s\S]*?)```/g)]
+      .map((m) => JSON.parse(m[1]!))
+      .filter((e) => e && typeof e === 'object' && 'detail-type' in e);
     expect(examples.length).toBeGreaterThanOrEqual(3);
     for (const event of examples) {
       expect(event.source).toBe(SOURCE);

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
-  RECENT_MESSAGE_IDS,
   advanceCheckpoint,
   emptyCheckpoint,
   isRescanCandidate,
   publishedPrefix,
+  RECENT_MESSAGE_IDS,
   rebaseline,
 } from '../../functions/poller/core/checkpoint';
 import type { Checkpoint, MessageSummary } from '../../functions/poller/core/types';
@@ -53,13 +53,23 @@ describe('emptyCheckpoint', () => {
 describe('advanceCheckpoint', () => {
   it('moves to the highest published UID, records the write time, keeps identity and version', () => {
     const next = advanceCheckpoint(checkpoint(), [msg(11), msg(12), msg(15)], NOW);
-    expect(next).toMatchObject({ mailboxId: 'support', folder: 'INBOX', uidValidity: '1700000000', lastUid: 15, version: 4, updatedAt: NOW.toISOString() });
+    expect(next).toMatchObject({
+      mailboxId: 'support',
+      folder: 'INBOX',
+      uidValidity: '1700000000',
+      lastUid: 15,
+      version: 4,
+      updatedAt: NOW.toISOString(),
+    });
   });
 
   it('does not mutate its input', () => {
     const current = checkpoint({ recentMessageIds: ['a'], rescanSince: '2026-11-01T00:00:00.000Z' });
     const copy = structuredClone(current);
-    advanceCheckpoint(current, [msg(11, '2026-11-25T00:00:00.000Z', '<x@y>')], NOW, { messageIdHash: hash, exhaustedUpTo: 30 });
+    advanceCheckpoint(current, [msg(11, '2026-11-25T00:00:00.000Z', '<x@y>')], NOW, {
+      messageIdHash: hash,
+      exhaustedUpTo: 30,
+    });
     expect(current).toEqual(copy);
   });
 
@@ -73,7 +83,12 @@ describe('advanceCheckpoint', () => {
     ['exhausted over a gap', 10, [msg(11)], 20, 20],
     ['exhausted below the published UID', 10, [msg(25)], 20, 25],
   ])('never moves backwards: %s', (_name, lastUid, published, exhaustedUpTo, expected) => {
-    const next = advanceCheckpoint(checkpoint({ lastUid }), published, NOW, exhaustedUpTo === undefined ? {} : { exhaustedUpTo });
+    const next = advanceCheckpoint(
+      checkpoint({ lastUid }),
+      published,
+      NOW,
+      exhaustedUpTo === undefined ? {} : { exhaustedUpTo },
+    );
     expect(next.lastUid).toBe(expected);
   });
 
@@ -83,36 +98,53 @@ describe('advanceCheckpoint', () => {
       const lastUid = Math.floor(random() * 100);
       const published = Array.from({ length: Math.floor(random() * 5) }, () => msg(1 + Math.floor(random() * 150)));
       const exhaustedUpTo = random() < 0.5 ? Math.floor(random() * 150) : undefined;
-      const next = advanceCheckpoint(checkpoint({ lastUid }), published, NOW, exhaustedUpTo === undefined ? {} : { exhaustedUpTo });
+      const next = advanceCheckpoint(
+        checkpoint({ lastUid }),
+        published,
+        NOW,
+        exhaustedUpTo === undefined ? {} : { exhaustedUpTo },
+      );
       expect(next.lastUid).toBe(Math.max(lastUid, ...published.map((m) => m.uid), exhaustedUpTo ?? 0));
     }
   });
 
   it('keeps the highest internalDate, including the one already stored', () => {
     const current = checkpoint({ lastInternalDate: '2026-11-20T00:00:00.000Z' });
-    expect(advanceCheckpoint(current, [msg(11, '2026-11-19T00:00:00.000Z')], NOW).lastInternalDate).toBe('2026-11-20T00:00:00.000Z');
+    expect(advanceCheckpoint(current, [msg(11, '2026-11-19T00:00:00.000Z')], NOW).lastInternalDate).toBe(
+      '2026-11-20T00:00:00.000Z',
+    );
     expect(
-      advanceCheckpoint(current, [msg(11, '2026-11-22T00:00:00.000Z'), msg(12, '2026-11-21T00:00:00.000Z'), msg(13)], NOW).lastInternalDate,
+      advanceCheckpoint(
+        current,
+        [msg(11, '2026-11-22T00:00:00.000Z'), msg(12, '2026-11-21T00:00:00.000Z'), msg(13)],
+        NOW,
+      ).lastInternalDate,
     ).toBe('2026-11-22T00:00:00.000Z');
   });
 
   it('has no lastInternalDate until a message with one was published', () => {
     expect(advanceCheckpoint(checkpoint(), [msg(11)], NOW)).not.toHaveProperty('lastInternalDate');
-    expect(advanceCheckpoint(checkpoint(), [msg(11, '2026-11-21T00:00:00.000Z')], NOW).lastInternalDate).toBe('2026-11-21T00:00:00.000Z');
+    expect(advanceCheckpoint(checkpoint(), [msg(11, '2026-11-21T00:00:00.000Z')], NOW).lastInternalDate).toBe(
+      '2026-11-21T00:00:00.000Z',
+    );
   });
 
   it('remembers hashes of published Message-IDs in order, only with a hash function', () => {
     const published = [msg(11, undefined, '<a@x>'), msg(12), msg(13, undefined, '<b@x>')];
-    expect(advanceCheckpoint(checkpoint({ recentMessageIds: ['old'] }), published, NOW, { messageIdHash: hash }).recentMessageIds).toEqual([
+    expect(
+      advanceCheckpoint(checkpoint({ recentMessageIds: ['old'] }), published, NOW, { messageIdHash: hash })
+        .recentMessageIds,
+    ).toEqual(['old', 'h(<a@x>)', 'h(<b@x>)']);
+    expect(advanceCheckpoint(checkpoint({ recentMessageIds: ['old'] }), published, NOW).recentMessageIds).toEqual([
       'old',
-      'h(<a@x>)',
-      'h(<b@x>)',
     ]);
-    expect(advanceCheckpoint(checkpoint({ recentMessageIds: ['old'] }), published, NOW).recentMessageIds).toEqual(['old']);
   });
 
   it(`bounds the Message-ID memory to the ${RECENT_MESSAGE_IDS} most recent`, () => {
-    const current = checkpoint({ lastUid: 0, recentMessageIds: Array.from({ length: RECENT_MESSAGE_IDS }, (_, i) => `old${i}`) });
+    const current = checkpoint({
+      lastUid: 0,
+      recentMessageIds: Array.from({ length: RECENT_MESSAGE_IDS }, (_, i) => `old${i}`),
+    });
     const published = Array.from({ length: 25 }, (_, i) => msg(i + 1, undefined, `<n${i}@x>`));
     const next = advanceCheckpoint(current, published, NOW, { messageIdHash: hash });
     expect(next.recentMessageIds).toHaveLength(RECENT_MESSAGE_IDS);
@@ -127,7 +159,9 @@ describe('advanceCheckpoint', () => {
 
   it('treats a missing recentMessageIds as empty', () => {
     const { recentMessageIds: _omit, ...withoutMemory } = checkpoint();
-    expect(advanceCheckpoint(withoutMemory, [msg(11, undefined, '<a@x>')], NOW, { messageIdHash: hash }).recentMessageIds).toEqual(['h(<a@x>)']);
+    expect(
+      advanceCheckpoint(withoutMemory, [msg(11, undefined, '<a@x>')], NOW, { messageIdHash: hash }).recentMessageIds,
+    ).toEqual(['h(<a@x>)']);
   });
 
   it('keeps a re-scan going while the fetch range is not exhausted', () => {
@@ -143,7 +177,9 @@ describe('advanceCheckpoint', () => {
   });
 
   it('never changes UIDVALIDITY', () => {
-    expect(advanceCheckpoint(checkpoint({ uidValidity: '9' }), [msg(50)], NOW, { exhaustedUpTo: 60 }).uidValidity).toBe('9');
+    expect(advanceCheckpoint(checkpoint({ uidValidity: '9' }), [msg(50)], NOW, { exhaustedUpTo: 60 }).uidValidity).toBe(
+      '9',
+    );
   });
 });
 
@@ -207,7 +243,11 @@ describe('publishedPrefix', () => {
 
 describe('rebaseline', () => {
   it('starts the new UIDVALIDITY from 0, keeps the memory and version, records the re-scan start', () => {
-    const previous = checkpoint({ lastUid: 99, lastInternalDate: '2026-11-19T10:00:00.000Z', recentMessageIds: ['h1', 'h2'] });
+    const previous = checkpoint({
+      lastUid: 99,
+      lastInternalDate: '2026-11-19T10:00:00.000Z',
+      recentMessageIds: ['h1', 'h2'],
+    });
     const next = rebaseline(previous, '1800000000', new Date('2026-11-19T10:00:00.000Z'), NOW);
     expect(next).toEqual({
       ...previous,
@@ -220,7 +260,12 @@ describe('rebaseline', () => {
   });
 
   it('replaces a pending re-scan start', () => {
-    const next = rebaseline(checkpoint({ rescanSince: '2026-11-01T00:00:00.000Z' }), '2', new Date('2026-10-01T00:00:00.000Z'), NOW);
+    const next = rebaseline(
+      checkpoint({ rescanSince: '2026-11-01T00:00:00.000Z' }),
+      '2',
+      new Date('2026-10-01T00:00:00.000Z'),
+      NOW,
+    );
     expect(next.rescanSince).toBe('2026-10-01T00:00:00.000Z');
   });
 });
@@ -229,10 +274,20 @@ describe('isRescanCandidate', () => {
   const rescanning = checkpoint({ rescanSince: '2026-11-19T10:00:00.000Z', recentMessageIds: [hash('<published@x>')] });
 
   it.each<[string, Checkpoint, MessageSummary, boolean]>([
-    ['no re-scan: everything is a candidate', checkpoint({ recentMessageIds: [hash('<published@x>')] }), msg(1, '2000-01-01T00:00:00.000Z', '<published@x>'), true],
+    [
+      'no re-scan: everything is a candidate',
+      checkpoint({ recentMessageIds: [hash('<published@x>')] }),
+      msg(1, '2000-01-01T00:00:00.000Z', '<published@x>'),
+      true,
+    ],
     ['arrived before the start', rescanning, msg(1, '2026-11-19T09:59:59.999Z', '<new@x>'), false],
     ['arrived exactly at the start, not published', rescanning, msg(1, '2026-11-19T10:00:00.000Z', '<new@x>'), true],
-    ['arrived exactly at the start, already published', rescanning, msg(1, '2026-11-19T10:00:00.000Z', '<published@x>'), false],
+    [
+      'arrived exactly at the start, already published',
+      rescanning,
+      msg(1, '2026-11-19T10:00:00.000Z', '<published@x>'),
+      false,
+    ],
     ['arrived later, already published', rescanning, msg(1, '2026-11-20T00:00:00.000Z', '<published@x>'), false],
     ['arrived later, new', rescanning, msg(1, '2026-11-20T00:00:00.000Z', '<new@x>'), true],
     ['arrived later, no Message-ID', rescanning, msg(1, '2026-11-20T00:00:00.000Z'), true],

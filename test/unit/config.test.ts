@@ -72,19 +72,23 @@ describe('readConfig', () => {
     expect(config).not.toHaveProperty('rawBucket');
   });
 
-  it.each(['MAILBOX_ID', 'SECRET_ID', 'CHECKPOINT_TABLE', 'EVENT_BUS_NAME'])('requires %s (missing or blank)', (name) => {
-    for (const value of [undefined, '', '   ']) {
-      const err = configError({ ...complete, [name]: value });
-      expect(err.message).toContain(`${name} is not set`);
-      expect(err.code).toBe('CONFIGURATION_INVALID');
-      expect(err.retryable).toBe(false);
-      expect(err.hint).toMatch(/environment variables/);
-    }
-  });
+  it.each(['MAILBOX_ID', 'SECRET_ID', 'CHECKPOINT_TABLE', 'EVENT_BUS_NAME'])(
+    'requires %s (missing or blank)',
+    (name) => {
+      for (const value of [undefined, '', '   ']) {
+        const err = configError({ ...complete, [name]: value });
+        expect(err.message).toContain(`${name} is not set`);
+        expect(err.code).toBe('CONFIGURATION_INVALID');
+        expect(err.retryable).toBe(false);
+        expect(err.hint).toMatch(/environment variables/);
+      }
+    },
+  );
 
   it('names every missing variable in one error', () => {
     const err = configError({});
-    for (const name of ['MAILBOX_ID', 'SECRET_ID', 'CHECKPOINT_TABLE', 'EVENT_BUS_NAME']) expect(err.message).toContain(`${name} is not set`);
+    for (const name of ['MAILBOX_ID', 'SECRET_ID', 'CHECKPOINT_TABLE', 'EVENT_BUS_NAME'])
+      expect(err.message).toContain(`${name} is not set`);
     expect(err.message).not.toContain('START_AT');
     expect(err.message).not.toContain('MAILBOX_ID must be');
   });
@@ -111,7 +115,9 @@ describe('readConfig', () => {
   });
 
   it.each(['0', '-5', '1.5', 'ten', '1e400', 'NaN', ' '])('rejects MAX_MESSAGES_PER_RUN=%j', (value) => {
-    expect(configError({ ...complete, MAX_MESSAGES_PER_RUN: value }).message).toContain('MAX_MESSAGES_PER_RUN must be a positive integer');
+    expect(configError({ ...complete, MAX_MESSAGES_PER_RUN: value }).message).toContain(
+      'MAX_MESSAGES_PER_RUN must be a positive integer',
+    );
   });
 
   it.each([

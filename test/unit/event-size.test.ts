@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { AttachmentInfo, MessageReceivedDetail } from '../../functions/poller/core/event-detail';
-import { cutJsonString, eventEntrySize, fitDetailToBudget, jsonSize, MAX_ENTRY_BYTES, utf8Length } from '../../functions/poller/core/event-size';
+import {
+  cutJsonString,
+  eventEntrySize,
+  fitDetailToBudget,
+  jsonSize,
+  MAX_ENTRY_BYTES,
+  utf8Length,
+} from '../../functions/poller/core/event-size';
 import { DETAIL_TYPE_MESSAGE } from '../../functions/poller/core/types';
 import { multibyteText } from '../fixtures/messages';
 
@@ -41,7 +48,13 @@ function entrySize(d: MessageReceivedDetail, source = SOURCE): number {
 }
 
 const endsInHighSurrogate = (s: string) => /[\uD800-\uDBFF]$/.test(s);
-const attachment = (i: number): AttachmentInfo => ({ filename: `file-${i}.pdf`, contentType: 'application/pdf', size: i, inline: false, contentId: null });
+const attachment = (i: number): AttachmentInfo => ({
+  filename: `file-${i}.pdf`,
+  contentType: 'application/pdf',
+  size: i,
+  inline: false,
+  contentId: null,
+});
 
 describe('eventEntrySize', () => {
   it('counts UTF-8 bytes of Source, DetailType, Detail and each Resource, plus 14 for Time', () => {
@@ -71,7 +84,8 @@ describe('cutJsonString', () => {
       // a high surrogate at the end is only allowed when the original has a lone one there
       if (endsInHighSurrogate(value)) expect(sample.charCodeAt(value.length) & 0xfc00).not.toBe(0xdc00);
       if (value !== sample) {
-        const pair = /[\uD800-\uDBFF]/.test(sample[value.length]!) && /[\uDC00-\uDFFF]/.test(sample[value.length + 1] ?? '');
+        const pair =
+          /[\uD800-\uDBFF]/.test(sample[value.length]!) && /[\uDC00-\uDFFF]/.test(sample[value.length + 1] ?? '');
         expect(jsonSize(sample.slice(0, value.length + (pair ? 2 : 1)))).toBeGreaterThan(max);
       }
     }
@@ -145,7 +159,11 @@ describe('fitDetailToBudget', () => {
   });
 
   it('trims references and address lists as a last resort, so 5,000 recipients fit', () => {
-    const people = (prefix: string) => Array.from({ length: 5000 }, (_, i) => ({ name: `Recipient Number ${i} 😀`, address: `${prefix}-${i}@example.com` }));
+    const people = (prefix: string) =>
+      Array.from({ length: 5000 }, (_, i) => ({
+        name: `Recipient Number ${i} 😀`,
+        address: `${prefix}-${i}@example.com`,
+      }));
     const references = Array.from({ length: 5000 }, (_, i) => `<ref-${i}@example.com>`);
     const replyTo = [{ name: 'Help desk', address: 'help@example.com' }];
     const input = detail({ to: people('to'), cc: people('cc'), replyTo, references, text: 'Hello all' });

@@ -90,7 +90,9 @@ export class FakeFolder {
     const n = ++messageCounter;
     const messageId = spec.messageId === null ? undefined : (spec.messageId ?? `<m${n}@test.example>`);
     // Default arrival times increase with the UID: one minute apart from 2026-11-26T08:00Z.
-    const internalDate = new Date(spec.internalDate ?? Date.UTC(2026, 10, 26, 8, 0, 0) + this.uidNext * 60_000).toISOString();
+    const internalDate = new Date(
+      spec.internalDate ?? Date.UTC(2026, 10, 26, 8, 0, 0) + this.uidNext * 60_000,
+    ).toISOString();
     const subject = spec.subject ?? `Message ${n}`;
     const message: FakeMessage = {
       uid: this.uidNext++,
@@ -99,7 +101,12 @@ export class FakeFolder {
       subject,
       from: { name: 'Alice Example', address: 'alice@example.com' },
       flags: spec.flags ?? [],
-      raw: rfc822({ subject, ...(messageId ? { messageId } : {}), date: internalDate, ...(spec.body !== undefined ? { body: spec.body } : {}) }),
+      raw: rfc822({
+        subject,
+        ...(messageId ? { messageId } : {}),
+        date: internalDate,
+        ...(spec.body !== undefined ? { body: spec.body } : {}),
+      }),
     };
     this.messages.push(message);
     return message;
@@ -117,7 +124,7 @@ export class FakeFolder {
   renumber(uidValidity: string): void {
     this.uidValidity = uidValidity;
     this.messages.sort((a, b) => a.uid - b.uid);
-    this.messages.forEach((m, i) => (m.uid = i + 1));
+    for (const [i, m] of this.messages.entries()) m.uid = i + 1;
     this.uidNext = this.messages.length + 1;
   }
 
@@ -189,7 +196,11 @@ export class FakeSession implements MailboxSession {
     return this.openedFolder;
   }
 
-  async listNew(fromUid: number, limit: number, since?: Date): Promise<{ messages: MessageSummary[]; complete: boolean }> {
+  async listNew(
+    fromUid: number,
+    limit: number,
+    since?: Date,
+  ): Promise<{ messages: MessageSummary[]; complete: boolean }> {
     this.calls.push({ op: 'listNew', fromUid, limit, ...(since ? { since: since.toISOString() } : {}) });
     const folder = this.opened();
     const matched = folder.messages
@@ -297,8 +308,15 @@ export class InMemoryCheckpointStore implements CheckpointStore, LeaseStore {
   }
 
   /** Stores a checkpoint as if written earlier (version 1 unless given). */
-  seed(checkpoint: Omit<Checkpoint, 'version' | 'updatedAt'> & Partial<Pick<Checkpoint, 'version' | 'updatedAt'>>): Checkpoint {
-    const stored: Checkpoint = { version: 1, updatedAt: '2026-11-01T00:00:00.000Z', recentMessageIds: [], ...checkpoint };
+  seed(
+    checkpoint: Omit<Checkpoint, 'version' | 'updatedAt'> & Partial<Pick<Checkpoint, 'version' | 'updatedAt'>>,
+  ): Checkpoint {
+    const stored: Checkpoint = {
+      version: 1,
+      updatedAt: '2026-11-01T00:00:00.000Z',
+      recentMessageIds: [],
+      ...checkpoint,
+    };
     this.items.set(InMemoryCheckpointStore.key(stored.mailboxId, stored.folder), stored);
     return stored;
   }
@@ -320,7 +338,9 @@ export class InMemoryCheckpointStore implements CheckpointStore, LeaseStore {
     const ok = (stored?.version ?? 0) === expectedVersion && (expectedVersion !== 0 || stored === undefined);
     this.puts.push({ next: structuredClone(next), expectedVersion, ok });
     if (!ok) {
-      throw new CheckpointConflictError(`checkpoint of ${next.mailboxId} changed (expected version ${expectedVersion})`);
+      throw new CheckpointConflictError(
+        `checkpoint of ${next.mailboxId} changed (expected version ${expectedVersion})`,
+      );
     }
     this.items.set(key, { ...structuredClone(next), version: expectedVersion + 1 });
   }
@@ -377,7 +397,13 @@ export class RecordingPublisher implements EventPublisher {
   }
 
   /** Details of the accepted message events, parsed. */
-  messageDetails(): { uid: number; eventId: string; messageId: string | null; subject: string | null; [k: string]: unknown }[] {
+  messageDetails(): {
+    uid: number;
+    eventId: string;
+    messageId: string | null;
+    subject: string | null;
+    [k: string]: unknown;
+  }[] {
     return this.published.filter((e) => e.DetailType === 'IMAP Message Received').map((e) => JSON.parse(e.Detail));
   }
 
@@ -392,7 +418,15 @@ export class RecordingPublisher implements EventPublisher {
 export const PASSWORD = 'S3cret-Pa55word!';
 
 export function settings(overrides: Partial<MailboxSettings> = {}): MailboxSettings {
-  return { host: 'imap.example.com', port: 993, security: 'tls', username: 'support@example.com', password: PASSWORD, folder: 'INBOX', ...overrides };
+  return {
+    host: 'imap.example.com',
+    port: 993,
+    security: 'tls',
+    username: 'support@example.com',
+    password: PASSWORD,
+    folder: 'INBOX',
+    ...overrides,
+  };
 }
 
 /** A secret that is read through a cache: `rotate` changes the secret; only `fresh` loads see it before the cache is dropped. */

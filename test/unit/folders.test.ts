@@ -1,12 +1,23 @@
 import { describe, expect, it } from 'vitest';
-import { folderNotFoundHint, suggestFolders, type FolderInfo } from '../../functions/poller/core/folders';
+import { type FolderInfo, folderNotFoundHint, suggestFolders } from '../../functions/poller/core/folders';
 
-const tree = (delimiter: string, paths: string[]): FolderInfo[] => paths.map((path) => ({ path, delimiter, flags: [] }));
+const tree = (delimiter: string, paths: string[]): FolderInfo[] =>
+  paths.map((path) => ({ path, delimiter, flags: [] }));
 
 describe('folderNotFoundHint', () => {
   it.each<[string, string, FolderInfo[], string]>([
-    ['/ in the secret, . on the server', 'Kundenbetreuung/kunden/a', tree('.', ['INBOX', 'Kundenbetreuung', 'Kundenbetreuung.kunden', 'Kundenbetreuung.kunden.a']), 'Kundenbetreuung.kunden.a'],
-    ['. in the secret, / on the server', 'Kundenbetreuung.kunden.a', tree('/', ['INBOX', 'Kundenbetreuung/kunden/a']), 'Kundenbetreuung/kunden/a'],
+    [
+      '/ in the secret, . on the server',
+      'Kundenbetreuung/kunden/a',
+      tree('.', ['INBOX', 'Kundenbetreuung', 'Kundenbetreuung.kunden', 'Kundenbetreuung.kunden.a']),
+      'Kundenbetreuung.kunden.a',
+    ],
+    [
+      '. in the secret, / on the server',
+      'Kundenbetreuung.kunden.a',
+      tree('/', ['INBOX', 'Kundenbetreuung/kunden/a']),
+      'Kundenbetreuung/kunden/a',
+    ],
   ])('names the server delimiter and the folder meant: %s', (_name, wanted, folders, match) => {
     const hint = folderNotFoundHint(wanted, folders);
     expect(hint).toContain(`(delimiter "${folders[0]!.delimiter}")`);
@@ -15,18 +26,26 @@ describe('folderNotFoundHint', () => {
   });
 
   it('finds a folder whose parent level is missing in the secret', () => {
-    const hint = folderNotFoundHint('Kundenbetreuung/kunden/a', tree('/', ['INBOX', 'Firma', 'Firma/Kundenbetreuung/kunden/a', 'Firma/Vertrieb']));
+    const hint = folderNotFoundHint(
+      'Kundenbetreuung/kunden/a',
+      tree('/', ['INBOX', 'Firma', 'Firma/Kundenbetreuung/kunden/a', 'Firma/Vertrieb']),
+    );
     expect(hint).toContain('Nearest existing folders: "Firma/Kundenbetreuung/kunden/a"');
   });
 
   it('matches across Unicode normalization and case', () => {
-    const { suggestions } = suggestFolders('Firma/Qualita\u0308tssicherung', tree('/', ['INBOX', 'firma/qualitätssicherung', 'Firma/Vertrieb']));
+    const { suggestions } = suggestFolders(
+      'Firma/Qualita\u0308tssicherung',
+      tree('/', ['INBOX', 'firma/qualitätssicherung', 'Firma/Vertrieb']),
+    );
     expect(suggestions[0]).toBe('firma/qualitätssicherung');
   });
 
   it('suggests nothing far away, and copes with an empty list', () => {
     expect(suggestFolders('Zzz', tree('/', ['INBOX', 'Firma/Vertrieb'])).suggestions).toEqual([]);
-    expect(folderNotFoundHint('Archiv', [])).toBe('set "folder" to a path exactly as the server lists it (delimiter "/"). `imap-event-source folders` shows the whole tree.');
+    expect(folderNotFoundHint('Archiv', [])).toBe(
+      'set "folder" to a path exactly as the server lists it (delimiter "/"). `imap-event-source folders` shows the whole tree.',
+    );
   });
 
   it('never suggests folders that cannot be opened', () => {

@@ -1,9 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_PARSE_LINES, cutAtLine, parseMailDate, parseMessageContent, repairC1 } from '../../functions/poller/core/message-content';
-import { buildFiftyMegabyteMessage, buildFixtureMessages, buildTwentyMegabyteAttachmentMessage, pseudoRandomBytes } from '../fixtures/messages';
+import {
+  cutAtLine,
+  MAX_PARSE_LINES,
+  parseMailDate,
+  parseMessageContent,
+  repairC1,
+} from '../../functions/poller/core/message-content';
+import {
+  buildFiftyMegabyteMessage,
+  buildFixtureMessages,
+  buildTwentyMegabyteAttachmentMessage,
+  pseudoRandomBytes,
+} from '../fixtures/messages';
 
 const CRLF = '\r\n';
-const parse = (source: string | Uint8Array, partial = false) => parseMessageContent(typeof source === 'string' ? Buffer.from(source, 'utf8') : source, { partial });
+const parse = (source: string | Uint8Array, partial = false) =>
+  parseMessageContent(typeof source === 'string' ? Buffer.from(source, 'utf8') : source, { partial });
 const withHeaders = (lines: string[], body = 'body') => `${lines.join(CRLF)}${CRLF}${CRLF}${body}${CRLF}`;
 
 describe('parseMessageContent: fixtures', () => {
@@ -19,7 +31,8 @@ describe('parseMessageContent: fixtures', () => {
       if (e.htmlIncludes !== undefined) expect(content.html).toContain(e.htmlIncludes);
       expect(content.parseError !== undefined).toBe(e.parseError ?? false);
       expect(content.partial).toBe(false);
-      for (const a of content.attachments) expect(Object.keys(a).sort()).toEqual(['contentId', 'contentType', 'filename', 'inline', 'size']);
+      for (const a of content.attachments)
+        expect(Object.keys(a).sort()).toEqual(['contentId', 'contentType', 'filename', 'inline', 'size']);
     });
   }
 });
@@ -66,21 +79,40 @@ describe('parseMessageContent: header fields', () => {
       { name: '', address: 'a@example.com' },
       { name: 'Doe, John', address: 'jd@example.com' },
     ]);
-    expect(c.to.map((a) => a.address)).toEqual(['jane@example.com', 'zoe@example.com', 'bob@example.net', 'second@example.com']);
+    expect(c.to.map((a) => a.address)).toEqual([
+      'jane@example.com',
+      'zoe@example.com',
+      'bob@example.net',
+      'second@example.com',
+    ]);
     expect(c.cc).toEqual([]);
     expect(c.replyTo).toEqual([{ name: 'Help', address: 'help@example.com' }]);
   });
 
   it('gives null and empty lists for missing headers, and never invents values', async () => {
     const c = await parse('\r\nno headers at all\r\n');
-    expect(c).toMatchObject({ messageId: null, inReplyTo: null, references: [], subject: null, from: [], to: [], cc: [], replyTo: [], date: null });
+    expect(c).toMatchObject({
+      messageId: null,
+      inReplyTo: null,
+      references: [],
+      subject: null,
+      from: [],
+      to: [],
+      cc: [],
+      replyTo: [],
+      date: null,
+    });
     expect(c.text).toContain('no headers at all');
     expect(c.html).toBeNull();
   });
 
   it('reads Message-ID, In-Reply-To and References as message-id tokens', async () => {
     const c = await parse(
-      withHeaders(['Message-ID:  <id-1@example.com> ', 'In-Reply-To: <parent@example.com> (Alice\'s message of Monday)', 'References: <a@x>\r\n\t<b@x> <c@x>']),
+      withHeaders([
+        'Message-ID:  <id-1@example.com> ',
+        "In-Reply-To: <parent@example.com> (Alice's message of Monday)",
+        'References: <a@x>\r\n\t<b@x> <c@x>',
+      ]),
     );
     expect(c.messageId).toBe('<id-1@example.com>');
     expect(c.inReplyTo).toBe('<parent@example.com>');
@@ -96,11 +128,18 @@ describe('parseMessageContent: header fields', () => {
     expect(c.subject).toBe('Grüße €');
     expect(c.from).toEqual([{ name: 'Jürgen', address: 'j@example.de' }]);
 
-    const koi8 = Buffer.concat([Buffer.from('Subject: '), Buffer.from([0xf0, 0xd2, 0xc9, 0xd7, 0xc5, 0xd4]), Buffer.from('\r\nContent-Type: text/plain;\r\n charset="koi8-r"\r\n\r\nbody\r\n')]);
+    const koi8 = Buffer.concat([
+      Buffer.from('Subject: '),
+      Buffer.from([0xf0, 0xd2, 0xc9, 0xd7, 0xc5, 0xd4]),
+      Buffer.from('\r\nContent-Type: text/plain;\r\n charset="koi8-r"\r\n\r\nbody\r\n'),
+    ]);
     expect((await parse(koi8)).subject).toBe('Привет');
 
     // valid UTF-8 (RFC 6532) stays UTF-8, also on lines next to 8-bit ones
-    const mixed = Buffer.concat([Buffer.from('Subject: Säying 日本\r\nFrom: ', 'utf8'), Buffer.from('Z\xf6e <z@example.com>\r\n\r\nx', 'latin1')]);
+    const mixed = Buffer.concat([
+      Buffer.from('Subject: Säying 日本\r\nFrom: ', 'utf8'),
+      Buffer.from('Z\xf6e <z@example.com>\r\n\r\nx', 'latin1'),
+    ]);
     const m = await parse(mixed);
     expect(m.subject).toBe('Säying 日本');
     expect(m.from[0]?.name).toBe('Zöe');
@@ -137,7 +176,9 @@ describe('parseMailDate', () => {
 
 describe('repairC1', () => {
   it('maps C1 characters to windows-1252 as the WHATWG decoder does', () => {
-    const decoded = repairC1(new TextDecoder('windows-1252').decode(Uint8Array.from({ length: 32 }, (_, i) => 0x80 + i)));
+    const decoded = repairC1(
+      new TextDecoder('windows-1252').decode(Uint8Array.from({ length: 32 }, (_, i) => 0x80 + i)),
+    );
     expect(decoded).toBe('€\u0081‚ƒ„…†‡ˆ‰Š‹Œ\u008DŽ\u008F\u0090‘’“”•–—˜™š›œ\u009DžŸ');
     expect(repairC1('plain ASCII and ü')).toBe('plain ASCII and ü');
   });
@@ -151,9 +192,13 @@ describe('parseMessageContent: robustness', () => {
       Buffer.from('no colon here\nand no blank line'),
       pseudoRandomBytes(50_000, 1),
       Buffer.from('Content-Type: multipart/mixed; boundary=\r\n\r\n--\r\n--\r\n'),
-      Buffer.from('Content-Type: multipart/mixed; boundary="x"\r\n\r\n--x\r\nContent-Type: message/rfc822\r\n\r\n--x--'),
+      Buffer.from(
+        'Content-Type: multipart/mixed; boundary="x"\r\n\r\n--x\r\nContent-Type: message/rfc822\r\n\r\n--x--',
+      ),
       Buffer.from('Content-Transfer-Encoding: base64\r\n\r\n!!!not base64!!!'),
-      Buffer.from('Content-Transfer-Encoding: quoted-printable\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n=E2=82=\r\n=ZZ'),
+      Buffer.from(
+        'Content-Transfer-Encoding: quoted-printable\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n=E2=82=\r\n=ZZ',
+      ),
     ];
     for (const bytes of inputs) {
       const c = await parseMessageContent(bytes, { partial: false });
@@ -169,7 +214,9 @@ describe('parseMessageContent: robustness', () => {
 
   it('falls back to a header scan with a short, secret-free parseError when the parser gives up', async () => {
     const big = 'x'.repeat(2 * 1024 * 1024 + 10);
-    const c = await parse(withHeaders(['Subject: still readable', 'From: a@example.com', `X-Huge: ${big}`], 'secret body text'));
+    const c = await parse(
+      withHeaders(['Subject: still readable', 'From: a@example.com', `X-Huge: ${big}`], 'secret body text'),
+    );
     expect(c.parseError).toBe('MIME structure rejected: Maximum header size of 2097152 bytes exceeded');
     expect(c.subject).toBe('still readable');
     expect(c.from).toEqual([{ name: '', address: 'a@example.com' }]);
@@ -252,7 +299,12 @@ describe('parseMessageContent: big messages', () => {
     expect(c.partial).toBe(true);
     expect(c.text).toContain('A big file');
     expect(c.attachments).toHaveLength(1);
-    expect(c.attachments[0]).toMatchObject({ filename: 'big.bin', contentType: 'application/octet-stream', inline: false, contentId: null });
+    expect(c.attachments[0]).toMatchObject({
+      filename: 'big.bin',
+      contentType: 'application/octet-stream',
+      inline: false,
+      contentId: null,
+    });
     // A lower bound: the lines after the cut are not parsed.
     expect(c.attachments[0]!.size).toBeGreaterThan(1024 * 1024);
     expect(c.attachments[0]!.size).toBeLessThan(20 * 1024 * 1024);
@@ -272,7 +324,7 @@ describe('parseMessageContent: big messages', () => {
     expect(cutAtLine(blank, MAX_PARSE_LINES).length).toBeLessThan(blank.length);
     const c = await parseMessageContent(blank, { partial: false });
     expect(c).toMatchObject({ subject: 'x', partial: true });
-    const nested = Buffer.from(`${head}Content-Type: message/rfc822\r\n\r\n`.repeat(20_000) + 'body\r\n');
+    const nested = Buffer.from(`${`${head}Content-Type: message/rfc822\r\n\r\n`.repeat(20_000)}body\r\n`);
     const n = await parseMessageContent(nested, { partial: false });
     expect(n).toMatchObject({ subject: 'x', partial: true });
     expect(n.attachments.length).toBeLessThanOrEqual(2); // the forward inside the forward stays an attachment

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { canSkipSync, hasUidValidityChanged, parseStartAt, planPoll, rescanStart } from '../../functions/poller/core/plan';
+import {
+  canSkipSync,
+  hasUidValidityChanged,
+  parseStartAt,
+  planPoll,
+  rescanStart,
+} from '../../functions/poller/core/plan';
 import type { Checkpoint, FolderStatus, StartAt } from '../../functions/poller/core/types';
 
 const NOW: StartAt = { kind: 'now' };
@@ -25,12 +31,37 @@ function status(uidNext: number, uidValidity = '1700000000', messages = Math.max
 
 describe('planPoll without a checkpoint', () => {
   it.each<[string, StartAt, FolderStatus, unknown]>([
-    ['now on a folder with mail remembers UIDNEXT-1', NOW, status(42), { kind: 'baseline', uidValidity: '1700000000', lastUid: 41 }],
-    ['now on an empty folder (UIDNEXT=1) remembers 0', NOW, status(1, '7', 0), { kind: 'baseline', uidValidity: '7', lastUid: 0 }],
-    ['now with a bogus UIDNEXT=0 never goes negative', NOW, status(0, '7', 0), { kind: 'baseline', uidValidity: '7', lastUid: 0 }],
+    [
+      'now on a folder with mail remembers UIDNEXT-1',
+      NOW,
+      status(42),
+      { kind: 'baseline', uidValidity: '1700000000', lastUid: 41 },
+    ],
+    [
+      'now on an empty folder (UIDNEXT=1) remembers 0',
+      NOW,
+      status(1, '7', 0),
+      { kind: 'baseline', uidValidity: '7', lastUid: 0 },
+    ],
+    [
+      'now with a bogus UIDNEXT=0 never goes negative',
+      NOW,
+      status(0, '7', 0),
+      { kind: 'baseline', uidValidity: '7', lastUid: 0 },
+    ],
     ['all fetches from UID 1', ALL, status(42), { kind: 'fetch', uidValidity: '1700000000', fromUid: 1 }],
-    ['all on an empty folder still fetches (creates the checkpoint)', ALL, status(1), { kind: 'fetch', uidValidity: '1700000000', fromUid: 1 }],
-    ['since fetches from UID 1 with the date', SINCE, status(42), { kind: 'fetch', uidValidity: '1700000000', fromUid: 1, since: new Date('2026-11-01T00:00:00Z') }],
+    [
+      'all on an empty folder still fetches (creates the checkpoint)',
+      ALL,
+      status(1),
+      { kind: 'fetch', uidValidity: '1700000000', fromUid: 1 },
+    ],
+    [
+      'since fetches from UID 1 with the date',
+      SINCE,
+      status(42),
+      { kind: 'fetch', uidValidity: '1700000000', fromUid: 1, since: new Date('2026-11-01T00:00:00Z') },
+    ],
   ])('%s', (_name, startAt, folder, expected) => {
     expect(planPoll(undefined, folder, startAt)).toEqual(expected);
   });
@@ -51,22 +82,36 @@ describe('planPoll with a checkpoint', () => {
   });
 
   it('is idle on an empty folder that was baselined at 0 (UIDNEXT=1)', () => {
-    expect(planPoll(checkpoint({ lastUid: 0 }), status(1, '1700000000', 0), NOW)).toEqual({ kind: 'idle', uidValidity: '1700000000' });
+    expect(planPoll(checkpoint({ lastUid: 0 }), status(1, '1700000000', 0), NOW)).toEqual({
+      kind: 'idle',
+      uidValidity: '1700000000',
+    });
   });
 
   it('fetches from lastUid+1 whatever START_AT says (START_AT only applies without a checkpoint)', () => {
     for (const startAt of [NOW, ALL, SINCE]) {
-      expect(planPoll(checkpoint({ lastUid: 10 }), status(20), startAt)).toEqual({ kind: 'fetch', uidValidity: '1700000000', fromUid: 11 });
+      expect(planPoll(checkpoint({ lastUid: 10 }), status(20), startAt)).toEqual({
+        kind: 'fetch',
+        uidValidity: '1700000000',
+        fromUid: 11,
+      });
     }
   });
 
   it('carries a pending re-scan as `since`', () => {
     const plan = planPoll(checkpoint({ lastUid: 0, rescanSince: '2026-11-15T00:00:00.000Z' }), status(3), NOW);
-    expect(plan).toEqual({ kind: 'fetch', uidValidity: '1700000000', fromUid: 1, since: new Date('2026-11-15T00:00:00.000Z') });
+    expect(plan).toEqual({
+      kind: 'fetch',
+      uidValidity: '1700000000',
+      fromUid: 1,
+      since: new Date('2026-11-15T00:00:00.000Z'),
+    });
   });
 
   it('stays idle with a pending re-scan when nothing is new', () => {
-    expect(planPoll(checkpoint({ lastUid: 5, rescanSince: '2026-11-15T00:00:00.000Z' }), status(6), NOW).kind).toBe('idle');
+    expect(planPoll(checkpoint({ lastUid: 5, rescanSince: '2026-11-15T00:00:00.000Z' }), status(6), NOW).kind).toBe(
+      'idle',
+    );
   });
 });
 
@@ -74,7 +119,12 @@ describe('planPoll on a UIDVALIDITY change', () => {
   it('resets even when UIDNEXT says nothing is new, and keeps the previous checkpoint', () => {
     const previous = checkpoint({ lastUid: 10, lastInternalDate: '2026-11-19T10:00:00.000Z' });
     const plan = planPoll(previous, status(1, '1800000000', 0), NOW);
-    expect(plan).toEqual({ kind: 'reset', uidValidity: '1800000000', previous, since: new Date('2026-11-19T10:00:00.000Z') });
+    expect(plan).toEqual({
+      kind: 'reset',
+      uidValidity: '1800000000',
+      previous,
+      since: new Date('2026-11-19T10:00:00.000Z'),
+    });
   });
 
   it('compares UIDVALIDITY as strings (values beyond 2^31 included)', () => {
@@ -84,7 +134,11 @@ describe('planPoll on a UIDVALIDITY change', () => {
 
   it.each<[string, Partial<Checkpoint>, string]>([
     ['nothing ever published: the last write time', {}, '2026-11-20T08:00:00.000Z'],
-    ['published: the highest internalDate', { lastInternalDate: '2026-11-19T10:00:00.000Z' }, '2026-11-19T10:00:00.000Z'],
+    [
+      'published: the highest internalDate',
+      { lastInternalDate: '2026-11-19T10:00:00.000Z' },
+      '2026-11-19T10:00:00.000Z',
+    ],
     ['pending re-scan only: its start', { rescanSince: '2026-11-10T00:00:00.000Z' }, '2026-11-10T00:00:00.000Z'],
     [
       'pending re-scan older than the last published: the re-scan start',

@@ -10,20 +10,26 @@ import {
   ImapProtocolError,
   SecretAccessError,
 } from '../../functions/poller/errors';
-import { messageIdHash, pollMailbox, type PollDeps, type PollOptions, type PollSummary } from '../../functions/poller/poll-mailbox';
+import {
+  messageIdHash,
+  type PollDeps,
+  type PollOptions,
+  type PollSummary,
+  pollMailbox,
+} from '../../functions/poller/poll-mailbox';
 import type { RawMessageStore } from '../../functions/poller/ports';
 import {
-  prng,
   FakeClock,
   FakeFolder,
   FakeMailbox,
+  type FakeSession,
   FakeSettingsSource,
   InMemoryCheckpointStore,
+  settings as makeSettings,
   PASSWORD,
+  prng,
   RecordingLog,
   RecordingPublisher,
-  settings as makeSettings,
-  type FakeSession,
 } from './fakes';
 
 const MAILBOX = 'support';
@@ -48,7 +54,15 @@ interface World {
   seed(overrides?: Partial<Checkpoint>): Checkpoint;
 }
 
-function world(options: { startAt?: StartAt; settings?: Partial<MailboxSettings>; lease?: boolean; rawStore?: RawMessageStore; folder?: FakeFolder } = {}): World {
+function world(
+  options: {
+    startAt?: StartAt;
+    settings?: Partial<MailboxSettings>;
+    lease?: boolean;
+    rawStore?: RawMessageStore;
+    folder?: FakeFolder;
+  } = {},
+): World {
   const folder = options.folder ?? new FakeFolder(V1);
   const secret = makeSettings(options.settings);
   const mailbox = new FakeMailbox({ [secret.folder]: folder });
@@ -93,7 +107,14 @@ function world(options: { startAt?: StartAt; settings?: Partial<MailboxSettings>
       return s;
     },
     checkpoint: () => store.current(MAILBOX, secret.folder),
-    seed: (overrides = {}) => store.seed({ mailboxId: MAILBOX, folder: secret.folder, uidValidity: folder.uidValidity, lastUid: 0, ...overrides }),
+    seed: (overrides = {}) =>
+      store.seed({
+        mailboxId: MAILBOX,
+        folder: secret.folder,
+        uidValidity: folder.uidValidity,
+        lastUid: 0,
+        ...overrides,
+      }),
   };
 }
 
@@ -104,9 +125,19 @@ describe('pollMailbox: first run (no checkpoint)', () => {
     const w = world({ startAt: { kind: 'now' } });
     w.folder.appendMany(3);
     const summary = await w.run();
-    expect(summary).toMatchObject({ outcome: 'baseline', published: 0, skipped: 0, uidValidity: V1, folder: 'INBOX', toUid: 3, fromUid: null });
+    expect(summary).toMatchObject({
+      outcome: 'baseline',
+      published: 0,
+      skipped: 0,
+      uidValidity: V1,
+      folder: 'INBOX',
+      toUid: 3,
+      fromUid: null,
+    });
     expect(w.publisher.calls).toEqual([]);
-    expect(w.store.puts).toEqual([{ next: expect.objectContaining({ lastUid: 3, uidValidity: V1 }), expectedVersion: 0, ok: true }]);
+    expect(w.store.puts).toEqual([
+      { next: expect.objectContaining({ lastUid: 3, uidValidity: V1 }), expectedVersion: 0, ok: true },
+    ]);
     expect(w.checkpoint()).toMatchObject({ lastUid: 3, version: 1 });
     expect(w.session().ops()).toEqual(['status', 'close']);
   });
@@ -123,7 +154,14 @@ describe('pollMailbox: first run (no checkpoint)', () => {
     const w = world({ startAt: { kind: 'all' } });
     const [first] = w.folder.appendMany(3, (i) => ({ subject: `Subject ${i}` }));
     const summary = await w.run();
-    expect(summary).toMatchObject({ outcome: 'published', published: 3, skipped: 0, fromUid: 1, toUid: 3, uidValidity: V1 });
+    expect(summary).toMatchObject({
+      outcome: 'published',
+      published: 3,
+      skipped: 0,
+      fromUid: 1,
+      toUid: 3,
+      uidValidity: V1,
+    });
     expect(w.publisher.published.map((e) => [e.Source, e.DetailType, e.EventBusName, e.uid])).toEqual([
       ['imap-event-source', 'IMAP Message Received', 'mail-bus', 1],
       ['imap-event-source', 'IMAP Message Received', 'mail-bus', 2],
@@ -145,7 +183,11 @@ describe('pollMailbox: first run (no checkpoint)', () => {
       truncated: false,
     });
     expect(detail.text).toContain('Hello.');
-    expect(w.checkpoint()).toMatchObject({ lastUid: 3, version: 1, lastInternalDate: w.folder.messages[2]!.internalDate });
+    expect(w.checkpoint()).toMatchObject({
+      lastUid: 3,
+      version: 1,
+      lastInternalDate: w.folder.messages[2]!.internalDate,
+    });
     expect(w.checkpoint()!.recentMessageIds).toEqual(w.folder.messages.map((m) => messageIdHash(m.messageId!)));
     expect(w.session().ops()).toEqual(['status', 'open', 'listNew', 'fetchSources', 'close']);
   });
@@ -169,7 +211,12 @@ describe('pollMailbox: first run (no checkpoint)', () => {
     const summary = await w.run();
     expect(summary).toMatchObject({ outcome: 'published', published: 2, toUid: 5 });
     expect(w.publisher.publishedUids()).toEqual([3, 4]);
-    expect(w.session().calls.find((c) => c.op === 'listNew')).toEqual({ op: 'listNew', fromUid: 1, limit: 1_000, since: since.toISOString() });
+    expect(w.session().calls.find((c) => c.op === 'listNew')).toEqual({
+      op: 'listNew',
+      fromUid: 1,
+      limit: 1_000,
+      since: since.toISOString(),
+    });
     const c = w.checkpoint()!;
     expect(c.lastUid).toBe(5);
     expect(c).not.toHaveProperty('rescanSince');
@@ -218,7 +265,12 @@ describe('pollMailbox: incremental polls', () => {
     ]);
     expect(w.checkpoint()).toMatchObject({ lastUid: 25, version: 3 });
     // One fetch of sources per batch.
-    expect(w.session().calls.filter((c) => c.op === 'fetchSources').map((c) => (c as { uids: number[] }).uids)).toEqual([uids(1, 10), uids(11, 20), uids(21, 25)]);
+    expect(
+      w
+        .session()
+        .calls.filter((c) => c.op === 'fetchSources')
+        .map((c) => (c as { uids: number[] }).uids),
+    ).toEqual([uids(1, 10), uids(11, 20), uids(21, 25)]);
   });
 
   it('bounds the download of each message and marks the event truncated', async () => {
@@ -235,7 +287,12 @@ describe('pollMailbox: incremental polls', () => {
     const before = w.folder.snapshot();
     await w.run({ batchSize: 5 });
     expect(w.folder.snapshot()).toBe(before);
-    expect(w.session().ops().every((op) => ['status', 'open', 'listNew', 'fetchSources', 'close'].includes(op))).toBe(true);
+    expect(
+      w
+        .session()
+        .ops()
+        .every((op) => ['status', 'open', 'listNew', 'fetchSources', 'close'].includes(op)),
+    ).toBe(true);
   });
 });
 
@@ -345,14 +402,17 @@ describe('pollMailbox: the checkpoint never passes an unpublished UID', () => {
       for (let run = 0; run < 200 && outcome !== 'idle'; run++) {
         if (random() < 0.2) w.folder.append();
         try {
-          outcome = (await w.run({ batchSize: 1 + Math.floor(random() * 12), maxMessagesPerRun: 5 + Math.floor(random() * 30) })).outcome;
+          outcome = (
+            await w.run({ batchSize: 1 + Math.floor(random() * 12), maxMessagesPerRun: 5 + Math.floor(random() * 30) })
+          ).outcome;
         } catch (err) {
           expect(err).toBeInstanceOf(EventPublishError);
           outcome = 'failed';
         }
         const lastUid = w.checkpoint()?.lastUid ?? 0;
         const published = accepted();
-        for (const m of w.folder.messages) if (m.uid <= lastUid) expect(published.has(m.uid), `seed ${seed}: UID ${m.uid} <= ${lastUid}`).toBe(true);
+        for (const m of w.folder.messages)
+          if (m.uid <= lastUid) expect(published.has(m.uid), `seed ${seed}: UID ${m.uid} <= ${lastUid}`).toBe(true);
         for (const s of w.mailbox.sessions) expect(s.closed).toBe(true);
       }
       expect(outcome).toBe('idle');
@@ -373,7 +433,12 @@ describe('pollMailbox: bounded runs', () => {
     expect(w.checkpoint()).toMatchObject({ lastUid: 10 });
     expect(w.session().calls.find((c) => c.op === 'listNew')).toMatchObject({ limit: 10 });
 
-    expect(await w.run({ maxMessagesPerRun: 10 })).toMatchObject({ outcome: 'partial', stoppedBy: 'maxMessagesPerRun', fromUid: 11, toUid: 20 });
+    expect(await w.run({ maxMessagesPerRun: 10 })).toMatchObject({
+      outcome: 'partial',
+      stoppedBy: 'maxMessagesPerRun',
+      fromUid: 11,
+      toUid: 20,
+    });
     const last = await w.run({ maxMessagesPerRun: 10 });
     expect(last).toMatchObject({ outcome: 'published', fromUid: 21, toUid: 25, published: 5 });
     expect(last).not.toHaveProperty('stoppedBy');
@@ -465,7 +530,9 @@ describe('pollMailbox: UIDVALIDITY change', () => {
   /** Five messages published under V1, then the folder is recreated (V2) with them and two new ones. */
   function recreatedFolder() {
     const w = world();
-    const old = w.folder.appendMany(5, (i) => ({ internalDate: new Date(Date.UTC(2026, 10, 20, 10, i)).toISOString() }));
+    const old = w.folder.appendMany(5, (i) => ({
+      internalDate: new Date(Date.UTC(2026, 10, 20, 10, i)).toISOString(),
+    }));
     const lastInternalDate = old[4]!.internalDate;
     w.seed({ lastUid: 5, lastInternalDate, recentMessageIds: old.map((m) => messageIdHash(m.messageId!)), version: 7 });
     const fresh = [
@@ -479,7 +546,14 @@ describe('pollMailbox: UIDVALIDITY change', () => {
   it('publishes one IMAP Mailbox Reset, then only mail that arrived since and was not published', async () => {
     const { w, lastInternalDate } = recreatedFolder();
     const summary = await w.run();
-    expect(summary).toMatchObject({ outcome: 'reset', uidValidity: V2, published: 2, skipped: 1, fromUid: 1, toUid: 7 });
+    expect(summary).toMatchObject({
+      outcome: 'reset',
+      uidValidity: V2,
+      published: 2,
+      skipped: 1,
+      fromUid: 1,
+      toUid: 7,
+    });
 
     const [reset, ...messages] = w.publisher.published;
     expect(reset!.DetailType).toBe('IMAP Mailbox Reset');
@@ -497,12 +571,20 @@ describe('pollMailbox: UIDVALIDITY change', () => {
     expect(w.publisher.published.filter((e) => e.DetailType === 'IMAP Mailbox Reset')).toHaveLength(1);
     expect(messages.map((e) => JSON.parse(e.Detail).subject)).toEqual(['same second as the last one', 'later']);
     expect(w.publisher.messageDetails().map((d) => d.eventId)).toEqual([`${MAILBOX}:${V2}:6`, `${MAILBOX}:${V2}:7`]);
-    expect(w.session().calls.find((c) => c.op === 'listNew')).toEqual({ op: 'listNew', fromUid: 1, limit: 1_000, since: lastInternalDate });
+    expect(w.session().calls.find((c) => c.op === 'listNew')).toEqual({
+      op: 'listNew',
+      fromUid: 1,
+      limit: 1_000,
+      since: lastInternalDate,
+    });
 
     const c = w.checkpoint()!;
     expect(c).toMatchObject({ uidValidity: V2, lastUid: 7 });
     expect(c).not.toHaveProperty('rescanSince');
-    expect(w.store.puts[0]).toMatchObject({ expectedVersion: 7, next: { uidValidity: V2, lastUid: 0, rescanSince: lastInternalDate } });
+    expect(w.store.puts[0]).toMatchObject({
+      expectedVersion: 7,
+      next: { uidValidity: V2, lastUid: 0, rescanSince: lastInternalDate },
+    });
 
     // The next poll is idle: nothing is republished.
     expect(await w.run()).toMatchObject({ outcome: 'idle' });
@@ -543,9 +625,20 @@ describe('pollMailbox: UIDVALIDITY change', () => {
     expect(first.toUid).toBe(7);
     expect(w.checkpoint()).toMatchObject({ uidValidity: V2, lastUid: 7, rescanSince: expect.any(String) });
 
-    expect(await w.run({ maxMessagesPerRun: 3 })).toMatchObject({ outcome: 'partial', stoppedBy: 'maxMessagesPerRun', fromUid: 8, toUid: 10, published: 3 });
+    expect(await w.run({ maxMessagesPerRun: 3 })).toMatchObject({
+      outcome: 'partial',
+      stoppedBy: 'maxMessagesPerRun',
+      fromUid: 8,
+      toUid: 10,
+      published: 3,
+    });
     expect(w.checkpoint()).toHaveProperty('rescanSince');
-    expect(await w.run({ maxMessagesPerRun: 3 })).toMatchObject({ outcome: 'published', fromUid: 11, toUid: 11, published: 1 });
+    expect(await w.run({ maxMessagesPerRun: 3 })).toMatchObject({
+      outcome: 'published',
+      fromUid: 11,
+      toUid: 11,
+      published: 1,
+    });
     expect(w.checkpoint()).not.toHaveProperty('rescanSince');
     expect(w.publisher.published.filter((e) => e.DetailType === 'IMAP Mailbox Reset')).toHaveLength(1);
     expect(w.publisher.publishedUids()).toEqual([6, 7, 8, 9, 10, 11]);
@@ -607,12 +700,26 @@ describe('pollMailbox: lease', () => {
   });
 
   it.each<[string, (w: World) => void, new (...args: never[]) => Error]>([
-    ['the secret cannot be read', (w) => (w.settings.load = () => Promise.reject(new SecretAccessError('denied'))), SecretAccessError],
-    ['the server is unreachable', (w) => (w.mailbox.connectErrors = [new ImapConnectionError('refused')]), ImapConnectionError],
-    ['publishing fails', (w) => (w.publisher.throwErrors = [new EventPublishError('bus missing', { retryable: false })]), EventPublishError],
+    [
+      'the secret cannot be read',
+      (w) => (w.settings.load = () => Promise.reject(new SecretAccessError('denied'))),
+      SecretAccessError,
+    ],
+    [
+      'the server is unreachable',
+      (w) => (w.mailbox.connectErrors = [new ImapConnectionError('refused')]),
+      ImapConnectionError,
+    ],
+    [
+      'publishing fails',
+      (w) => (w.publisher.throwErrors = [new EventPublishError('bus missing', { retryable: false })]),
+      EventPublishError,
+    ],
     [
       'the checkpoint write conflicts',
-      (w) => (w.store.beforePut = () => w.store.seed({ mailboxId: MAILBOX, folder: 'INBOX', uidValidity: V1, lastUid: 0, version: 9 })),
+      (w) =>
+        (w.store.beforePut = () =>
+          w.store.seed({ mailboxId: MAILBOX, folder: 'INBOX', uidValidity: V1, lastUid: 0, version: 9 })),
       CheckpointConflictError,
     ],
   ])('releases the lease and closes the session when %s', async (_name, breakIt, errorType) => {
@@ -747,7 +854,9 @@ describe('pollMailbox: logs and options', () => {
     w.folder.appendMany(2);
     await w.run();
     expect(stored.map((s) => s.bytes)).toEqual(w.folder.messages.map((m) => m.raw.length));
-    expect(w.publisher.messageDetails().map((d) => d.raw)).toEqual(stored.map((s) => ({ bucket: 'raw-bucket', key: s.key, size: s.bytes })));
+    expect(w.publisher.messageDetails().map((d) => d.raw)).toEqual(
+      stored.map((s) => ({ bucket: 'raw-bucket', key: s.key, size: s.bytes })),
+    );
     expect(new Set(stored.map((s) => s.key)).size).toBe(2);
     expect(stored[0]!.key).toContain(MAILBOX);
   });

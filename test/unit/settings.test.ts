@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
+import { generateDemoCertificates } from '../../cli/demo/certificates';
 import {
   DEFAULT_PORTS,
   describeSettings,
+  type MailboxSettings,
   parseSettings,
   splitPemBundle,
   validateSettings,
-  type MailboxSettings,
 } from '../../functions/poller/core/settings';
 import { SettingsValidationError } from '../../functions/poller/errors';
-import { generateDemoCertificates } from '../../cli/demo/certificates';
 
 const PASSWORD = 'Hunter2-very-secret';
 const HOST = 'imap.mail.example.org';
@@ -89,12 +89,20 @@ describe('validateSettings: field rules', () => {
     ['host not a string', { ...base, host: 42 }, 'host: must be a string'],
     ['host empty', { ...base, host: '' }, 'host: must not be empty'],
     ['host blank', { ...base, host: '   ' }, 'host: must not be empty'],
-    ['host with scheme', { ...base, host: 'imaps://imap.example.com' }, 'host: must be a host name or IP address, without scheme, port or path'],
+    [
+      'host with scheme',
+      { ...base, host: 'imaps://imap.example.com' },
+      'host: must be a host name or IP address, without scheme, port or path',
+    ],
     ['host with port', { ...base, host: 'imap.example.com:993' }, 'host: must be a host name or IP address'],
     ['host with path', { ...base, host: 'imap.example.com/mail' }, 'host: must be a host name or IP address'],
     ['host with space', { ...base, host: 'imap example.com' }, 'host: must be a host name or IP address'],
     ['host label starting with -', { ...base, host: '-imap.example.com' }, 'host: must be a host name or IP address'],
-    ['host too long', { ...base, host: `${'a'.repeat(60)}.`.repeat(5) + 'com' }, 'host: must be a host name or IP address'],
+    [
+      'host too long',
+      { ...base, host: `${`${'a'.repeat(60)}.`.repeat(5)}com` },
+      'host: must be a host name or IP address',
+    ],
     // username / password
     ['username missing', { host: HOST, password: 'p' }, 'username: is required'],
     ['username not a string', { ...base, username: ['u'] }, 'username: must be a string'],
@@ -116,26 +124,53 @@ describe('validateSettings: field rules', () => {
     // folder
     ['folder empty', { ...base, folder: '' }, 'folder: must not be empty'],
     ['folder not a string', { ...base, folder: ['INBOX'] }, 'folder: must be a string'],
-    ['folder with CRLF', { ...base, folder: 'INBOX\r\nA1 DELETE INBOX' }, 'folder: must not contain line breaks or NUL'],
+    [
+      'folder with CRLF',
+      { ...base, folder: 'INBOX\r\nA1 DELETE INBOX' },
+      'folder: must not contain line breaks or NUL',
+    ],
     ['folder with NUL', { ...base, folder: 'IN\0BOX' }, 'folder: must not contain line breaks or NUL'],
     // caBundle
-    ['caBundle without a certificate', { ...base, caBundle: 'not a pem' }, 'caBundle: must contain at least one PEM certificate'],
-    ['caBundle with a private key only', { ...base, caBundle: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----' }, 'caBundle: must contain at least one PEM certificate'],
+    [
+      'caBundle without a certificate',
+      { ...base, caBundle: 'not a pem' },
+      'caBundle: must contain at least one PEM certificate',
+    ],
+    [
+      'caBundle with a private key only',
+      { ...base, caBundle: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----' },
+      'caBundle: must contain at least one PEM certificate',
+    ],
     ['caBundle not a string', { ...base, caBundle: { pem: PEM_A } }, 'caBundle: must be a string'],
     [
       'caBundle with a damaged certificate',
-      { ...base, caBundle: `${PEM_A}\n-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUAAAA\n-----END CERTIFICATE-----` },
+      {
+        ...base,
+        caBundle: `${PEM_A}\n-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUAAAA\n-----END CERTIFICATE-----`,
+      },
       'caBundle: certificate 2 is not a parseable X.509 certificate',
     ],
     ['caBundle empty', { ...base, caBundle: '' }, 'caBundle: must not be empty'],
     // tlsServername
     ['tlsServername with space', { ...base, tlsServername: 'mail internal' }, 'tlsServername: must be a DNS host name'],
-    ['tlsServername with scheme', { ...base, tlsServername: 'https://mail.example' }, 'tlsServername: must be a DNS host name'],
+    [
+      'tlsServername with scheme',
+      { ...base, tlsServername: 'https://mail.example' },
+      'tlsServername: must be a DNS host name',
+    ],
     ['tlsServername IPv6', { ...base, tlsServername: '2001:db8::1' }, 'tlsServername: must be a DNS host name'],
     ['tlsServername not a string', { ...base, tlsServername: 7 }, 'tlsServername: must be a string'],
     // plaintext with TLS-only fields
-    ['none with caBundle', { ...base, security: 'none', caBundle: PEM_A }, 'security: is "none" (plaintext) but caBundle/tlsServername are set'],
-    ['none with tlsServername', { ...base, security: 'none', tlsServername: 'mail.example' }, 'security: is "none" (plaintext) but caBundle/tlsServername are set'],
+    [
+      'none with caBundle',
+      { ...base, security: 'none', caBundle: PEM_A },
+      'security: is "none" (plaintext) but caBundle/tlsServername are set',
+    ],
+    [
+      'none with tlsServername',
+      { ...base, security: 'none', tlsServername: 'mail.example' },
+      'security: is "none" (plaintext) but caBundle/tlsServername are set',
+    ],
   ])('%s', (_name, input, problem) => {
     const err = problemsOf(input);
     expect(err.problems.some((p) => p.startsWith(problem))).toBe(true);
@@ -158,12 +193,17 @@ describe('validateSettings: field rules', () => {
     expect(validateSettings({ ...base, host }).host).toBe(host);
   });
 
-  it.each(['INBOX', 'Firma/Kundenbetreuung/kunden/a', 'Kundenbetreuung.kunden.a', 'Qualitätssicherung', 'Отдел/Входящие', '[Gmail]/All Mail', 'a\\b'])(
-    'keeps folder %s exactly as given',
-    (folder) => {
-      expect(validateSettings({ ...base, folder }).folder).toBe(folder);
-    },
-  );
+  it.each([
+    'INBOX',
+    'Firma/Kundenbetreuung/kunden/a',
+    'Kundenbetreuung.kunden.a',
+    'Qualitätssicherung',
+    'Отдел/Входящие',
+    '[Gmail]/All Mail',
+    'a\\b',
+  ])('keeps folder %s exactly as given', (folder) => {
+    expect(validateSettings({ ...base, folder }).folder).toBe(folder);
+  });
 
   it('accepts the boundary ports 1 and 65535', () => {
     expect(validateSettings({ ...base, port: 1 }).port).toBe(1);
@@ -171,7 +211,11 @@ describe('validateSettings: field rules', () => {
   });
 
   it('accepts an IPv4 tlsServername and a bundle with text around the certificates', () => {
-    const s = validateSettings({ ...base, tlsServername: '192.0.2.1', caBundle: `subject=CN=Private CA\n${PEM_A}\ntrailing text` });
+    const s = validateSettings({
+      ...base,
+      tlsServername: '192.0.2.1',
+      caBundle: `subject=CN=Private CA\n${PEM_A}\ntrailing text`,
+    });
     expect(s.tlsServername).toBe('192.0.2.1');
     expect(s.caBundle).toContain(PEM_A);
   });
@@ -203,7 +247,9 @@ describe('validateSettings: unknown fields', () => {
 
   it('rejects a field with no near name without a suggestion', () => {
     const err = problemsOf({ ...base, mailboxOwner: 'x' });
-    expect(err.problems).toEqual(['mailboxOwner: unknown field; allowed: host, port, security, username, password, folder, caBundle, tlsServername']);
+    expect(err.problems).toEqual([
+      'mailboxOwner: unknown field; allowed: host, port, security, username, password, folder, caBundle, tlsServername',
+    ]);
   });
 
   it('reports the typo AND the missing field it was meant to be', () => {
@@ -232,12 +278,22 @@ describe('validateSettings: not an object', () => {
 describe('validateSettings: several problems and secrecy', () => {
   it('lists every problem at once, in field order', () => {
     const err = problemsOf({ host: 'https://x', port: 70000, security: 'ssl', username: '', folder: '', extra: 1 });
-    expect(err.problems.map((p) => p.split(':')[0])).toEqual(['extra', 'host', 'username', 'password', 'security', 'port', 'folder']);
+    expect(err.problems.map((p) => p.split(':')[0])).toEqual([
+      'extra',
+      'host',
+      'username',
+      'password',
+      'security',
+      'port',
+      'folder',
+    ]);
     for (const p of err.problems) expect(err.message).toContain(p);
   });
 
   it('names the source in the message when given', () => {
-    expect(() => validateSettings({}, 'secret "support"')).toThrow(/The mailbox settings in secret "support" are invalid/);
+    expect(() => validateSettings({}, 'secret "support"')).toThrow(
+      /The mailbox settings in secret "support" are invalid/,
+    );
   });
 
   const secretValues = {
@@ -256,7 +312,17 @@ describe('validateSettings: several problems and secrecy', () => {
     const err = problemsOf(secretValues);
     expect(err.problems.length).toBeGreaterThanOrEqual(9);
     const text = `${err.message} ${err.problems.join(' ')} ${err.explanation}`;
-    for (const value of ['leaky-host', 'port-value-993', 'security-value-x', '1234567', '98765', 'Leaky', 'caBundle-value', 'leaky servername', 'Hunter3']) {
+    for (const value of [
+      'leaky-host',
+      'port-value-993',
+      'security-value-x',
+      '1234567',
+      '98765',
+      'Leaky',
+      'caBundle-value',
+      'leaky servername',
+      'Hunter3',
+    ]) {
       expect(text).not.toContain(value);
     }
   });
@@ -271,7 +337,11 @@ describe('validateSettings: several problems and secrecy', () => {
 
 describe('parseSettings', () => {
   it('parses and validates JSON text', () => {
-    expect(parseSettings(JSON.stringify({ ...base, security: 'starttls' }))).toMatchObject({ host: HOST, port: 143, security: 'starttls' });
+    expect(parseSettings(JSON.stringify({ ...base, security: 'starttls' }))).toMatchObject({
+      host: HOST,
+      port: 143,
+      security: 'starttls',
+    });
   });
 
   it.each([
@@ -310,9 +380,19 @@ describe('splitPemBundle and describeSettings', () => {
   it('describes the connection without credentials', () => {
     const s = validateSettings({ ...base, caBundle: `${PEM_A}${PEM_B}`, folder: 'Archiv' });
     const d = describeSettings(s);
-    expect(d).toEqual({ host: HOST, port: 993, security: 'tls', folder: 'Archiv', caBundle: '2 certificate(s)', tlsServername: HOST });
+    expect(d).toEqual({
+      host: HOST,
+      port: 993,
+      security: 'tls',
+      folder: 'Archiv',
+      caBundle: '2 certificate(s)',
+      tlsServername: HOST,
+    });
     expect(JSON.stringify(d)).not.toContain(PASSWORD);
     expect(JSON.stringify(d)).not.toContain('support@example.org');
-    expect(describeSettings(validateSettings({ ...base, tlsServername: 'alias.example' }))).toMatchObject({ caBundle: 'none', tlsServername: 'alias.example' });
+    expect(describeSettings(validateSettings({ ...base, tlsServername: 'alias.example' }))).toMatchObject({
+      caBundle: 'none',
+      tlsServername: 'alias.example',
+    });
   });
 });

@@ -1,10 +1,10 @@
 import {
+  type AttributeValue,
   ConditionalCheckFailedException,
   DeleteItemCommand,
-  DynamoDBClient,
+  type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
-  type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import { checkpointKey, leaseKey } from '../core/keys';
 import type { Checkpoint } from '../core/types';
@@ -20,7 +20,13 @@ export class DynamoDbCheckpointStore implements CheckpointStore, LeaseStore {
 
   async get(mailboxId: string, folder: string): Promise<Checkpoint | undefined> {
     const response = await this.call('read', () =>
-      this.client.send(new GetItemCommand({ TableName: this.tableName, Key: { pk: { S: checkpointKey(mailboxId, folder) } }, ConsistentRead: true })),
+      this.client.send(
+        new GetItemCommand({
+          TableName: this.tableName,
+          Key: { pk: { S: checkpointKey(mailboxId, folder) } },
+          ConsistentRead: true,
+        }),
+      ),
     );
     const item = response.Item;
     if (!item) return undefined;
@@ -57,14 +63,23 @@ export class DynamoDbCheckpointStore implements CheckpointStore, LeaseStore {
           Item: item,
           ...(expectedVersion === 0
             ? { ConditionExpression: 'attribute_not_exists(pk)' }
-            : { ConditionExpression: 'version = :v', ExpressionAttributeValues: { ':v': { N: String(expectedVersion) } } }),
+            : {
+                ConditionExpression: 'version = :v',
+                ExpressionAttributeValues: { ':v': { N: String(expectedVersion) } },
+              }),
         }),
       );
     } catch (err) {
-      if (err instanceof ConditionalCheckFailedException || (err as Error)?.name === 'ConditionalCheckFailedException') {
+      if (
+        err instanceof ConditionalCheckFailedException ||
+        (err as Error)?.name === 'ConditionalCheckFailedException'
+      ) {
         throw new CheckpointConflictError(
           `The checkpoint of mailbox "${next.mailboxId}" folder "${next.folder}" was changed by another run (expected version ${expectedVersion}).`,
-          { cause: err, hint: 'nothing to do: another poll is running or ran meanwhile; the next poll continues from its checkpoint.' },
+          {
+            cause: err,
+            hint: 'nothing to do: another poll is running or ran meanwhile; the next poll continues from its checkpoint.',
+          },
         );
       }
       throw mapDynamoError(err, this.tableName, 'write');
@@ -76,7 +91,12 @@ export class DynamoDbCheckpointStore implements CheckpointStore, LeaseStore {
       await this.client.send(
         new PutItemCommand({
           TableName: this.tableName,
-          Item: { pk: { S: leaseKey(mailboxId) }, owner: { S: owner }, expiresAt: { N: String(expiresAt.getTime()) }, acquiredAt: { S: now.toISOString() } },
+          Item: {
+            pk: { S: leaseKey(mailboxId) },
+            owner: { S: owner },
+            expiresAt: { N: String(expiresAt.getTime()) },
+            acquiredAt: { S: now.toISOString() },
+          },
           ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now OR #owner = :owner',
           ExpressionAttributeNames: { '#owner': 'owner' },
           ExpressionAttributeValues: { ':now': { N: String(now.getTime()) }, ':owner': { S: owner } },
@@ -131,9 +151,15 @@ function mapDynamoError(err: unknown, table: string, step: string): CheckpointSt
       hint: 'grant the function dynamodb:GetItem, PutItem and DeleteItem on the table.',
     });
   }
-  const throttled = name === 'ProvisionedThroughputExceededException' || name === 'ThrottlingException' || name === 'RequestLimitExceeded';
-  return new CheckpointStoreError(`The checkpoint table "${table}" failed during ${step} (${name})${throttled ? ': throttled beyond retries' : ''}.`, {
-    cause: err,
-    retryable: true,
-  });
+  const throttled =
+    name === 'ProvisionedThroughputExceededException' ||
+    name === 'ThrottlingException' ||
+    name === 'RequestLimitExceeded';
+  return new CheckpointStoreError(
+    `The checkpoint table "${table}" failed during ${step} (${name})${throttled ? ': throttled beyond retries' : ''}.`,
+    {
+      cause: err,
+      retryable: true,
+    },
+  );
 }

@@ -1,4 +1,9 @@
-import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
+import {
+  type EventBridgeClient,
+  PutEventsCommand,
+  type PutEventsRequestEntry,
+  type PutEventsResultEntry,
+} from '@aws-sdk/client-eventbridge';
 import { backoffDelay } from '../core/backoff';
 import { chunkEntries } from '../core/batching';
 import { eventEntrySize } from '../core/event-size';
@@ -17,7 +22,13 @@ export interface EventBridgePublisherOptions {
 }
 
 /** Error codes of failed entries that will not succeed on retry. */
-const PERMANENT_ENTRY_ERRORS = new Set(['ValidationException', 'AccessDeniedException', 'NotAuthorizedForSourceException', 'InvalidArgument', 'MalformedDetail']);
+const PERMANENT_ENTRY_ERRORS = new Set([
+  'ValidationException',
+  'AccessDeniedException',
+  'NotAuthorizedForSourceException',
+  'InvalidArgument',
+  'MalformedDetail',
+]);
 
 /**
  * PutEvents in calls of at most 10 entries and 256 KB; entries EventBridge reports as failed are retried
@@ -39,24 +50,33 @@ export class EventBridgePublisher implements EventPublisher {
 
     let pending = entries.map((entry, index) => ({ entry, index }));
     for (let attempt = 0; attempt < maxAttempts && pending.length > 0; attempt++) {
-      if (attempt > 0) await sleep(backoffDelay(attempt - 1, random(), this.options.baseDelayMs ?? 200, this.options.maxDelayMs ?? 5_000));
+      if (attempt > 0)
+        await sleep(
+          backoffDelay(attempt - 1, random(), this.options.baseDelayMs ?? 200, this.options.maxDelayMs ?? 5_000),
+        );
       const retry: typeof pending = [];
       for (const chunk of chunkEntries(pending, (p) => eventEntrySize(p.entry))) {
-        let results;
+        let results: PutEventsResultEntry[];
         try {
-          const response = await this.client.send(new PutEventsCommand({ Entries: chunk.map((p) => toRequestEntry(p.entry)) }));
+          const response = await this.client.send(
+            new PutEventsCommand({ Entries: chunk.map((p) => toRequestEntry(p.entry)) }),
+          );
           results = response.Entries ?? [];
         } catch (err) {
           const mapped = mapCallError(err);
           if (!mapped.retryable) throw mapped;
-          this.options.log?.warn('PutEvents call failed; will retry', { errorName: (err as Error)?.name, entries: chunk.length, attempt });
+          this.options.log?.warn('PutEvents call failed; will retry', {
+            errorName: (err as Error)?.name,
+            entries: chunk.length,
+            attempt,
+          });
           for (const p of chunk) failed.set(p.index, (err as Error)?.name ?? 'Error');
           retry.push(...chunk);
           continue;
         }
         chunk.forEach((p, i) => {
           const r = results[i];
-          if (r && r.EventId && !r.ErrorCode) {
+          if (r?.EventId && !r.ErrorCode) {
             accepted.add(p.index);
             failed.delete(p.index);
           } else {
@@ -66,7 +86,8 @@ export class EventBridgePublisher implements EventPublisher {
           }
         });
       }
-      if (retry.length > 0) this.options.log?.warn('PutEvents entries failed; retrying', { failed: retry.length, attempt });
+      if (retry.length > 0)
+        this.options.log?.warn('PutEvents entries failed; retrying', { failed: retry.length, attempt });
       pending = retry;
     }
     return { accepted, failed };

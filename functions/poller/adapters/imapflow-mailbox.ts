@@ -1,6 +1,6 @@
-import { ImapFlow, type FetchMessageObject, type ImapFlowOptions, type MessageAddressObject } from 'imapflow';
-import type { MailboxSettings } from '../core/settings';
+import { type FetchMessageObject, ImapFlow, type ImapFlowOptions, type MessageAddressObject } from 'imapflow';
 import { folderNotFoundHint } from '../core/folders';
+import type { MailboxSettings } from '../core/settings';
 import type { Address, FolderStatus, MessageSummary } from '../core/types';
 import {
   FolderNotFoundError,
@@ -126,7 +126,11 @@ export class ImapFlowSession implements MailboxSession {
     }
   }
 
-  async listNew(fromUid: number, limit: number, since?: Date): Promise<{ messages: MessageSummary[]; complete: boolean }> {
+  async listNew(
+    fromUid: number,
+    limit: number,
+    since?: Date,
+  ): Promise<{ messages: MessageSummary[]; complete: boolean }> {
     const query: Record<string, unknown> = { uid: `${fromUid}:*` };
     // SEARCH SINCE compares dates in the server's time zone: ask for one day earlier. What arrived before `since`
     // stays in the result: the caller passes it over by its exact INTERNALDATE and moves its checkpoint past it.
@@ -142,9 +146,12 @@ export class ImapFlowSession implements MailboxSession {
     // imapflow answers a refused SEARCH (NO/BAD) with false: that is a failure, never "no new mail"
     // (taken as an empty result, the checkpoint would move over unpublished messages).
     if (!Array.isArray(found)) {
-      throw new ImapProtocolError(`The IMAP server ${this.settings.host}:${this.settings.port} refused UID SEARCH in "${this.settings.folder}".`, {
-        hint: 'nothing to do if it passes: the next poll retries. If it repeats, check the server log for this user and folder.',
-      });
+      throw new ImapProtocolError(
+        `The IMAP server ${this.settings.host}:${this.settings.port} refused UID SEARCH in "${this.settings.folder}".`,
+        {
+          hint: 'nothing to do if it passes: the next poll retries. If it repeats, check the server log for this user and folder.',
+        },
+      );
     }
     const uids = found.filter((uid) => uid >= fromUid);
     uids.sort((a, b) => a - b);
@@ -153,7 +160,11 @@ export class ImapFlowSession implements MailboxSession {
     if (wanted.length === 0) return { messages: [], complete };
     let fetched: FetchMessageObject[];
     try {
-      fetched = await this.client.fetchAll(wanted.join(','), { uid: true, flags: true, envelope: true, internalDate: true, size: true }, { uid: true });
+      fetched = await this.client.fetchAll(
+        wanted.join(','),
+        { uid: true, flags: true, envelope: true, internalDate: true, size: true },
+        { uid: true },
+      );
     } catch (err) {
       throw mapImapError(err, this.settings, 'fetch');
     }
@@ -169,7 +180,11 @@ export class ImapFlowSession implements MailboxSession {
     if (uids.length === 0) return result;
     try {
       // Collect first, process later: running another command inside the fetch loop deadlocks imapflow.
-      for await (const m of this.client.fetch(uids.join(','), { uid: true, size: true, source: { start: 0, maxLength: options.maxBytes } }, { uid: true })) {
+      for await (const m of this.client.fetch(
+        uids.join(','),
+        { uid: true, size: true, source: { start: 0, maxLength: options.maxBytes } },
+        { uid: true },
+      )) {
         if (!m.source) continue;
         const size = m.size ?? m.source.length;
         result.set(m.uid, { uid: m.uid, bytes: m.source, partial: m.source.length < size });
@@ -182,7 +197,10 @@ export class ImapFlowSession implements MailboxSession {
 
   async streamSource(uid: number): Promise<{ stream: NodeJS.ReadableStream; size: number } | undefined> {
     try {
-      const download = await this.client.download(String(uid), undefined, { uid: true, chunkSize: DOWNLOAD_CHUNK_BYTES });
+      const download = await this.client.download(String(uid), undefined, {
+        uid: true,
+        chunkSize: DOWNLOAD_CHUNK_BYTES,
+      });
       if (!download || !('content' in download) || !download.content) return undefined;
       return { stream: download.content, size: download.meta?.expectedSize ?? 0 };
     } catch (err) {
@@ -282,7 +300,13 @@ export function mapImapError(err: unknown, settings: MailboxSettings, step: stri
   if (err instanceof ImapEventSourceError) return err;
   const code = errorCode(err);
   const where = `${settings.host}:${settings.port}`;
-  const e = (err ?? {}) as { authenticationFailed?: boolean; tlsFailed?: boolean; message?: string; reason?: string; responseText?: string };
+  const e = (err ?? {}) as {
+    authenticationFailed?: boolean;
+    tlsFailed?: boolean;
+    message?: string;
+    reason?: string;
+    responseText?: string;
+  };
   if (e.authenticationFailed) {
     return new ImapAuthError(`The IMAP server ${where} rejected the login of user "${settings.username}".`, {
       cause: err,
@@ -291,14 +315,19 @@ export function mapImapError(err: unknown, settings: MailboxSettings, step: stri
   }
   if (code && code in TLS_CODES) {
     const name = settings.tlsServername ?? settings.host;
-    const detail = code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? ` "${name}" (${e.reason ?? 'name not in the certificate'})` : '';
+    const detail =
+      code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? ` "${name}" (${e.reason ?? 'name not in the certificate'})` : '';
     const hint =
       code === 'ERR_TLS_CERT_ALTNAME_INVALID'
         ? `connect to a host name the certificate is issued for, or set tlsServername to that name.`
         : code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID'
           ? 'renew the server certificate (or check the clock of the server).'
           : "put the server's CA certificate (or its self-signed certificate) into caBundle as PEM.";
-    return new TlsCertificateError(`The TLS certificate of ${where} ${TLS_CODES[code]}${detail} (${code}).`, { cause: err, hint, tlsCode: code });
+    return new TlsCertificateError(`The TLS certificate of ${where} ${TLS_CODES[code]}${detail} (${code}).`, {
+      cause: err,
+      hint,
+      tlsCode: code,
+    });
   }
   if (code && /^ERR_SSL|^ERR_TLS|^EPROTO$/.test(code)) {
     return new TlsCertificateError(`TLS handshake with ${where} failed (${code}).`, {
@@ -309,10 +338,13 @@ export function mapImapError(err: unknown, settings: MailboxSettings, step: stri
   }
   // After the TLS codes: imapflow also sets tlsFailed when the upgrade's handshake rejects the certificate.
   if (e.tlsFailed) {
-    return new StartTlsUnavailableError(`The IMAP server ${where} does not offer STARTTLS, and security is "starttls" (required upgrade).`, {
-      cause: err,
-      hint: 'use security "tls" with the server\'s implicit-TLS port (usually 993), or enable STARTTLS on the server; never fall back to plaintext.',
-    });
+    return new StartTlsUnavailableError(
+      `The IMAP server ${where} does not offer STARTTLS, and security is "starttls" (required upgrade).`,
+      {
+        cause: err,
+        hint: 'use security "tls" with the server\'s implicit-TLS port (usually 993), or enable STARTTLS on the server; never fall back to plaintext.',
+      },
+    );
   }
   const unreachable: Record<string, string> = {
     ENOTFOUND: 'the host name does not resolve (DNS)',
@@ -333,10 +365,13 @@ export function mapImapError(err: unknown, settings: MailboxSettings, step: stri
     ClosedAfterConnectTLS: 'the server closed the TLS connection right after connecting',
   };
   if (code && code in unreachable) {
-    return new ImapConnectionError(`Cannot talk to the IMAP server ${where} during ${step}: ${unreachable[code]} (${code}).`, {
-      cause: err,
-      hint: 'check host, port and security in the secret, the server, and the network path (security groups, firewall, VPC routing).',
-    });
+    return new ImapConnectionError(
+      `Cannot talk to the IMAP server ${where} during ${step}: ${unreachable[code]} (${code}).`,
+      {
+        cause: err,
+        hint: 'check host, port and security in the secret, the server, and the network path (security groups, firewall, VPC routing).',
+      },
+    );
   }
   if (err === undefined || err === null) {
     return new ImapConnectionError(`The connection to the IMAP server ${where} was lost during ${step}.`, {
@@ -344,7 +379,10 @@ export function mapImapError(err: unknown, settings: MailboxSettings, step: stri
     });
   }
   const text = e.responseText ?? e.message ?? String(err);
-  return new ImapProtocolError(`The IMAP server ${where} failed during ${step}: ${redact(text, settings)}${code ? ` (${code})` : ''}.`, { cause: err });
+  return new ImapProtocolError(
+    `The IMAP server ${where} failed during ${step}: ${redact(text, settings)}${code ? ` (${code})` : ''}.`,
+    { cause: err },
+  );
 }
 
 function redact(text: string, settings: MailboxSettings): string {
@@ -354,7 +392,10 @@ function redact(text: string, settings: MailboxSettings): string {
 async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([promise, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))]);
+    return await Promise.race([
+      promise,
+      new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms))),
+    ]);
   } finally {
     clearTimeout(timer);
   }

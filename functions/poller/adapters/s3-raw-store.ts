@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { RawStorageError } from '../errors';
 import type { RawMessageStore } from '../ports';
@@ -14,7 +14,11 @@ export class S3RawMessageStore implements RawMessageStore {
     private readonly bucket: string,
   ) {}
 
-  async put(key: string, body: NodeJS.ReadableStream, size: number): Promise<{ bucket: string; key: string; size: number }> {
+  async put(
+    key: string,
+    body: NodeJS.ReadableStream,
+    size: number,
+  ): Promise<{ bucket: string; key: string; size: number }> {
     let bytes = 0;
     body.on('data', (chunk: Buffer) => (bytes += chunk.length));
     try {
@@ -32,10 +36,13 @@ export class S3RawMessageStore implements RawMessageStore {
     } catch (err) {
       // Release the IMAP download that fed the upload (it would wait for a reader until the session closes).
       (body as Partial<Readable>).destroy?.();
-      throw new RawStorageError(`Storing the raw message in bucket "${this.bucket}" failed (${(err as Error)?.name ?? 'Error'}).`, {
-        cause: err,
-        hint: 'check that the bucket exists and the function may s3:PutObject to it; the next poll retries.',
-      });
+      throw new RawStorageError(
+        `Storing the raw message in bucket "${this.bucket}" failed (${(err as Error)?.name ?? 'Error'}).`,
+        {
+          cause: err,
+          hint: 'check that the bucket exists and the function may s3:PutObject to it; the next poll retries.',
+        },
+      );
     }
     return { bucket: this.bucket, key, size: bytes || size };
   }

@@ -1,5 +1,9 @@
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { parseSettings, type MailboxSettings } from '../core/settings';
+import {
+  GetSecretValueCommand,
+  type GetSecretValueCommandOutput,
+  type SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
+import { type MailboxSettings, parseSettings } from '../core/settings';
 import { SecretAccessError } from '../errors';
 import type { SettingsSource } from '../ports';
 
@@ -36,10 +40,12 @@ export class SecretsManagerSettingsSource implements SettingsSource {
 
   private async readSecretString(): Promise<string> {
     const id = this.options.secretId;
-    let response;
+    let response: GetSecretValueCommandOutput;
     try {
       // Always name the stage: some emulators return a stale version without it.
-      response = await this.client.send(new GetSecretValueCommand({ SecretId: id, VersionStage: this.options.versionStage ?? 'AWSCURRENT' }));
+      response = await this.client.send(
+        new GetSecretValueCommand({ SecretId: id, VersionStage: this.options.versionStage ?? 'AWSCURRENT' }),
+      );
     } catch (err) {
       throw mapSecretsError(err, id);
     }
@@ -63,12 +69,12 @@ function mapSecretsError(err: unknown, id: string): SecretAccessError {
     case 'AccessDeniedException':
       return new SecretAccessError(`Access to the secret "${id}" was denied.`, {
         cause: err,
-        hint: "grant the function secretsmanager:GetSecretValue on this secret (and kms:Decrypt on its key); the CDK stack does this for the secret it is configured with.",
+        hint: 'grant the function secretsmanager:GetSecretValue on this secret (and kms:Decrypt on its key); the CDK stack does this for the secret it is configured with.',
       });
     case 'DecryptionFailure':
       return new SecretAccessError(`The secret "${id}" could not be decrypted with its KMS key.`, {
         cause: err,
-        hint: 'grant kms:Decrypt on the secret\'s key to the function role.',
+        hint: "grant kms:Decrypt on the secret's key to the function role.",
       });
     case 'CredentialsProviderError':
       return new SecretAccessError(`No AWS credentials were found to read the secret "${id}".`, {

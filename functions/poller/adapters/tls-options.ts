@@ -1,4 +1,4 @@
-import { checkServerIdentity, rootCertificates, type ConnectionOptions } from 'node:tls';
+import { type ConnectionOptions, checkServerIdentity, rootCertificates } from 'node:tls';
 import type { MailboxSettings } from '../core/settings';
 import { splitPemBundle } from '../core/settings';
 

@@ -3,7 +3,12 @@
  * (sizes measured by `sizeOf`, the way EventBridge counts them). Order is kept.
  * An entry larger than `maxBytes` on its own is a caller bug: it is sent alone (EventBridge rejects it per entry).
  */
-export function chunkEntries<T>(entries: readonly T[], sizeOf: (entry: T) => number, maxEntries = 10, maxBytes = 256 * 1024): T[][] {
+export function chunkEntries<T>(
+  entries: readonly T[],
+  sizeOf: (entry: T) => number,
+  maxEntries = 10,
+  maxBytes = 256 * 1024,
+): T[][] {
   const chunks: T[][] = [];
   let current: T[] = [];
   let bytes = 0;

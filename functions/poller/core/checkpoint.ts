@@ -4,7 +4,13 @@ import type { Checkpoint, MessageSummary } from './types';
 export const RECENT_MESSAGE_IDS = 200;
 
 /** A checkpoint that has never been stored (version 0). */
-export function emptyCheckpoint(mailboxId: string, folder: string, uidValidity: string, lastUid: number, now: Date): Checkpoint {
+export function emptyCheckpoint(
+  mailboxId: string,
+  folder: string,
+  uidValidity: string,
+  lastUid: number,
+  now: Date,
+): Checkpoint {
   return { mailboxId, folder, uidValidity, lastUid, version: 0, updatedAt: now.toISOString(), recentMessageIds: [] };
 }
 
@@ -18,7 +24,11 @@ export function advanceCheckpoint(
   current: Checkpoint,
   published: readonly MessageSummary[],
   now: Date,
-  options: { exhaustedUpTo?: number; messageIdHash?: (messageId: string) => string; passedOver?: ReadonlySet<number> } = {},
+  options: {
+    exhaustedUpTo?: number;
+    messageIdHash?: (messageId: string) => string;
+    passedOver?: ReadonlySet<number>;
+  } = {},
 ): Checkpoint {
   let lastUid = current.lastUid;
   let lastInternalDate = current.lastInternalDate;
@@ -49,7 +59,10 @@ export function advanceCheckpoint(
  * The messages we may publish from a batch given which were accepted: the longest prefix (in UID order)
  * of accepted messages. The checkpoint may only advance over this prefix: it never passes an unpublished UID.
  */
-export function publishedPrefix<T extends { uid: number }>(batch: readonly T[], accepted: (item: T, index: number) => boolean): T[] {
+export function publishedPrefix<T extends { uid: number }>(
+  batch: readonly T[],
+  accepted: (item: T, index: number) => boolean,
+): T[] {
   const prefix: T[] = [];
   for (let i = 0; i < batch.length; i++) {
     if (!accepted(batch[i]!, i)) break;
@@ -67,7 +80,11 @@ export function rebaseline(previous: Checkpoint, uidValidity: string, since: Dat
 }
 
 /** Whether a message found during a re-scan must be published (arrived since `since`, not already published). */
-export function isRescanCandidate(checkpoint: Checkpoint, message: MessageSummary, messageIdHash: (id: string) => string): boolean {
+export function isRescanCandidate(
+  checkpoint: Checkpoint,
+  message: MessageSummary,
+  messageIdHash: (id: string) => string,
+): boolean {
   if (!checkpoint.rescanSince) return true;
   if (message.internalDate && message.internalDate < checkpoint.rescanSince) return false;
   const id = message.envelope.messageId;

@@ -51,13 +51,15 @@ export function cutJsonString(value: string, maxBytes: number): { value: string;
     let cost: number;
     let units = 1;
     if (c === 0x22 || c === 0x5c || c === 0x08 || c === 0x09 || c === 0x0a || c === 0x0c || c === 0x0d) cost = 2;
-    else if (c < 0x20) cost = 6; // \u00XX
+    else if (c < 0x20)
+      cost = 6; // \u00XX
     else if (c < 0x80) cost = 1;
     else if (c < 0x800) cost = 2;
     else if (c >= 0xd800 && c <= 0xdbff && i + 1 < value.length && (value.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
       cost = 4;
       units = 2;
-    } else if (c >= 0xd800 && c <= 0xdfff) cost = 6; // lone surrogate: JSON.stringify writes \udXXX
+    } else if (c >= 0xd800 && c <= 0xdfff)
+      cost = 6; // lone surrogate: JSON.stringify writes \udXXX
     else cost = 3;
     if (bytes + cost > maxBytes) break;
     bytes += cost;
@@ -87,7 +89,18 @@ function objectSize(fieldSizes: ReadonlyMap<string, number>): number {
 }
 
 type CutField =
-  | 'html' | 'text' | 'attachments' | 'references' | 'cc' | 'to' | 'replyTo' | 'subject' | 'from' | 'inReplyTo' | 'messageId' | 'flags';
+  | 'html'
+  | 'text'
+  | 'attachments'
+  | 'references'
+  | 'cc'
+  | 'to'
+  | 'replyTo'
+  | 'subject'
+  | 'from'
+  | 'inReplyTo'
+  | 'messageId'
+  | 'flags';
 
 /**
  * What is cut, in order, until the entry fits. Bodies first: html before text, because both are
@@ -97,7 +110,18 @@ type CutField =
  * least useful first. Identity fields (eventId, mailboxId, folder, uid, uidValidity) are never cut.
  */
 const CUT_ORDER: readonly CutField[] = [
-  'html', 'text', 'attachments', 'references', 'cc', 'to', 'replyTo', 'subject', 'from', 'inReplyTo', 'messageId', 'flags',
+  'html',
+  'text',
+  'attachments',
+  'references',
+  'cc',
+  'to',
+  'replyTo',
+  'subject',
+  'from',
+  'inReplyTo',
+  'messageId',
+  'flags',
 ];
 
 /**
@@ -125,7 +149,9 @@ export function fitDetailToBudget(
     ...detail.originalSizes,
     ...(detail.text !== null && { text: detail.originalSizes?.text ?? utf8Length(detail.text) }),
     ...(detail.html !== null && { html: detail.originalSizes?.html ?? utf8Length(detail.html) }),
-    ...(detail.attachments.length > 0 && { attachments: detail.originalSizes?.attachments ?? detail.attachments.length }),
+    ...(detail.attachments.length > 0 && {
+      attachments: detail.originalSizes?.attachments ?? detail.attachments.length,
+    }),
   };
   const out: MessageReceivedDetail = { ...detail, truncated: true, originalSizes: reserved };
   fieldSizes.set('truncated', 4);
@@ -144,7 +170,8 @@ export function fitDetailToBudget(
     size += fitted.bytes - before;
     cut.add(field);
   }
-  if (size > limit) throw new RangeError('The identity fields of the event alone exceed the EventBridge entry size limit.');
+  if (size > limit)
+    throw new RangeError('The identity fields of the event alone exceed the EventBridge entry size limit.');
 
   const originalSizes = { ...detail.originalSizes };
   if (cut.has('text')) originalSizes.text = reserved.text;

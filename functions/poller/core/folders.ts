@@ -15,10 +15,18 @@ export interface FolderInfo {
 
 /** INBOX first, then case-insensitive by name. */
 export const compareNames = (a: string, b: string) =>
-  a.toUpperCase() === 'INBOX' ? -1 : b.toUpperCase() === 'INBOX' ? 1 : a.localeCompare(b, undefined, { sensitivity: 'base' });
+  a.toUpperCase() === 'INBOX'
+    ? -1
+    : b.toUpperCase() === 'INBOX'
+      ? 1
+      : a.localeCompare(b, undefined, { sensitivity: 'base' });
 
 const DELIMITERS = ['/', '.', '\\'];
-const normalize = (path: string) => path.normalize('NFC').toLowerCase().replace(/[/.\\]/g, '/');
+const normalize = (path: string) =>
+  path
+    .normalize('NFC')
+    .toLowerCase()
+    .replace(/[/.\\]/g, '/');
 
 /**
  * What to say when `wanted` is not on the server: the delimiter it uses (if `wanted` was written with
@@ -42,8 +50,10 @@ export function suggestFolders(
   const scored = selectable.map((f) => {
     const candidate = normalize(f.path);
     let score: number;
-    if (candidate === target) score = 0; // only case, delimiter or Unicode form differ
-    else if (candidate.endsWith(`/${target}`)) score = 1; // a parent level is missing
+    if (candidate === target)
+      score = 0; // only case, delimiter or Unicode form differ
+    else if (candidate.endsWith(`/${target}`))
+      score = 1; // a parent level is missing
     else score = 2 + Math.min(editDistance(target, candidate), editDistance(leaf, candidate.split('/').pop()!) + 1);
     return { path: f.path, score };
   });

@@ -15,7 +15,19 @@ import type { Address } from './types';
  */
 export type ParsedContent = Pick<
   MessageReceivedDetail,
-  'messageId' | 'inReplyTo' | 'references' | 'subject' | 'from' | 'to' | 'cc' | 'replyTo' | 'date' | 'text' | 'html' | 'attachments' | 'parseError'
+  | 'messageId'
+  | 'inReplyTo'
+  | 'references'
+  | 'subject'
+  | 'from'
+  | 'to'
+  | 'cc'
+  | 'replyTo'
+  | 'date'
+  | 'text'
+  | 'html'
+  | 'attachments'
+  | 'parseError'
 > & {
   /** The bytes were cut at the download bound: bodies and attachments are incomplete, the caller sets `truncated`. */
   partial: boolean;
@@ -53,7 +65,8 @@ export async function parseMessageContent(source: Uint8Array, options: { partial
   let parseError: string | undefined;
   try {
     // A view over its whole ArrayBuffer is handed over as the buffer: postal-mime copies views.
-    const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
+    const whole =
+      bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
     // 'arraybuffer' is the cheapest encoding: 'base64' and 'utf8' decode to an ArrayBuffer first and then add a string copy.
     parsed = await PostalMime.parse(whole ? (bytes.buffer as ArrayBuffer) : bytes, {
       attachmentEncoding: 'arraybuffer',
@@ -180,7 +193,20 @@ function addresses(values: readonly string[]): Address[] {
 }
 
 const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
-const ZONES: Record<string, number> = { ut: 0, utc: 0, gmt: 0, z: 0, edt: -4, est: -5, cdt: -5, cst: -6, mdt: -6, mst: -7, pdt: -7, pst: -8 };
+const ZONES: Record<string, number> = {
+  ut: 0,
+  utc: 0,
+  gmt: 0,
+  z: 0,
+  edt: -4,
+  est: -5,
+  cdt: -5,
+  cst: -6,
+  mdt: -6,
+  mst: -7,
+  pdt: -7,
+  pst: -8,
+};
 
 /**
  * RFC 5322 date-time (obsolete forms included: comments, 2-digit years, named zones) to ISO 8601 UTC;
@@ -191,13 +217,19 @@ export function parseMailDate(value: string | undefined): string | null {
   if (!value) return null;
   let s = value;
   for (let i = 0; i < 5 && s.includes('('); i++) s = s.replace(/\([^()]*\)/g, ' ');
-  s = s.replace(/\s*:\s*/g, ':').replace(/\s+/g, ' ').trim();
+  s = s
+    .replace(/\s*:\s*/g, ':')
+    .replace(/\s+/g, ' ')
+    .trim();
 
   if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i.test(s)) {
     const time = Date.parse(s);
     return Number.isNaN(time) ? null : new Date(time).toISOString();
   }
-  const m = /^(?:[a-z]+,? ?)?(\d{1,2}) ([a-z]{3})[a-z]*\.? (\d{2,4}) (\d{1,2}):(\d{2})(?::(\d{2}))?(?: ?([+-]\d{2}:?\d{2}|[a-z]{1,5}))?$/i.exec(s);
+  const m =
+    /^(?:[a-z]+,? ?)?(\d{1,2}) ([a-z]{3})[a-z]*\.? (\d{2,4}) (\d{1,2}):(\d{2})(?::(\d{2}))?(?: ?([+-]\d{2}:?\d{2}|[a-z]{1,5}))?$/i.exec(
+      s,
+    );
   if (!m) return null;
   const [, dd, mon, yy, hh, mi, ss, zone] = m;
   const month = MONTHS.indexOf(mon!.toLowerCase());
@@ -240,7 +272,9 @@ function scanHeaders(bytes: Uint8Array): HeaderField[] {
   }
 
   const latin1 = new TextDecoder('latin1');
-  const contentType = raw.map((lines) => lines.map((l) => latin1.decode(l)).join('')).find((f) => /^content-type\s*:/i.test(f));
+  const contentType = raw
+    .map((lines) => lines.map((l) => latin1.decode(l)).join(''))
+    .find((f) => /^content-type\s*:/i.test(f));
   const charset = /charset\s*=\s*"?([\w.:-]+)/i.exec(contentType ?? '')?.[1];
   let fallback = new TextDecoder('windows-1252');
   try {

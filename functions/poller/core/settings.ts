@@ -19,10 +19,20 @@ export interface MailboxSettings {
 
 export const DEFAULT_PORTS: Readonly<Record<Security, number>> = { tls: 993, starttls: 143, none: 143 };
 const SECURITY_VALUES: readonly Security[] = ['tls', 'starttls', 'none'];
-const KNOWN_FIELDS = ['host', 'port', 'security', 'username', 'password', 'folder', 'caBundle', 'tlsServername'] as const;
+const KNOWN_FIELDS = [
+  'host',
+  'port',
+  'security',
+  'username',
+  'password',
+  'folder',
+  'caBundle',
+  'tlsServername',
+] as const;
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 // RFC 1123 host name or an IPv4/IPv6 literal; no scheme, no port, no path.
-const HOST = /^(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+const HOST =
+  /^(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 const IPV6 = /^[0-9A-Fa-f:.]+$/;
 
 function isHost(value: string): boolean {
@@ -43,7 +53,9 @@ export function validateSettings(input: unknown, source?: string): MailboxSettin
   for (const key of Object.keys(raw)) {
     if (!(KNOWN_FIELDS as readonly string[]).includes(key)) {
       const near = KNOWN_FIELDS.find((k) => k.toLowerCase() === key.toLowerCase() || editDistance(k, key) <= 2);
-      problems.push(`${key}: unknown field${near ? ` (did you mean "${near}"?)` : ''}; allowed: ${KNOWN_FIELDS.join(', ')}`);
+      problems.push(
+        `${key}: unknown field${near ? ` (did you mean "${near}"?)` : ''}; allowed: ${KNOWN_FIELDS.join(', ')}`,
+      );
     }
   }
 
@@ -98,12 +110,16 @@ export function validateSettings(input: unknown, source?: string): MailboxSettin
   if (caBundle !== undefined) {
     const pems = splitPemBundle(caBundle);
     if (pems.length === 0) {
-      problems.push('caBundle: must contain at least one PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)');
+      problems.push(
+        'caBundle: must contain at least one PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)',
+      );
     }
     // Caught here, a damaged certificate gets a message that names it; in the TLS handshake it would be an OpenSSL riddle.
     pems.forEach((pem, i) => {
       if (!isParseableCertificate(pem)) {
-        problems.push(`caBundle: certificate ${i + 1} is not a parseable X.509 certificate (broken base64 or line breaks? JSON needs "\\n" for each line break)`);
+        problems.push(
+          `caBundle: certificate ${i + 1} is not a parseable X.509 certificate (broken base64 or line breaks? JSON needs "\\n" for each line break)`,
+        );
       }
     });
   }

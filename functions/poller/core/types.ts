@@ -1,7 +1,10 @@
 /** Shared domain types of the poller. Pure data: no SDK, no imapflow, no clock. */
 
 /** Where a mailbox without checkpoint starts: only new mail, everything, or mail received since a date. */
-export type StartAt = { readonly kind: 'now' } | { readonly kind: 'all' } | { readonly kind: 'since'; readonly since: Date };
+export type StartAt =
+  | { readonly kind: 'now' }
+  | { readonly kind: 'all' }
+  | { readonly kind: 'since'; readonly since: Date };
 
 export interface Address {
   readonly name: string;

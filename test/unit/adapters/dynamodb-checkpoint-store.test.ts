@@ -1,11 +1,11 @@
 import {
+  type AttributeValue,
   ConditionalCheckFailedException,
   DeleteItemCommand,
   DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
   ResourceNotFoundException,
-  type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -24,7 +24,8 @@ beforeEach(() => {
 });
 afterEach(() => ddb.reset());
 
-const named = (name: string, message = `${name} from the service`): Error => Object.assign(new Error(message), { name });
+const named = (name: string, message = `${name} from the service`): Error =>
+  Object.assign(new Error(message), { name });
 const conditionalFailed = (): ConditionalCheckFailedException =>
   new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} });
 
@@ -80,16 +81,34 @@ describe('get', () => {
 
   it('leaves optional attributes out when the item has none', async () => {
     ddb.on(GetItemCommand).resolves({
-      Item: { pk: { S: 'checkpoint#support#INBOX' }, uidValidity: { S: '1' }, lastUid: { N: '3' }, version: { N: '1' }, updatedAt: { S: full.updatedAt } },
+      Item: {
+        pk: { S: 'checkpoint#support#INBOX' },
+        uidValidity: { S: '1' },
+        lastUid: { N: '3' },
+        version: { N: '1' },
+        updatedAt: { S: full.updatedAt },
+      },
     });
     const c = await store.get('support', 'INBOX');
-    expect(c).toEqual({ mailboxId: 'support', folder: 'INBOX', uidValidity: '1', lastUid: 3, version: 1, updatedAt: full.updatedAt, recentMessageIds: [] });
+    expect(c).toEqual({
+      mailboxId: 'support',
+      folder: 'INBOX',
+      uidValidity: '1',
+      lastUid: 3,
+      version: 1,
+      updatedAt: full.updatedAt,
+      recentMessageIds: [],
+    });
     expect(c).not.toHaveProperty('rescanSince');
     expect(c).not.toHaveProperty('lastInternalDate');
   });
 
   it.each<[string, Error, boolean]>([
-    ['ResourceNotFoundException', new ResourceNotFoundException({ message: 'Requested resource not found', $metadata: {} }), false],
+    [
+      'ResourceNotFoundException',
+      new ResourceNotFoundException({ message: 'Requested resource not found', $metadata: {} }),
+      false,
+    ],
     ['AccessDeniedException', named('AccessDeniedException'), false],
     ['ProvisionedThroughputExceededException', named('ProvisionedThroughputExceededException'), true],
     ['InternalServerError', named('InternalServerError'), true],
@@ -119,7 +138,18 @@ describe('get', () => {
 describe('put', () => {
   it('creates a checkpoint only if none exists (expected version 0)', async () => {
     ddb.on(PutItemCommand).resolves({});
-    await store.put({ mailboxId: 'support', folder: 'INBOX', uidValidity: '7', lastUid: 0, version: 0, updatedAt: full.updatedAt, recentMessageIds: [] }, 0);
+    await store.put(
+      {
+        mailboxId: 'support',
+        folder: 'INBOX',
+        uidValidity: '7',
+        lastUid: 0,
+        version: 0,
+        updatedAt: full.updatedAt,
+        recentMessageIds: [],
+      },
+      0,
+    );
     expect(ddb.commandCalls(PutItemCommand)[0]!.args[0].input).toEqual({
       TableName: TABLE,
       Item: {

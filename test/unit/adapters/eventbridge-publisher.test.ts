@@ -1,7 +1,15 @@
-import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry, type PutEventsResultEntry } from '@aws-sdk/client-eventbridge';
+import {
+  EventBridgeClient,
+  PutEventsCommand,
+  type PutEventsRequestEntry,
+  type PutEventsResultEntry,
+} from '@aws-sdk/client-eventbridge';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { EventBridgePublisher, type EventBridgePublisherOptions } from '../../../functions/poller/adapters/eventbridge-publisher';
+import {
+  EventBridgePublisher,
+  type EventBridgePublisherOptions,
+} from '../../../functions/poller/adapters/eventbridge-publisher';
 import { backoffDelay } from '../../../functions/poller/core/backoff';
 import type { EventEntry } from '../../../functions/poller/core/types';
 import { EventPublishError } from '../../../functions/poller/errors';
@@ -84,7 +92,10 @@ describe('EventBridgePublisher: chunking', () => {
     await publisher().publish(entries(5, 100 * 1024));
     expect(sentUids()).toEqual([[0, 1], [2, 3], [4]]);
     for (const call of eb.commandCalls(PutEventsCommand)) {
-      const bytes = call.args[0].input.Entries!.reduce((s, e) => s + Buffer.byteLength(e.Source! + e.DetailType! + e.Detail!), 0);
+      const bytes = call.args[0].input.Entries!.reduce(
+        (s, e) => s + Buffer.byteLength(e.Source! + e.DetailType! + e.Detail!),
+        0,
+      );
       expect(bytes).toBeLessThanOrEqual(256 * 1024);
     }
   });
@@ -93,17 +104,29 @@ describe('EventBridgePublisher: chunking', () => {
     answer((uid) => ok(uid));
     await publisher().publish(entries(1));
     expect(eb.commandCalls(PutEventsCommand)[0]!.args[0].input).toEqual({
-      Entries: [{ Source: 'imap-event-source', DetailType: 'IMAP Message Received', Detail: JSON.stringify({ uid: 0, pad: 'x'.repeat(10) }), EventBusName: 'mail-bus' }],
+      Entries: [
+        {
+          Source: 'imap-event-source',
+          DetailType: 'IMAP Message Received',
+          Detail: JSON.stringify({ uid: 0, pad: 'x'.repeat(10) }),
+          EventBusName: 'mail-bus',
+        },
+      ],
     });
   });
 });
 
 describe('EventBridgePublisher: failed entries', () => {
   it('retries only the failed entries, with backoff, until they are accepted', async () => {
-    answer((uid, call) => (call === 0 && (uid === 3 || uid === 7) ? fail(uid === 3 ? 'InternalFailure' : 'ThrottlingException') : ok(uid)));
+    answer((uid, call) =>
+      call === 0 && (uid === 3 || uid === 7) ? fail(uid === 3 ? 'InternalFailure' : 'ThrottlingException') : ok(uid),
+    );
     const log = new RecordingLog();
     const result = await publisher({ log }).publish(entries(10));
-    expect(sentUids()).toEqual([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [3, 7]]);
+    expect(sentUids()).toEqual([
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+      [3, 7],
+    ]);
     expect(result.accepted.size).toBe(10);
     expect(result.failed.size).toBe(0);
     expect(sleeps).toEqual([backoffDelay(0, 0.5, 200, 5_000)]);
@@ -123,28 +146,38 @@ describe('EventBridgePublisher: failed entries', () => {
 
   it('honours maxAttempts, baseDelayMs and maxDelayMs', async () => {
     answer(() => fail('InternalFailure'));
-    const result = await publisher({ maxAttempts: 6, baseDelayMs: 1_000, maxDelayMs: 3_000, random: () => 0.5 }).publish(entries(1));
+    const result = await publisher({
+      maxAttempts: 6,
+      baseDelayMs: 1_000,
+      maxDelayMs: 3_000,
+      random: () => 0.5,
+    }).publish(entries(1));
     expect(eb.commandCalls(PutEventsCommand)).toHaveLength(6);
     expect(sleeps).toEqual([500, 1_000, 1_500, 1_500, 1_500]);
     expect(result.failed.get(0)).toBe('InternalFailure');
   });
 
-  it.each(['ValidationException', 'AccessDeniedException', 'NotAuthorizedForSourceException', 'InvalidArgument', 'MalformedDetail'])(
-    'does not retry the permanent entry error %s',
-    async (code) => {
-      answer((uid) => (uid === 1 ? fail(code) : ok(uid)));
-      const result = await publisher().publish(entries(3));
-      expect(sentUids()).toEqual([[0, 1, 2]]);
-      expect(result.failed).toEqual(new Map([[1, code]]));
-      expect([...result.accepted].sort()).toEqual([0, 2]);
-      expect(sleeps).toEqual([]);
-    },
-  );
+  it.each([
+    'ValidationException',
+    'AccessDeniedException',
+    'NotAuthorizedForSourceException',
+    'InvalidArgument',
+    'MalformedDetail',
+  ])('does not retry the permanent entry error %s', async (code) => {
+    answer((uid) => (uid === 1 ? fail(code) : ok(uid)));
+    const result = await publisher().publish(entries(3));
+    expect(sentUids()).toEqual([[0, 1, 2]]);
+    expect(result.failed).toEqual(new Map([[1, code]]));
+    expect([...result.accepted].sort()).toEqual([0, 2]);
+    expect(sleeps).toEqual([]);
+  });
 
   it('retries an entry without a result (short Entries array) as MissingResult', async () => {
     let call = 0;
     eb.on(PutEventsCommand).callsFake((input: { Entries: PutEventsRequestEntry[] }) =>
-      call++ === 0 ? { FailedEntryCount: 0, Entries: input.Entries.slice(0, 2).map((e) => ok(uidOf(e))) } : { FailedEntryCount: 0, Entries: input.Entries.map((e) => ok(uidOf(e))) },
+      call++ === 0
+        ? { FailedEntryCount: 0, Entries: input.Entries.slice(0, 2).map((e) => ok(uidOf(e))) }
+        : { FailedEntryCount: 0, Entries: input.Entries.map((e) => ok(uidOf(e))) },
     );
     const result = await publisher().publish(entries(3));
     expect(sentUids()).toEqual([[0, 1, 2], [2]]);
@@ -158,14 +191,12 @@ describe('EventBridgePublisher: failed entries', () => {
     expect(result.failed.get(0)).toBe('MissingResult');
   });
 
-  it('maps failures back to the caller\'s indexes across chunks and retries', async () => {
-    answer((uid, call) => ((uid === 12 && call <= 1) || uid === 18 ? fail(uid === 18 ? 'ValidationException' : 'InternalFailure') : ok(uid)));
+  it("maps failures back to the caller's indexes across chunks and retries", async () => {
+    answer((uid, call) =>
+      (uid === 12 && call <= 1) || uid === 18 ? fail(uid === 18 ? 'ValidationException' : 'InternalFailure') : ok(uid),
+    );
     const result = await publisher().publish(entries(20));
-    expect(sentUids()).toEqual([
-      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
-      [10, 11, 12, 13, 14, 15, 16, 17, 18, 19],
-      [12],
-    ]);
+    expect(sentUids()).toEqual([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [10, 11, 12, 13, 14, 15, 16, 17, 18, 19], [12]]);
     expect(result.accepted.has(12)).toBe(true);
     expect(result.accepted.has(18)).toBe(false);
     expect(result.failed).toEqual(new Map([[18, 'ValidationException']]));
@@ -177,9 +208,15 @@ describe('EventBridgePublisher: failed calls', () => {
   it('retries a throttled call', async () => {
     eb.on(PutEventsCommand)
       .rejectsOnce(named('ThrottlingException'))
-      .callsFake((input: { Entries: PutEventsRequestEntry[] }) => ({ FailedEntryCount: 0, Entries: input.Entries.map((e) => ok(uidOf(e))) }));
+      .callsFake((input: { Entries: PutEventsRequestEntry[] }) => ({
+        FailedEntryCount: 0,
+        Entries: input.Entries.map((e) => ok(uidOf(e))),
+      }));
     const result = await publisher().publish(entries(3));
-    expect(sentUids()).toEqual([[0, 1, 2], [0, 1, 2]]);
+    expect(sentUids()).toEqual([
+      [0, 1, 2],
+      [0, 1, 2],
+    ]);
     expect(result.accepted.size).toBe(3);
     expect(result.failed.size).toBe(0);
     expect(sleeps).toHaveLength(1);
@@ -205,17 +242,27 @@ describe('EventBridgePublisher: failed calls', () => {
     const result = await publisher().publish(entries(2));
     expect(eb.commandCalls(PutEventsCommand)).toHaveLength(4);
     expect(result.accepted.size).toBe(0);
-    expect(result.failed).toEqual(new Map([[0, 'ThrottlingException'], [1, 'ThrottlingException']]));
+    expect(result.failed).toEqual(
+      new Map([
+        [0, 'ThrottlingException'],
+        [1, 'ThrottlingException'],
+      ]),
+    );
   });
 
-  it.each(['ResourceNotFoundException', 'AccessDeniedException'])('throws a non-retryable EventPublishError on %s at once', async (name) => {
-    const cause = named(name);
-    eb.on(PutEventsCommand).rejects(cause);
-    const err = await publisher().publish(entries(12)).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(EventPublishError);
-    expect(err).toMatchObject({ code: 'EVENT_PUBLISH_FAILED', retryable: false, cause });
-    expect((err as EventPublishError).hint).toBeTruthy();
-    expect(eb.commandCalls(PutEventsCommand)).toHaveLength(1);
-    expect(sleeps).toEqual([]);
-  });
+  it.each(['ResourceNotFoundException', 'AccessDeniedException'])(
+    'throws a non-retryable EventPublishError on %s at once',
+    async (name) => {
+      const cause = named(name);
+      eb.on(PutEventsCommand).rejects(cause);
+      const err = await publisher()
+        .publish(entries(12))
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(EventPublishError);
+      expect(err).toMatchObject({ code: 'EVENT_PUBLISH_FAILED', retryable: false, cause });
+      expect((err as EventPublishError).hint).toBeTruthy();
+      expect(eb.commandCalls(PutEventsCommand)).toHaveLength(1);
+      expect(sleeps).toEqual([]);
+    },
+  );
 });

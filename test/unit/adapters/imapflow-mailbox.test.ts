@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
 import type { ImapFlow } from 'imapflow';
+import { describe, expect, it } from 'vitest';
 import { ImapFlowSession, imapFlowOptions, mapImapError } from '../../../functions/poller/adapters/imapflow-mailbox';
 import type { MailboxSettings } from '../../../functions/poller/core/settings';
 import {
@@ -49,9 +49,12 @@ describe('mapImapError: TLS certificates', () => {
     expect(err.cause).toBe(cause);
   });
 
-  it('names the verified name (tlsServername) and Node\'s reason for a name mismatch', () => {
+  it("names the verified name (tlsServername) and Node's reason for a name mismatch", () => {
     const err = mapImapError(
-      failure({ code: 'ERR_TLS_CERT_ALTNAME_INVALID', reason: "Host: mail.internal. is not in the cert's altnames: DNS:other.example" }),
+      failure({
+        code: 'ERR_TLS_CERT_ALTNAME_INVALID',
+        reason: "Host: mail.internal. is not in the cert's altnames: DNS:other.example",
+      }),
       { ...settings, host: '10.0.0.5', tlsServername: 'mail.internal' },
       'connect',
     );
@@ -60,20 +63,25 @@ describe('mapImapError: TLS certificates', () => {
     expect(err.message).toContain('10.0.0.5:993');
   });
 
-  it.each(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION', 'ERR_TLS_HANDSHAKE_TIMEOUT', 'EPROTO'])(
-    '%s -> TlsCertificateError about the handshake',
-    (code) => {
-      const err = mapImapError(failure({ code }), settings, 'connect');
-      expect(err).toBeInstanceOf(TlsCertificateError);
-      expect(err.message).toBe(`TLS handshake with imap.example.com:993 failed (${code}).`);
-      expect(err.hint).toMatch(/implicit TLS/);
-    },
-  );
+  it.each([
+    'ERR_SSL_WRONG_VERSION_NUMBER',
+    'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION',
+    'ERR_TLS_HANDSHAKE_TIMEOUT',
+    'EPROTO',
+  ])('%s -> TlsCertificateError about the handshake', (code) => {
+    const err = mapImapError(failure({ code }), settings, 'connect');
+    expect(err).toBeInstanceOf(TlsCertificateError);
+    expect(err.message).toBe(`TLS handshake with imap.example.com:993 failed (${code}).`);
+    expect(err.hint).toMatch(/implicit TLS/);
+  });
 });
 
 describe('mapImapError: login and STARTTLS', () => {
   it('authenticationFailed -> ImapAuthError naming the user, not the password', () => {
-    const cause = failure({ authenticationFailed: true, responseText: `Authentication failed for ${PASSWORD}` }, 'Command failed');
+    const cause = failure(
+      { authenticationFailed: true, responseText: `Authentication failed for ${PASSWORD}` },
+      'Command failed',
+    );
     const err = mapImapError(cause, settings, 'connect');
     expect(err).toBeInstanceOf(ImapAuthError);
     expect(err.code).toBe('IMAP_AUTH_FAILED');
@@ -83,7 +91,11 @@ describe('mapImapError: login and STARTTLS', () => {
   });
 
   it('tlsFailed without a TLS code (server offers no STARTTLS) -> StartTlsUnavailableError', () => {
-    const err = mapImapError(failure({ tlsFailed: true }, 'Server does not support STARTTLS'), { ...settings, security: 'starttls', port: 143 }, 'connect');
+    const err = mapImapError(
+      failure({ tlsFailed: true }, 'Server does not support STARTTLS'),
+      { ...settings, security: 'starttls', port: 143 },
+      'connect',
+    );
     expect(err).toBeInstanceOf(StartTlsUnavailableError);
     expect(err.message).toContain('imap.example.com:143 does not offer STARTTLS');
     expect(err.hint).toMatch(/never fall back to plaintext/);
@@ -92,17 +104,25 @@ describe('mapImapError: login and STARTTLS', () => {
 
   // imapflow marks every failure of the STARTTLS upgrade with tlsFailed, keeping Node's TLS code:
   // an untrusted or mismatching certificate behind STARTTLS is a certificate problem, not a missing STARTTLS.
-  it.each(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_HAS_EXPIRED'])(
-    'a STARTTLS upgrade rejected with %s -> TlsCertificateError',
-    (code) => {
-      const err = mapImapError(failure({ code, tlsFailed: true }), { ...settings, security: 'starttls', port: 143 }, 'connect');
-      expect(err).toBeInstanceOf(TlsCertificateError);
-      expect((err as TlsCertificateError).tlsCode).toBe(code);
-    },
-  );
+  it.each([
+    'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+    'DEPTH_ZERO_SELF_SIGNED_CERT',
+    'ERR_TLS_CERT_ALTNAME_INVALID',
+    'CERT_HAS_EXPIRED',
+  ])('a STARTTLS upgrade rejected with %s -> TlsCertificateError', (code) => {
+    const err = mapImapError(
+      failure({ code, tlsFailed: true }),
+      { ...settings, security: 'starttls', port: 143 },
+      'connect',
+    );
+    expect(err).toBeInstanceOf(TlsCertificateError);
+    expect((err as TlsCertificateError).tlsCode).toBe(code);
+  });
 
   it('authenticationFailed wins over other properties', () => {
-    expect(mapImapError(failure({ authenticationFailed: true, code: 'ECONNRESET' }), settings, 'connect')).toBeInstanceOf(ImapAuthError);
+    expect(
+      mapImapError(failure({ authenticationFailed: true, code: 'ECONNRESET' }), settings, 'connect'),
+    ).toBeInstanceOf(ImapAuthError);
   });
 });
 
@@ -139,20 +159,26 @@ describe('mapImapError: reachability', () => {
 });
 
 describe('mapImapError: everything else', () => {
-  it('passes the poller\'s own errors through unchanged', () => {
+  it("passes the poller's own errors through unchanged", () => {
     const own = new FolderNotFoundError('Archiv', ['INBOX']);
     expect(mapImapError(own, settings, 'status')).toBe(own);
   });
 
   it('maps a NO/BAD response to ImapProtocolError with the server text', () => {
-    const err = mapImapError(failure({ responseText: 'Mailbox is locked', code: 'INUSE' }, 'Command failed'), settings, 'examine');
+    const err = mapImapError(
+      failure({ responseText: 'Mailbox is locked', code: 'INUSE' }, 'Command failed'),
+      settings,
+      'examine',
+    );
     expect(err).toBeInstanceOf(ImapProtocolError);
     expect(err.message).toBe('The IMAP server imap.example.com:993 failed during examine: Mailbox is locked (INUSE).');
     expect(err.retryable).toBe(true);
   });
 
   it('uses the message when there is no response text, and copes with non-Error values', () => {
-    expect(mapImapError(new Error('Unexpected tagged response'), settings, 'search').message).toContain('failed during search: Unexpected tagged response.');
+    expect(mapImapError(new Error('Unexpected tagged response'), settings, 'search').message).toContain(
+      'failed during search: Unexpected tagged response.',
+    );
     expect(mapImapError('weird', settings, 'search')).toBeInstanceOf(ImapProtocolError);
   });
 
@@ -207,7 +233,11 @@ describe('imapFlowOptions', () => {
   });
 
   it('passes the timeouts, with defaults', () => {
-    expect(imapFlowOptions(settings)).toMatchObject({ connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 30_000 });
+    expect(imapFlowOptions(settings)).toMatchObject({
+      connectionTimeout: 10_000,
+      greetingTimeout: 10_000,
+      socketTimeout: 30_000,
+    });
     expect(imapFlowOptions(settings, { connectTimeoutMs: 1, greetingTimeoutMs: 2, socketTimeoutMs: 3 })).toMatchObject({
       connectionTimeout: 1,
       greetingTimeout: 2,

@@ -1,13 +1,21 @@
-import { GetSecretValueCommand, ResourceNotFoundException, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import {
+  GetSecretValueCommand,
+  ResourceNotFoundException,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SecretsManagerSettingsSource, type SecretsManagerSettingsOptions } from '../../../functions/poller/adapters/secrets-manager-settings';
+import {
+  type SecretsManagerSettingsOptions,
+  SecretsManagerSettingsSource,
+} from '../../../functions/poller/adapters/secrets-manager-settings';
 import { SecretAccessError, SettingsValidationError } from '../../../functions/poller/errors';
 
 const sm = mockClient(SecretsManagerClient);
 const SECRET_ID = 'imap/support';
 const PASSWORD = 'Rotated-Secret-42!';
-const secret = (password = PASSWORD): string => JSON.stringify({ host: 'imap.example.com', username: 'support@example.com', password });
+const secret = (password = PASSWORD): string =>
+  JSON.stringify({ host: 'imap.example.com', username: 'support@example.com', password });
 
 let clock: number;
 beforeEach(() => {
@@ -17,7 +25,11 @@ beforeEach(() => {
 afterEach(() => sm.reset());
 
 function source(options: Partial<SecretsManagerSettingsOptions> = {}): SecretsManagerSettingsSource {
-  return new SecretsManagerSettingsSource(new SecretsManagerClient({ region: 'eu-central-1' }), { secretId: SECRET_ID, now: () => clock, ...options });
+  return new SecretsManagerSettingsSource(new SecretsManagerClient({ region: 'eu-central-1' }), {
+    secretId: SECRET_ID,
+    now: () => clock,
+    ...options,
+  });
 }
 
 const named = (name: string): Error => Object.assign(new Error(`${name}: service message`), { name });
@@ -27,8 +39,18 @@ describe('SecretsManagerSettingsSource', () => {
   it('reads AWSCURRENT by default and validates the settings', async () => {
     sm.on(GetSecretValueCommand).resolves({ SecretString: secret() });
     const settings = await source().load();
-    expect(settings).toEqual({ host: 'imap.example.com', port: 993, security: 'tls', username: 'support@example.com', password: PASSWORD, folder: 'INBOX' });
-    expect(sm.commandCalls(GetSecretValueCommand)[0]!.args[0].input).toEqual({ SecretId: SECRET_ID, VersionStage: 'AWSCURRENT' });
+    expect(settings).toEqual({
+      host: 'imap.example.com',
+      port: 993,
+      security: 'tls',
+      username: 'support@example.com',
+      password: PASSWORD,
+      folder: 'INBOX',
+    });
+    expect(sm.commandCalls(GetSecretValueCommand)[0]!.args[0].input).toEqual({
+      SecretId: SECRET_ID,
+      VersionStage: 'AWSCURRENT',
+    });
   });
 
   it('always names the configured version stage, also on fresh reads', async () => {
@@ -43,7 +65,9 @@ describe('SecretsManagerSettingsSource', () => {
   });
 
   it('reuses the settings within the TTL and re-reads after it', async () => {
-    sm.on(GetSecretValueCommand).resolvesOnce({ SecretString: secret('first-password') }).resolves({ SecretString: secret('second-password') });
+    sm.on(GetSecretValueCommand)
+      .resolvesOnce({ SecretString: secret('first-password') })
+      .resolves({ SecretString: secret('second-password') });
     const s = source({ cacheTtlMs: 60_000 });
     expect((await s.load()).password).toBe('first-password');
     clock += 59_999;
@@ -71,7 +95,9 @@ describe('SecretsManagerSettingsSource', () => {
   });
 
   it('bypasses the cache with fresh and keeps the fresh value for later loads', async () => {
-    sm.on(GetSecretValueCommand).resolvesOnce({ SecretString: secret('old-password') }).resolves({ SecretString: secret('new-password') });
+    sm.on(GetSecretValueCommand)
+      .resolvesOnce({ SecretString: secret('old-password') })
+      .resolves({ SecretString: secret('new-password') });
     const s = source();
     expect((await s.load()).password).toBe('old-password');
     expect((await s.load({ fresh: true })).password).toBe('new-password');
@@ -88,14 +114,21 @@ describe('SecretsManagerSettingsSource', () => {
   });
 
   it.each<[string, Error, boolean, RegExp]>([
-    ['ResourceNotFoundException', new ResourceNotFoundException({ message: "Secrets Manager can't find the specified secret.", $metadata: {} }), false, /does not exist/],
+    [
+      'ResourceNotFoundException',
+      new ResourceNotFoundException({ message: "Secrets Manager can't find the specified secret.", $metadata: {} }),
+      false,
+      /does not exist/,
+    ],
     ['AccessDeniedException', named('AccessDeniedException'), false, /was denied/],
     ['DecryptionFailure', named('DecryptionFailure'), false, /could not be decrypted/],
     ['InternalServiceError', named('InternalServiceError'), true, /failed \(InternalServiceError\)/],
     ['ThrottlingException', named('ThrottlingException'), true, /failed \(ThrottlingException\)/],
   ])('maps %s to SecretAccessError (retryable: %s)', async (_name, error, retryable, message) => {
     sm.on(GetSecretValueCommand).rejects(error);
-    const err = await source().load().catch((e: unknown) => e);
+    const err = await source()
+      .load()
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SecretAccessError);
     expect(err).toMatchObject({ code: 'SECRET_UNAVAILABLE', retryable, cause: error });
     expect((err as Error).message).toMatch(message);
@@ -104,7 +137,9 @@ describe('SecretsManagerSettingsSource', () => {
 
   it('tells how to grant access when denied', async () => {
     sm.on(GetSecretValueCommand).rejects(named('AccessDeniedException'));
-    const err = (await source().load().catch((e: unknown) => e)) as SecretAccessError;
+    const err = (await source()
+      .load()
+      .catch((e: unknown) => e)) as SecretAccessError;
     expect(err.hint).toContain('secretsmanager:GetSecretValue');
   });
 
@@ -114,7 +149,9 @@ describe('SecretsManagerSettingsSource', () => {
     ['only whitespace', { SecretString: '  \n' }],
   ])('rejects %s as SecretAccessError', async (_name, response) => {
     sm.on(GetSecretValueCommand).resolves(response);
-    const err = await source().load().catch((e: unknown) => e);
+    const err = await source()
+      .load()
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SecretAccessError);
     expect((err as Error).message).toContain('has no string value');
   });
@@ -125,7 +162,9 @@ describe('SecretsManagerSettingsSource', () => {
     ['JSON with a trailing comma', `{"host":"imap.example.com","password":"${PASSWORD}",}`],
   ])('rejects %s as SettingsValidationError without the secret content', async (_name, text) => {
     sm.on(GetSecretValueCommand).resolves({ SecretString: text });
-    const err = await source().load().catch((e: unknown) => e);
+    const err = await source()
+      .load()
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SettingsValidationError);
     const e = err as SettingsValidationError;
     expect(e.problems).toEqual(['(root): is not valid JSON']);
@@ -137,8 +176,12 @@ describe('SecretsManagerSettingsSource', () => {
   });
 
   it('reports invalid fields by name only', async () => {
-    sm.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ host: 'imap.example.com:993', username: 'u', pasword: PASSWORD }) });
-    const err = (await source().load().catch((e: unknown) => e)) as SettingsValidationError;
+    sm.on(GetSecretValueCommand).resolves({
+      SecretString: JSON.stringify({ host: 'imap.example.com:993', username: 'u', pasword: PASSWORD }),
+    });
+    const err = (await source()
+      .load()
+      .catch((e: unknown) => e)) as SettingsValidationError;
     expect(err).toBeInstanceOf(SettingsValidationError);
     expect(err.problems.map((p) => p.split(':')[0])).toEqual(['pasword', 'host', 'password']);
     expect(err.message).not.toContain(PASSWORD);

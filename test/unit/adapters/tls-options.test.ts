@@ -1,14 +1,22 @@
-import { rootCertificates, type PeerCertificate } from 'node:tls';
+import { type PeerCertificate, rootCertificates } from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import { buildTlsOptions } from '../../../functions/poller/adapters/tls-options';
 import type { MailboxSettings } from '../../../functions/poller/core/settings';
 
 const PEM_A = '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUAAAA\n-----END CERTIFICATE-----';
 const PEM_B = '-----BEGIN CERTIFICATE-----\nMIIBtDCCAVqgAwIBAgIUBBBB\n-----END CERTIFICATE-----';
-const base: MailboxSettings = { host: 'imap.example.com', port: 993, security: 'tls', username: 'u', password: 'p', folder: 'INBOX' };
+const base: MailboxSettings = {
+  host: 'imap.example.com',
+  port: 993,
+  security: 'tls',
+  username: 'u',
+  password: 'p',
+  folder: 'INBOX',
+};
 
 /** Just enough of a peer certificate for tls.checkServerIdentity. */
-const cert = (dnsName: string): PeerCertificate => ({ subject: { CN: dnsName }, subjectaltname: `DNS:${dnsName}` }) as unknown as PeerCertificate;
+const cert = (dnsName: string): PeerCertificate =>
+  ({ subject: { CN: dnsName }, subjectaltname: `DNS:${dnsName}` }) as unknown as PeerCertificate;
 
 describe('buildTlsOptions', () => {
   it('always verifies, requires TLS 1.2 and sends the host as SNI', () => {
