@@ -7,9 +7,9 @@
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 import { CreateEventBusCommand } from '@aws-sdk/client-eventbridge';
-import { DovecotServer, type User } from '../test/support/dovecot';
-import { Moto, MotoServer, uniqueName } from '../test/support/moto';
-import { generateTlsMaterial } from '../test/support/tls';
+import { DovecotServer, type User } from '../test/support/dovecot.js';
+import { Moto, MotoServer, uniqueName } from '../test/support/moto.js';
+import { generateTlsMaterial } from '../test/support/tls.js';
 
 export interface BenchWorld {
   readonly imap: DovecotServer;

@@ -20,9 +20,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
-import { base64Lines, buildFiftyMegabyteMessage, pseudoRandomBytes } from '../test/fixtures/messages';
-import { uniqueName } from '../test/support/moto';
-import { startBenchWorld } from './bench-world';
+import { base64Lines, buildFiftyMegabyteMessage, pseudoRandomBytes } from '../test/fixtures/messages.js';
+import { uniqueName } from '../test/support/moto.js';
+import { startBenchWorld } from './bench-world.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'; // the SDK's Node 22 notice: noise here
 

@@ -3,7 +3,7 @@
  * The parser's work grows with lines and nesting, not only bytes; MAX_PARSE_LINES and the nesting limits bound it.
  *   node --import tsx bench/parse.ts
  */
-import { parseMessageContent } from '../functions/poller/core/message-content';
+import { parseMessageContent } from '../functions/poller/core/message-content.js';
 
 const head = 'From: a@example.com\r\nTo: b@example.com\r\nSubject: x\r\nMIME-Version: 1.0\r\n';
 const base64Line = `${'QUJD'.repeat(19)}\r\n`;

@@ -8,14 +8,14 @@
  */
 
 import { parseArgs } from 'node:util';
-import { composePollerDeps, pollOptions } from '../functions/poller/compose';
-import type { PollerConfig } from '../functions/poller/config';
-import type { StartAt } from '../functions/poller/core/types';
-import { pollMailbox } from '../functions/poller/poll-mailbox';
-import { silentLog } from '../functions/poller/ports';
-import { buildMessage } from '../test/support/messages';
-import { uniqueName } from '../test/support/moto';
-import { startBenchWorld } from './bench-world';
+import { composePollerDeps, pollOptions } from '../functions/poller/compose.js';
+import type { PollerConfig } from '../functions/poller/config.js';
+import type { StartAt } from '../functions/poller/core/types.js';
+import { pollMailbox } from '../functions/poller/poll-mailbox.js';
+import { silentLog } from '../functions/poller/ports.js';
+import { buildMessage } from '../test/support/messages.js';
+import { uniqueName } from '../test/support/moto.js';
+import { startBenchWorld } from './bench-world.js';
 
 const { values } = parseArgs({
   options: { messages: { type: 'string', default: '1000' }, subscriber: { type: 'boolean', default: false } },

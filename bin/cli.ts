@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The `imap-event-source` CLI (run with tsx: `node --import tsx bin/cli.ts`, or bin/imap-event-source.mjs). */
-import { main } from '../cli/main';
+import { main } from '../cli/main.js';
 
 // `imap-event-source poll | head`: a closed stdout is not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {

@@ -1,7 +1,7 @@
 /** What is in a caBundle: each certificate's subject, validity and whether it parses at all. */
 import { X509Certificate } from 'node:crypto';
-import { splitPemBundle } from '../functions/poller/core/settings';
-import { formatName } from './check/probes';
+import { splitPemBundle } from '../functions/poller/core/settings.js';
+import { formatName } from './check/probes.js';
 
 export interface BundleEntry {
   /** 1-based position in the bundle. */

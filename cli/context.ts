@@ -1,5 +1,5 @@
 /** What every command gets: output streams and the global flags. */
-import type { Writer } from './output';
+import type { Writer } from './output.js';
 
 export interface CommandContext {
   readonly stdout: Writer;

@@ -6,9 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Checkpoint } from '../functions/poller/core/types';
-import { CheckpointConflictError, CheckpointStoreError } from '../functions/poller/errors';
-import type { CheckpointStore } from '../functions/poller/ports';
+import type { Checkpoint } from '../functions/poller/core/types.js';
+import { CheckpointConflictError, CheckpointStoreError } from '../functions/poller/errors.js';
+import type { CheckpointStore } from '../functions/poller/ports.js';
 
 interface StateFile {
   readonly format: 'imap-event-source-state';

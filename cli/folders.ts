@@ -2,7 +2,7 @@
  * Folder lists as the server has them: the indented tree of `folders`, and the "did you mean" of `check`
  * when the configured folder does not exist (see functions/poller/core/folders.ts).
  */
-import { compareNames, type FolderInfo } from '../functions/poller/core/folders';
+import { compareNames, type FolderInfo } from '../functions/poller/core/folders.js';
 
 export type { FolderInfo };
 

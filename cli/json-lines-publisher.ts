@@ -3,8 +3,8 @@
  * like the event an EventBridge rule target receives (`source`, `detail-type`, `time`, `detail`), so the
  * output can be piped into `jq` or a consumer's test.
  */
-import type { EventEntry } from '../functions/poller/core/types';
-import type { EventPublisher, PublishResult } from '../functions/poller/ports';
+import type { EventEntry } from '../functions/poller/core/types.js';
+import type { EventPublisher, PublishResult } from '../functions/poller/ports.js';
 
 export interface LineSink {
   write(text: string, callback: (err?: Error | null) => void): unknown;

@@ -3,13 +3,13 @@
  * checkpoint logic, with the checkpoint in a local JSON file and events printed as JSON lines (or sent
  * to EventBridge). Shared by `poll` and the demo.
  */
-import { ImapFlowMailboxGateway } from '../functions/poller/adapters/imapflow-mailbox';
-import type { StartAt } from '../functions/poller/core/types';
-import { type PollSummary, pollMailbox } from '../functions/poller/poll-mailbox';
-import type { CheckpointStore, EventPublisher, Log, SettingsSource } from '../functions/poller/ports';
-import { DryRunCheckpointStore, FileCheckpointStore } from './file-checkpoint-store';
-import { JsonLinesPublisher, type LineSink } from './json-lines-publisher';
-import { quietAwsSdk } from './settings-source';
+import { ImapFlowMailboxGateway } from '../functions/poller/adapters/imapflow-mailbox.js';
+import type { StartAt } from '../functions/poller/core/types.js';
+import { type PollSummary, pollMailbox } from '../functions/poller/poll-mailbox.js';
+import type { CheckpointStore, EventPublisher, Log, SettingsSource } from '../functions/poller/ports.js';
+import { DryRunCheckpointStore, FileCheckpointStore } from './file-checkpoint-store.js';
+import { JsonLinesPublisher, type LineSink } from './json-lines-publisher.js';
+import { quietAwsSdk } from './settings-source.js';
 
 export interface LocalPollOptions {
   readonly settings: SettingsSource;
@@ -38,7 +38,7 @@ export async function pollLocally(options: LocalPollOptions): Promise<PollSummar
     quietAwsSdk();
     const [{ EventBridgeClient }, { EventBridgePublisher }] = await Promise.all([
       import('@aws-sdk/client-eventbridge'),
-      import('../functions/poller/adapters/eventbridge-publisher'),
+      import('../functions/poller/adapters/eventbridge-publisher.js'),
     ]);
     publisher = new EventBridgePublisher(new EventBridgeClient({}), { log: options.log });
   } else {

@@ -2,14 +2,14 @@
  * The `imap-event-source` CLI: command dispatch, --help, exit codes and failure paragraphs.
  * Exit codes: 0 success, 1 failure (explained on stderr or in the step report), 2 wrong usage.
  */
-import { isImapEventSourceError } from '../functions/poller/errors';
-import { checkCommand } from './commands/check';
-import { demoCommand } from './commands/demo';
-import { foldersCommand } from './commands/folders';
-import { pollCommand } from './commands/poll';
-import { secretCommand } from './commands/secret';
-import type { Command, CommandContext } from './context';
-import { printFailure, UsageError } from './output';
+import { isImapEventSourceError } from '../functions/poller/errors.js';
+import { checkCommand } from './commands/check.js';
+import { demoCommand } from './commands/demo.js';
+import { foldersCommand } from './commands/folders.js';
+import { pollCommand } from './commands/poll.js';
+import { secretCommand } from './commands/secret.js';
+import type { Command, CommandContext } from './context.js';
+import { printFailure, UsageError } from './output.js';
 
 const COMMANDS: readonly Command[] = [checkCommand, foldersCommand, pollCommand, secretCommand, demoCommand];
 

@@ -3,8 +3,8 @@
  * and a human log on stderr. Results go to stdout, logs and diagnostics to stderr.
  * Nothing here ever prints a password or a secret value: callers pass only descriptions.
  */
-import { describeError, isImapEventSourceError, type SettingsValidationError } from '../functions/poller/errors';
-import type { Log } from '../functions/poller/ports';
+import { describeError, isImapEventSourceError, type SettingsValidationError } from '../functions/poller/errors.js';
+import type { Log } from '../functions/poller/ports.js';
 
 export interface Writer {
   write(text: string): unknown;

@@ -4,10 +4,10 @@
  * One place for all commands.
  */
 import { readFile } from 'node:fs/promises';
-import { type MailboxSettings, parseSettings } from '../functions/poller/core/settings';
-import { ConfigurationError, SecretAccessError } from '../functions/poller/errors';
-import type { SettingsSource } from '../functions/poller/ports';
-import { UsageError } from './output';
+import { type MailboxSettings, parseSettings } from '../functions/poller/core/settings.js';
+import { ConfigurationError, SecretAccessError } from '../functions/poller/errors.js';
+import type { SettingsSource } from '../functions/poller/ports.js';
+import { UsageError } from './output.js';
 
 /** The parseArgs options every settings-reading command accepts. */
 export const SETTINGS_OPTIONS = {
@@ -78,7 +78,7 @@ export async function settingsSourceFrom(args: SettingsArgs): Promise<ResolvedSe
   quietAwsSdk();
   const [{ SecretsManagerClient }, { SecretsManagerSettingsSource }] = await Promise.all([
     import('@aws-sdk/client-secrets-manager'),
-    import('../functions/poller/adapters/secrets-manager-settings'),
+    import('../functions/poller/adapters/secrets-manager-settings.js'),
   ]);
   const client = new SecretsManagerClient({});
   try {

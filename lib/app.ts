@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type App, type Environment, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { CONFIG_CONTEXT_KEY, parseConfig } from './config';
-import { ImapEventSourceStack } from './imap-event-source-stack';
+import { CONFIG_CONTEXT_KEY, parseConfig } from './config.js';
+import { ImapEventSourceStack } from './imap-event-source-stack.js';
 
 export interface BuildAppOptions {
   /** Handler entry of the pollers. @default POLLER_ENTRY (`functions/poller/handler.ts`) */

@@ -15,8 +15,8 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
-import { type AppConfig, type MailboxConfig, pascalCase, type VpcConfig } from './config';
-import { ImapEventSource } from './imap-event-source';
+import { type AppConfig, type MailboxConfig, pascalCase, type VpcConfig } from './config.js';
+import { ImapEventSource } from './imap-event-source.js';
 
 export interface ImapEventSourceStackProps extends StackProps {
   /** The validated deployment configuration (`parseConfig` in `lib/config.ts`). */

@@ -13,7 +13,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { checkpointKey, leaseKey } from '../functions/poller/core/keys';
+import { checkpointKey, leaseKey } from '../functions/poller/core/keys.js';
 
 /** The poller's handler (owned by `functions/poller/`), resolved from this file so any working directory works. */
 export const POLLER_ENTRY = fileURLToPath(new URL('../functions/poller/handler.ts', import.meta.url));

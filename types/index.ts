@@ -5,6 +5,10 @@
  *
  * JSON Schemas of the same details: schema/message-received.schema.json, schema/mailbox-reset.schema.json.
  */
-export type { AttachmentInfo, MailboxResetDetail, MessageReceivedDetail } from '../functions/poller/core/event-detail';
-export type { Address } from '../functions/poller/core/types';
-export { DETAIL_TYPE_MESSAGE, DETAIL_TYPE_RESET } from '../functions/poller/core/types';
+export type {
+  AttachmentInfo,
+  MailboxResetDetail,
+  MessageReceivedDetail,
+} from '../functions/poller/core/event-detail.js';
+export type { Address } from '../functions/poller/core/types.js';
+export { DETAIL_TYPE_MESSAGE, DETAIL_TYPE_RESET } from '../functions/poller/core/types.js';

@@ -8,8 +8,8 @@ import { X509Certificate } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { checkServerIdentity, type PeerCertificate, type TLSSocket, connect as tlsConnect } from 'node:tls';
-import { buildTlsOptions } from '../../functions/poller/adapters/tls-options';
-import { type MailboxSettings, splitPemBundle } from '../../functions/poller/core/settings';
+import { buildTlsOptions } from '../../functions/poller/adapters/tls-options.js';
+import { type MailboxSettings, splitPemBundle } from '../../functions/poller/core/settings.js';
 
 /** A failure of one probe: Node's error code plus a short text. */
 export class ProbeError extends Error {

@@ -3,16 +3,16 @@
  * (DNS, TCP, STARTTLS, TLS, login, folder) and says at the first failure what is wrong and how to fix it.
  */
 import { parseArgs } from 'node:util';
-import { ImapFlowMailboxGateway } from '../../functions/poller/adapters/imapflow-mailbox';
-import { folderNotFoundHint } from '../../functions/poller/core/folders';
-import { type MailboxSettings, splitPemBundle } from '../../functions/poller/core/settings';
+import { ImapFlowMailboxGateway } from '../../functions/poller/adapters/imapflow-mailbox.js';
+import { folderNotFoundHint } from '../../functions/poller/core/folders.js';
+import { type MailboxSettings, splitPemBundle } from '../../functions/poller/core/settings.js';
 import {
   FolderNotFoundError,
   ImapAuthError,
   isImapEventSourceError,
   SettingsValidationError,
-} from '../../functions/poller/errors';
-import type { MailboxSession } from '../../functions/poller/ports';
+} from '../../functions/poller/errors.js';
+import type { MailboxSession } from '../../functions/poller/ports.js';
 import {
   connectTcp,
   formatAddress,
@@ -21,10 +21,10 @@ import {
   startTls,
   type TlsReport,
   tlsHandshake,
-} from '../check/probes';
-import type { Command, CommandContext } from '../context';
-import { printInvalidSettings, printStep, UsageError, type Writer } from '../output';
-import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsSourceFrom } from '../settings-source';
+} from '../check/probes.js';
+import type { Command, CommandContext } from '../context.js';
+import { printInvalidSettings, printStep, UsageError, type Writer } from '../output.js';
+import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsSourceFrom } from '../settings-source.js';
 
 const HELP = `Usage: imap-event-source check (--config FILE | --secret-id ID [--version-stage STAGE]) [options]
 

@@ -9,12 +9,12 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { isImapEventSourceError } from '../../functions/poller/errors';
-import type { Command } from '../context';
-import { DEMO_FOLDER, startDemoServer } from '../demo/demo-server';
-import { demoMessage } from '../demo/messages';
-import { describeSummary, pollLocally } from '../local-poll';
-import { printFailure, printStep, StderrLog, UsageError } from '../output';
+import { isImapEventSourceError } from '../../functions/poller/errors.js';
+import type { Command } from '../context.js';
+import { DEMO_FOLDER, startDemoServer } from '../demo/demo-server.js';
+import { demoMessage } from '../demo/messages.js';
+import { describeSummary, pollLocally } from '../local-poll.js';
+import { printFailure, printStep, StderrLog, UsageError } from '../output.js';
 
 const HELP = `Usage: imap-event-source demo [options]     (also: npm start)
 

@@ -1,11 +1,11 @@
 /** `imap-event-source folders`: the folder tree as the server has it, with its delimiter and flags. */
 import { parseArgs } from 'node:util';
-import { ImapFlowMailboxGateway } from '../../functions/poller/adapters/imapflow-mailbox';
-import { isImapEventSourceError } from '../../functions/poller/errors';
-import type { Command } from '../context';
-import { renderFolderTree } from '../folders';
-import { printFailure, UsageError } from '../output';
-import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsArgsText, settingsSourceFrom } from '../settings-source';
+import { ImapFlowMailboxGateway } from '../../functions/poller/adapters/imapflow-mailbox.js';
+import { isImapEventSourceError } from '../../functions/poller/errors.js';
+import type { Command } from '../context.js';
+import { renderFolderTree } from '../folders.js';
+import { printFailure, UsageError } from '../output.js';
+import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsArgsText, settingsSourceFrom } from '../settings-source.js';
 
 const HELP = `Usage: imap-event-source folders (--config FILE | --secret-id ID [--version-stage STAGE])
 

@@ -1,15 +1,15 @@
 /** `imap-event-source poll`: one poll cycle on this machine, with the Lambda's engine. */
 import { basename, extname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseStartAt } from '../../functions/poller/core/plan';
-import type { StartAt } from '../../functions/poller/core/types';
-import { isImapEventSourceError } from '../../functions/poller/errors';
-import type { Command } from '../context';
-import { DEMO_FOLDER, startDemoServer } from '../demo/demo-server';
-import { demoMessage } from '../demo/messages';
-import { describeSummary, pollLocally } from '../local-poll';
-import { printFailure, printStep, StderrLog, UsageError } from '../output';
-import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsArgsText, settingsSourceFrom } from '../settings-source';
+import { parseStartAt } from '../../functions/poller/core/plan.js';
+import type { StartAt } from '../../functions/poller/core/types.js';
+import { isImapEventSourceError } from '../../functions/poller/errors.js';
+import type { Command } from '../context.js';
+import { DEMO_FOLDER, startDemoServer } from '../demo/demo-server.js';
+import { demoMessage } from '../demo/messages.js';
+import { describeSummary, pollLocally } from '../local-poll.js';
+import { printFailure, printStep, StderrLog, UsageError } from '../output.js';
+import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsArgsText, settingsSourceFrom } from '../settings-source.js';
 
 export const DEFAULT_STATE_FILE = '.imap-event-source-state.json';
 

@@ -1,11 +1,11 @@
 /** `imap-event-source secret template|validate`: write and check the mailbox secret (contract 1) offline. */
 import { parseArgs } from 'node:util';
-import { type MailboxSettings, parseSettings } from '../../functions/poller/core/settings';
-import { SettingsValidationError } from '../../functions/poller/errors';
-import { inspectCaBundle } from '../ca-bundle';
-import type { Command } from '../context';
-import { printInvalidSettings, printStep, UsageError } from '../output';
-import { readSettingsFile } from '../settings-source';
+import { type MailboxSettings, parseSettings } from '../../functions/poller/core/settings.js';
+import { SettingsValidationError } from '../../functions/poller/errors.js';
+import { inspectCaBundle } from '../ca-bundle.js';
+import type { Command } from '../context.js';
+import { printInvalidSettings, printStep, UsageError } from '../output.js';
+import { readSettingsFile } from '../settings-source.js';
 
 const HELP = `Usage: imap-event-source secret template [--ca-file FILE]
        imap-event-source secret validate [FILE | -]

@@ -5,8 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
-import type { MailboxSettings } from '../../functions/poller/core/settings';
-import { generateDemoCertificates } from './certificates';
+import type { MailboxSettings } from '../../functions/poller/core/settings.js';
+import { generateDemoCertificates } from './certificates.js';
 
 /** The example folder tree of the seed (an Exchange-like server, delimiter "/"), with special-use flags. */
 export const SEED_FOLDERS: readonly { path: string; specialUse?: string }[] = [

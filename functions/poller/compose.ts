@@ -3,14 +3,14 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { DynamoDbCheckpointStore } from './adapters/dynamodb-checkpoint-store';
-import { EventBridgePublisher } from './adapters/eventbridge-publisher';
-import { ImapFlowMailboxGateway } from './adapters/imapflow-mailbox';
-import { S3RawMessageStore } from './adapters/s3-raw-store';
-import { SecretsManagerSettingsSource } from './adapters/secrets-manager-settings';
-import type { PollerConfig } from './config';
-import type { PollDeps, PollOptions } from './poll-mailbox';
-import type { Log } from './ports';
+import { DynamoDbCheckpointStore } from './adapters/dynamodb-checkpoint-store.js';
+import { EventBridgePublisher } from './adapters/eventbridge-publisher.js';
+import { ImapFlowMailboxGateway } from './adapters/imapflow-mailbox.js';
+import { S3RawMessageStore } from './adapters/s3-raw-store.js';
+import { SecretsManagerSettingsSource } from './adapters/secrets-manager-settings.js';
+import type { PollerConfig } from './config.js';
+import type { PollDeps, PollOptions } from './poll-mailbox.js';
+import type { Log } from './ports.js';
 
 export interface ComposeOptions {
   readonly log: Log;

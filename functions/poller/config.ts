@@ -1,6 +1,6 @@
-import { parseStartAt } from './core/plan';
-import type { StartAt } from './core/types';
-import { ConfigurationError } from './errors';
+import { parseStartAt } from './core/plan.js';
+import type { StartAt } from './core/types.js';
+import { ConfigurationError } from './errors.js';
 
 /** The poller's environment, validated. */
 export interface PollerConfig {

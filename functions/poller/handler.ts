@@ -5,10 +5,10 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
-import { composePollerDeps, pollOptions } from './compose';
-import { type PollerConfig, readConfig } from './config';
-import { describeError } from './errors';
-import { type PollDeps, pollMailbox } from './poll-mailbox';
+import { composePollerDeps, pollOptions } from './compose.js';
+import { type PollerConfig, readConfig } from './config.js';
+import { describeError } from './errors.js';
+import { type PollDeps, pollMailbox } from './poll-mailbox.js';
 
 /** Exported for tests that read the log lines. */
 export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'imap-event-source' });

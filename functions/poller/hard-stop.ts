@@ -3,15 +3,15 @@
  * (imapflow's socket timeouts and the SDK's are longer than what may be left of it, and a run the runtime
  * kills logs nothing and keeps its lease). Every port call races a fixed time shortly before the deadline.
  */
-import type { MailboxSettings } from './core/settings';
+import type { MailboxSettings } from './core/settings.js';
 import {
   CheckpointStoreError,
   EventPublishError,
   ImapConnectionError,
   RawStorageError,
   SecretAccessError,
-} from './errors';
-import type { PollDeps } from './poll-mailbox';
+} from './errors.js';
+import type { PollDeps } from './poll-mailbox.js';
 
 /** Part of `reserveMs` kept, after a call was cut off at the hard stop, for LOGOUT and releasing the lease. */
 export const CLEANUP_MS = 2_000;

@@ -1,11 +1,17 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { buildMessageDetail, buildResetDetail } from './core/build-detail';
-import { advanceCheckpoint, emptyCheckpoint, isRescanCandidate, publishedPrefix, rebaseline } from './core/checkpoint';
-import { fitDetailToBudget } from './core/event-size';
-import { rawMessageKey } from './core/keys';
-import { parseMessageContent } from './core/message-content';
-import { planPoll } from './core/plan';
-import type { MailboxSettings } from './core/settings';
+import { buildMessageDetail, buildResetDetail } from './core/build-detail.js';
+import {
+  advanceCheckpoint,
+  emptyCheckpoint,
+  isRescanCandidate,
+  publishedPrefix,
+  rebaseline,
+} from './core/checkpoint.js';
+import { fitDetailToBudget } from './core/event-size.js';
+import { rawMessageKey } from './core/keys.js';
+import { parseMessageContent } from './core/message-content.js';
+import { planPoll } from './core/plan.js';
+import type { MailboxSettings } from './core/settings.js';
 import {
   type Checkpoint,
   DETAIL_TYPE_MESSAGE,
@@ -13,9 +19,9 @@ import {
   type EventEntry,
   type MessageSummary,
   type StartAt,
-} from './core/types';
-import { EventPublishError, ImapAuthError, ImapProtocolError } from './errors';
-import { CLEANUP_MS, guardDeps, guardPort, HardStop, imapSilent, storeSilent } from './hard-stop';
+} from './core/types.js';
+import { EventPublishError, ImapAuthError, ImapProtocolError } from './errors.js';
+import { CLEANUP_MS, guardDeps, guardPort, HardStop, imapSilent, storeSilent } from './hard-stop.js';
 import type {
   CheckpointStore,
   EventPublisher,
@@ -25,7 +31,7 @@ import type {
   MailboxSession,
   RawMessageStore,
   SettingsSource,
-} from './ports';
+} from './ports.js';
 
 export interface PollDeps {
   readonly settings: SettingsSource;

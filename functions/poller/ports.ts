@@ -2,8 +2,8 @@
  * The ports of the poll use case: small interfaces the adapters implement
  * (imapflow, DynamoDB, EventBridge, Secrets Manager, S3) and tests fake.
  */
-import type { MailboxSettings } from './core/settings';
-import type { Checkpoint, EventEntry, FolderStatus, MessageSummary } from './core/types';
+import type { MailboxSettings } from './core/settings.js';
+import type { Checkpoint, EventEntry, FolderStatus, MessageSummary } from './core/types.js';
 
 export interface SettingsSource {
   /** The current, validated settings. `fresh` bypasses any cache (after an authentication failure). */

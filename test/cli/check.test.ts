@@ -5,11 +5,11 @@
 import { once } from 'node:events';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { generateDemoCertificates } from '../../cli/demo/certificates';
-import type { DovecotServer, User } from '../support/dovecot';
-import { freePort } from '../support/dovecot';
-import { dovecot, dovecotNoTls, mailboxSecret, startDovecot, tlsMaterial } from '../support/env';
-import { runCli, tempDir, writeConfig } from './run-cli';
+import { generateDemoCertificates } from '../../cli/demo/certificates.js';
+import type { DovecotServer, User } from '../support/dovecot.js';
+import { freePort } from '../support/dovecot.js';
+import { dovecot, dovecotNoTls, mailboxSecret, startDovecot, tlsMaterial } from '../support/env.js';
+import { runCli, tempDir, writeConfig } from './run-cli.js';
 
 const dir = tempDir();
 let server: DovecotServer;

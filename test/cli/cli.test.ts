@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { describe, expect, test } from 'vitest';
-import { dovecot, mailboxSecret, moto } from '../support/env';
-import { REPO, runCli } from './run-cli';
+import { dovecot, mailboxSecret, moto } from '../support/env.js';
+import { REPO, runCli } from './run-cli.js';
 
 describe('help and usage', () => {
   test('overview lists every command', async () => {

@@ -6,10 +6,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { DovecotServer, User } from '../support/dovecot';
-import { dovecot, mailboxSecret, moto, startDovecot } from '../support/env';
-import { buildMessage } from '../support/messages';
-import { runCli, tempDir, writeConfig } from './run-cli';
+import type { DovecotServer, User } from '../support/dovecot.js';
+import { dovecot, mailboxSecret, moto, startDovecot } from '../support/env.js';
+import { buildMessage } from '../support/messages.js';
+import { runCli, tempDir, writeConfig } from './run-cli.js';
 
 interface PrintedEvent {
   source: string;

@@ -2,8 +2,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { generateDemoCertificates } from '../../cli/demo/certificates';
-import { runCli, tempDir } from './run-cli';
+import { generateDemoCertificates } from '../../cli/demo/certificates.js';
+import { runCli, tempDir } from './run-cli.js';
 
 const dir = tempDir();
 

@@ -7,15 +7,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer } from 'node:tls';
 import { describe, expect, test } from 'vitest';
-import { generateDemoCertificates } from '../../cli/demo/certificates';
-import { encodeModifiedUtf7 } from '../../cli/demo/demo-server';
-import { DryRunCheckpointStore, FileCheckpointStore } from '../../cli/file-checkpoint-store';
-import { type FolderInfo, renderFolderTree } from '../../cli/folders';
-import { JsonLinesPublisher } from '../../cli/json-lines-publisher';
-import { buildTlsOptions } from '../../functions/poller/adapters/tls-options';
-import { suggestFolders } from '../../functions/poller/core/folders';
-import type { Checkpoint } from '../../functions/poller/core/types';
-import { CheckpointConflictError, CheckpointStoreError } from '../../functions/poller/errors';
+import { generateDemoCertificates } from '../../cli/demo/certificates.js';
+import { encodeModifiedUtf7 } from '../../cli/demo/demo-server.js';
+import { DryRunCheckpointStore, FileCheckpointStore } from '../../cli/file-checkpoint-store.js';
+import { type FolderInfo, renderFolderTree } from '../../cli/folders.js';
+import { JsonLinesPublisher } from '../../cli/json-lines-publisher.js';
+import { buildTlsOptions } from '../../functions/poller/adapters/tls-options.js';
+import { suggestFolders } from '../../functions/poller/core/folders.js';
+import type { Checkpoint } from '../../functions/poller/core/types.js';
+import { CheckpointConflictError, CheckpointStoreError } from '../../functions/poller/errors.js';
 
 const folders = (delimiter: string, paths: string[], flags: Record<string, string[]> = {}): FolderInfo[] =>
   paths.map((path) => ({ path, delimiter, flags: flags[path] ?? [] }));

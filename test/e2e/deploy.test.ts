@@ -17,9 +17,9 @@ import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
 import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dovecot, mailboxSecret } from '../support/env';
-import { buildMessage } from '../support/messages';
-import { Moto, MotoServer, uniqueName } from '../support/moto';
+import { dovecot, mailboxSecret } from '../support/env.js';
+import { buildMessage } from '../support/messages.js';
+import { Moto, MotoServer, uniqueName } from '../support/moto.js';
 
 const run = promisify(execFile);
 const REPO = fileURLToPath(new URL('../..', import.meta.url));

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, isScheduleExpression, parseConfig } from '../../lib/config';
+import { ConfigError, isScheduleExpression, parseConfig } from '../../lib/config.js';
 
 const SUPPORT = { id: 'support', secretName: 'imap-event-source/support' };
 const ARN = 'arn:aws:secretsmanager:eu-central-1:123456789012:secret:imap/sales-AbC123';

@@ -3,7 +3,7 @@ import { type Stack, Validations } from 'aws-cdk-lib';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, it } from 'vitest';
-import { SUPPORT, synth, VPC_ID } from './synth';
+import { SUPPORT, synth, VPC_ID } from './synth.js';
 
 const EXAMPLE = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')).context.imapEventSource;
 /** Every optional feature at once. */

@@ -1,6 +1,6 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { logicalId, PRIVATE_SUBNETS, SUPPORT, synth, VPC_ID } from './synth';
+import { logicalId, PRIVATE_SUBNETS, SUPPORT, synth, VPC_ID } from './synth.js';
 
 const SALES_ARN = 'arn:aws:secretsmanager:eu-central-1:123456789012:secret:imap/sales-AbC123';
 const KEY_ARN = 'arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';

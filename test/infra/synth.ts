@@ -2,8 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { App, type Environment } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { buildApp } from '../../lib/app';
-import type { ImapEventSourceStack } from '../../lib/imap-event-source-stack';
+import { buildApp } from '../../lib/app.js';
+import type { ImapEventSourceStack } from '../../lib/imap-event-source-stack.js';
 
 /** The feature flags of the committed cdk.json, so tests see what `cdk synth` produces. */
 const { imapEventSource: _example, ...FEATURE_FLAGS } = JSON.parse(

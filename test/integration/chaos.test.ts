@@ -25,21 +25,21 @@ import {
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
-import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamodb-checkpoint-store';
-import { EventBridgePublisher } from '../../functions/poller/adapters/eventbridge-publisher';
-import { composePollerDeps } from '../../functions/poller/compose';
-import { readConfig } from '../../functions/poller/config';
-import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail';
-import type { Checkpoint, EventEntry } from '../../functions/poller/core/types';
-import { CheckpointStoreError } from '../../functions/poller/errors';
-import { type PollDeps, type PollSummary, pollMailbox } from '../../functions/poller/poll-mailbox';
-import { type CheckpointStore, type EventPublisher, type LeaseStore, silentLog } from '../../functions/poller/ports';
-import { proxiesToSharedServers } from '../support/env';
-import { buildMessage } from '../support/messages';
-import type { EventEnvelope } from '../support/moto';
-import type { Fault } from '../support/tcp-proxy';
-import { prng } from '../unit/fakes';
-import { World } from './world';
+import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamodb-checkpoint-store.js';
+import { EventBridgePublisher } from '../../functions/poller/adapters/eventbridge-publisher.js';
+import { composePollerDeps } from '../../functions/poller/compose.js';
+import { readConfig } from '../../functions/poller/config.js';
+import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
+import type { Checkpoint, EventEntry } from '../../functions/poller/core/types.js';
+import { CheckpointStoreError } from '../../functions/poller/errors.js';
+import { type PollDeps, type PollSummary, pollMailbox } from '../../functions/poller/poll-mailbox.js';
+import { type CheckpointStore, type EventPublisher, type LeaseStore, silentLog } from '../../functions/poller/ports.js';
+import { proxiesToSharedServers } from '../support/env.js';
+import { buildMessage } from '../support/messages.js';
+import type { EventEnvelope } from '../support/moto.js';
+import type { Fault } from '../support/tcp-proxy.js';
+import { prng } from '../unit/fakes.js';
+import { World } from './world.js';
 
 const CYCLES = Number(process.env.CHAOS_CYCLES ?? 300);
 /** The chaos phase stops early (and says so) when it takes longer than this. */

@@ -9,35 +9,29 @@
  * whatever IMAP, the download bound, PutEvents, EventBridge and SQS do in between must not change a field.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import Ajv2020 from 'ajv/dist/2020';
-import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
-import { buildMessageDetail } from '../../functions/poller/core/build-detail';
-import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail';
-import { eventEntrySize, fitDetailToBudget, MAX_ENTRY_BYTES } from '../../functions/poller/core/event-size';
-import { parseMessageContent } from '../../functions/poller/core/message-content';
-import { DETAIL_TYPE_MESSAGE } from '../../functions/poller/core/types';
+import { buildMessageDetail } from '../../functions/poller/core/build-detail.js';
+import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
+import { eventEntrySize, fitDetailToBudget, MAX_ENTRY_BYTES } from '../../functions/poller/core/event-size.js';
+import { parseMessageContent } from '../../functions/poller/core/message-content.js';
+import { DETAIL_TYPE_MESSAGE } from '../../functions/poller/core/types.js';
 import {
   buildFixtureMessages,
   buildTwentyMegabyteAttachmentMessage,
   type FixtureMessage,
   pseudoRandomBytes,
-} from '../fixtures/messages';
-import { corpusDir, corpusFiles } from '../support/corpus';
-import { buildMessage } from '../support/messages';
-import type { EventEnvelope } from '../support/moto';
-import { World } from './world';
+} from '../fixtures/messages.js';
+import { corpusDir, corpusFiles } from '../support/corpus.js';
+import { buildMessage } from '../support/messages.js';
+import type { EventEnvelope } from '../support/moto.js';
+import { validateMessageDetail } from '../support/schemas.js';
+import { World } from './world.js';
 
 const SOURCE = 'imap-event-source';
 /** The poller's default download bound (PollOptions.maxMessageBytes). */
 const DOWNLOAD_BOUND = 2 * 1024 * 1024;
 
-const ajv = new Ajv2020({ allErrors: true, strict: true });
-addFormats(ajv);
-const validateDetail = ajv.compile<MessageReceivedDetail>(
-  JSON.parse(readFileSync(join(import.meta.dirname, '../../schema/message-received.schema.json'), 'utf8')),
-);
+const validateDetail = validateMessageDetail;
 
 /**
  * What Dovecot serves for appended bytes: bare-LF line ends come back as CRLF (RFC822.SIZE counts the CRLF form),

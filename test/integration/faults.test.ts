@@ -22,21 +22,26 @@ import {
 } from '@aws-sdk/client-eventbridge';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamodb-checkpoint-store';
-import { EventBridgePublisher } from '../../functions/poller/adapters/eventbridge-publisher';
-import { ImapFlowMailboxGateway } from '../../functions/poller/adapters/imapflow-mailbox';
-import { composePollerDeps } from '../../functions/poller/compose';
-import { readConfig } from '../../functions/poller/config';
-import type { MailboxResetDetail, MessageReceivedDetail } from '../../functions/poller/core/event-detail';
-import type { ImapEventSourceError } from '../../functions/poller/errors';
-import { type PollDeps, type PollOptions, pollMailbox } from '../../functions/poller/poll-mailbox';
-import { type EventPublisher, type MailboxGateway, type MailboxSession, silentLog } from '../../functions/poller/ports';
-import { proxiesToSharedServers } from '../support/env';
-import { buildMessage } from '../support/messages';
-import type { EventEnvelope } from '../support/moto';
-import { World, type WorldOptions } from './world';
+import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamodb-checkpoint-store.js';
+import { EventBridgePublisher } from '../../functions/poller/adapters/eventbridge-publisher.js';
+import { ImapFlowMailboxGateway } from '../../functions/poller/adapters/imapflow-mailbox.js';
+import { composePollerDeps } from '../../functions/poller/compose.js';
+import { readConfig } from '../../functions/poller/config.js';
+import type { MailboxResetDetail, MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
+import type { ImapEventSourceError } from '../../functions/poller/errors.js';
+import { type PollDeps, type PollOptions, pollMailbox } from '../../functions/poller/poll-mailbox.js';
+import {
+  type EventPublisher,
+  type MailboxGateway,
+  type MailboxSession,
+  silentLog,
+} from '../../functions/poller/ports.js';
+import { proxiesToSharedServers } from '../support/env.js';
+import { buildMessage } from '../support/messages.js';
+import type { EventEnvelope } from '../support/moto.js';
+import { World, type WorldOptions } from './world.js';
 
-const { handler } = await import('../../functions/poller/handler');
+const { handler } = await import('../../functions/poller/handler.js');
 
 const proxies = proxiesToSharedServers();
 afterEach(async () => {

@@ -5,10 +5,10 @@ import { PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { ImapFlow, type ImapFlowOptions } from 'imapflow';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SEED_FOLDERS } from '../support/dovecot';
-import { dovecot, dovecotNoTls, imapFlowOptions, moto, startDovecot, tlsMaterial } from '../support/env';
-import { buildMessage } from '../support/messages';
-import { uniqueName } from '../support/moto';
+import { SEED_FOLDERS } from '../support/dovecot.js';
+import { dovecot, dovecotNoTls, imapFlowOptions, moto, startDovecot, tlsMaterial } from '../support/env.js';
+import { buildMessage } from '../support/messages.js';
+import { uniqueName } from '../support/moto.js';
 
 const clients: ImapFlow[] = [];
 async function connect(options: ImapFlowOptions): Promise<ImapFlow> {

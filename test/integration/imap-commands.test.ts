@@ -1,10 +1,10 @@
 /** What the poller says to the IMAP server: an empty poll is one command (STATUS) after the session setup; nothing writes. */
 import { describe, expect, it } from 'vitest';
-import { composePollerDeps, pollOptions } from '../../functions/poller/compose';
-import { parseStartAt } from '../../functions/poller/core/plan';
-import { pollMailbox } from '../../functions/poller/poll-mailbox';
-import { silentLog } from '../../functions/poller/ports';
-import { World } from './world';
+import { composePollerDeps, pollOptions } from '../../functions/poller/compose.js';
+import { parseStartAt } from '../../functions/poller/core/plan.js';
+import { pollMailbox } from '../../functions/poller/poll-mailbox.js';
+import { silentLog } from '../../functions/poller/ports.js';
+import { World } from './world.js';
 
 async function commandsOfOnePoll(world: World, startAt = 'now'): Promise<string[]> {
   const commands: string[] = [];

@@ -6,16 +6,16 @@
  */
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
-import { composePollerDeps } from '../../functions/poller/compose';
-import { readConfig } from '../../functions/poller/config';
-import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail';
-import { CheckpointConflictError } from '../../functions/poller/errors';
-import { type PollDeps, type PollOptions, pollMailbox } from '../../functions/poller/poll-mailbox';
-import { type EventPublisher, type LeaseStore, silentLog } from '../../functions/poller/ports';
-import type { EventEnvelope } from '../support/moto';
-import { World } from './world';
+import { composePollerDeps } from '../../functions/poller/compose.js';
+import { readConfig } from '../../functions/poller/config.js';
+import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
+import { CheckpointConflictError } from '../../functions/poller/errors.js';
+import { type PollDeps, type PollOptions, pollMailbox } from '../../functions/poller/poll-mailbox.js';
+import { type EventPublisher, type LeaseStore, silentLog } from '../../functions/poller/ports.js';
+import type { EventEnvelope } from '../support/moto.js';
+import { World } from './world.js';
 
-const { handler, resetContainer } = await import('../../functions/poller/handler');
+const { handler, resetContainer } = await import('../../functions/poller/handler.js');
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

@@ -3,11 +3,11 @@
  * (Secrets Manager, DynamoDB, EventBridge -> rule -> SQS subscriber).
  */
 import { describe, expect, it } from 'vitest';
-import type { MailboxResetDetail, MessageReceivedDetail } from '../../functions/poller/core/event-detail';
-import { freePort } from '../support/dovecot';
-import { dovecotNoTls, tlsMaterial } from '../support/env';
-import { OTHER_HOST_NAME } from '../support/tls';
-import { World } from './world';
+import type { MailboxResetDetail, MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
+import { freePort } from '../support/dovecot.js';
+import { dovecotNoTls, tlsMaterial } from '../support/env.js';
+import { OTHER_HOST_NAME } from '../support/tls.js';
+import { World } from './world.js';
 
 describe('poller: happy paths', () => {
   it('delivers 25 new messages exactly once, in UID order, without changing the mailbox', async () => {

@@ -6,25 +6,18 @@
  * streamed (multipart upload), never held whole.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import Ajv2020 from 'ajv/dist/2020';
-import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
-import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail';
-import { eventEntrySize, MAX_ENTRY_BYTES } from '../../functions/poller/core/event-size';
-import { DETAIL_TYPE_MESSAGE } from '../../functions/poller/core/types';
-import { buildFiftyMegabyteMessage, buildFixtureMessages } from '../fixtures/messages';
-import { buildMessage } from '../support/messages';
-import { uniqueName } from '../support/moto';
-import { World } from './world';
+import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
+import { eventEntrySize, MAX_ENTRY_BYTES } from '../../functions/poller/core/event-size.js';
+import { DETAIL_TYPE_MESSAGE } from '../../functions/poller/core/types.js';
+import { buildFiftyMegabyteMessage, buildFixtureMessages } from '../fixtures/messages.js';
+import { buildMessage } from '../support/messages.js';
+import { uniqueName } from '../support/moto.js';
+import { validateMessageDetail } from '../support/schemas.js';
+import { World } from './world.js';
 
 const SOURCE = 'imap-event-source';
-const ajv = new Ajv2020({ allErrors: true, strict: true });
-addFormats(ajv);
-const validateDetail = ajv.compile(
-  JSON.parse(readFileSync(join(import.meta.dirname, '../../schema/message-received.schema.json'), 'utf8')),
-);
+const validateDetail = validateMessageDetail;
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 

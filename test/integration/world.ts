@@ -5,15 +5,15 @@
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { vi } from 'vitest';
-import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamodb-checkpoint-store';
-import type { Checkpoint } from '../../functions/poller/core/types';
-import type { DovecotServer, User } from '../support/dovecot';
-import { dovecot, mailboxSecret, moto, type Security } from '../support/env';
-import { type BusWithSubscriber, type EventEnvelope, uniqueName } from '../support/moto';
+import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamodb-checkpoint-store.js';
+import type { Checkpoint } from '../../functions/poller/core/types.js';
+import type { DovecotServer, User } from '../support/dovecot.js';
+import { dovecot, mailboxSecret, moto, type Security } from '../support/env.js';
+import { type BusWithSubscriber, type EventEnvelope, uniqueName } from '../support/moto.js';
 
 // Quiet by default; captureLogs() raises the level for tests that read the log lines.
 process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
-const { handler, logger, resetContainer } = await import('../../functions/poller/handler');
+const { handler, logger, resetContainer } = await import('../../functions/poller/handler.js');
 
 export interface WorldOptions {
   readonly server?: DovecotServer;
@@ -129,7 +129,7 @@ export class World {
     folder = this.folder,
     spec: (i: number) => { subject?: string; messageId?: string; date?: Date } = () => ({}),
   ): Promise<number[]> {
-    const { buildMessage } = await import('../support/messages');
+    const { buildMessage } = await import('../support/messages.js');
     const items = Array.from({ length: count }, (_, i) => buildMessage({ subject: `Message ${i + 1}`, ...spec(i) }));
     return this.imap.appendMany(this.user, folder, items);
   }

@@ -16,7 +16,7 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { TlsMaterial } from './tls';
+import type { TlsMaterial } from './tls.js';
 
 const run = promisify(execFile);
 

@@ -9,10 +9,10 @@
 import { rootCertificates } from 'node:tls';
 import type { ImapFlowOptions } from 'imapflow';
 import { afterAll, beforeAll, inject } from 'vitest';
-import { DovecotServer, type DovecotStartOptions, type User } from './dovecot';
-import { Moto } from './moto';
-import { TcpProxy } from './tcp-proxy';
-import type { TlsMaterial } from './tls';
+import { DovecotServer, type DovecotStartOptions, type User } from './dovecot.js';
+import { Moto } from './moto.js';
+import { TcpProxy } from './tcp-proxy.js';
+import type { TlsMaterial } from './tls.js';
 
 export type Security = 'tls' | 'starttls' | 'none';
 

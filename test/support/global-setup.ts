@@ -6,9 +6,9 @@
  */
 import { rm } from 'node:fs/promises';
 import type { TestProject } from 'vitest/node';
-import { DovecotServer, sweepOrphans } from './dovecot';
-import { MotoServer } from './moto';
-import { generateTlsMaterial } from './tls';
+import { DovecotServer, sweepOrphans } from './dovecot.js';
+import { MotoServer } from './moto.js';
+import { generateTlsMaterial } from './tls.js';
 
 async function timed<T>(label: string, fn: () => Promise<T>): Promise<T> {
   const t0 = performance.now();

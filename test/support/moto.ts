@@ -30,7 +30,7 @@ import {
   ReceiveMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
-import { freePort, stopChild, trackChild } from './dovecot';
+import { freePort, stopChild, trackChild } from './dovecot.js';
 
 const MOTO_BIN = process.env.MOTO_SERVER_BIN ?? 'moto_server';
 export const TEST_REGION = 'us-east-1';

@@ -1,7 +1,7 @@
 // Values the global setup (test/support/global-setup.ts) provides to every test file via `inject`.
-import type { DovecotInfo } from './dovecot';
-import type { MotoInfo } from './moto';
-import type { TlsMaterial } from './tls';
+import type { DovecotInfo } from './dovecot.js';
+import type { MotoInfo } from './moto.js';
+import type { TlsMaterial } from './tls.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

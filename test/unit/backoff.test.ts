@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay } from '../../functions/poller/core/backoff';
-import { prng } from './fakes';
+import { backoffDelay } from '../../functions/poller/core/backoff.js';
+import { prng } from './fakes.js';
 
 describe('backoffDelay (capped exponential, full jitter)', () => {
   it.each([

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { chunkEntries } from '../../functions/poller/core/batching';
-import { eventEntrySize } from '../../functions/poller/core/event-size';
-import { prng } from './fakes';
+import { chunkEntries } from '../../functions/poller/core/batching.js';
+import { eventEntrySize } from '../../functions/poller/core/event-size.js';
+import { prng } from './fakes.js';
 
 const KIB = 1024;
 const LIMIT = 256 * KIB;

@@ -1,31 +1,26 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Ajv2020 from 'ajv/dist/2020';
-import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
-import { buildMessageDetail, buildResetDetail } from '../../functions/poller/core/build-detail';
-import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail';
-import { eventEntrySize, fitDetailToBudget, MAX_ENTRY_BYTES } from '../../functions/poller/core/event-size';
-import { type ParsedContent, parseMessageContent } from '../../functions/poller/core/message-content';
-import type { MessageSummary } from '../../functions/poller/core/types';
+import { buildMessageDetail, buildResetDetail } from '../../functions/poller/core/build-detail.js';
+import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
+import { eventEntrySize, fitDetailToBudget, MAX_ENTRY_BYTES } from '../../functions/poller/core/event-size.js';
+import { type ParsedContent, parseMessageContent } from '../../functions/poller/core/message-content.js';
+import type { MessageSummary } from '../../functions/poller/core/types.js';
 import {
   type MessageReceivedDetail as ConsumerDetail,
   DETAIL_TYPE_MESSAGE,
   DETAIL_TYPE_RESET,
   type MailboxResetDetail,
-} from '../../types';
-import { buildFixtureMessages } from '../fixtures/messages';
-import { corpusDir, corpusFiles } from '../support/corpus';
+} from '../../types/index.js';
+import { buildFixtureMessages } from '../fixtures/messages.js';
+import { corpusDir, corpusFiles } from '../support/corpus.js';
+import { validateMessageDetail, validateResetDetail } from '../support/schemas.js';
 
 const root = join(import.meta.dirname, '../..');
-const ajv = new Ajv2020({ allErrors: true, strict: true });
-addFormats(ajv);
-const validateMessage = ajv.compile(
-  JSON.parse(readFileSync(join(root, 'schema/message-received.schema.json'), 'utf8')),
-);
-const validateReset = ajv.compile(JSON.parse(readFileSync(join(root, 'schema/mailbox-reset.schema.json'), 'utf8')));
+const validateMessage = validateMessageDetail;
+const validateReset = validateResetDetail;
 
-function expectValid(validate: typeof validateMessage, detail: unknown): void {
+function expectValid(validate: typeof validateMessage | typeof validateReset, detail: unknown): void {
   const ok = validate(detail);
   expect(ok ? [] : validate.errors).toEqual([]);
 }

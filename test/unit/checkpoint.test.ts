@@ -6,9 +6,9 @@ import {
   publishedPrefix,
   RECENT_MESSAGE_IDS,
   rebaseline,
-} from '../../functions/poller/core/checkpoint';
-import type { Checkpoint, MessageSummary } from '../../functions/poller/core/types';
-import { prng } from './fakes';
+} from '../../functions/poller/core/checkpoint.js';
+import type { Checkpoint, MessageSummary } from '../../functions/poller/core/types.js';
+import { prng } from './fakes.js';
 
 const NOW = new Date('2026-11-26T12:00:00.000Z');
 const hash = (id: string): string => `h(${id})`;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { readConfig } from '../../functions/poller/config';
-import { ConfigurationError } from '../../functions/poller/errors';
+import { readConfig } from '../../functions/poller/config.js';
+import { ConfigurationError } from '../../functions/poller/errors.js';
 
 const complete = {
   MAILBOX_ID: 'support',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AttachmentInfo, MessageReceivedDetail } from '../../functions/poller/core/event-detail';
+import type { AttachmentInfo, MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
 import {
   cutJsonString,
   eventEntrySize,
@@ -7,9 +7,9 @@ import {
   jsonSize,
   MAX_ENTRY_BYTES,
   utf8Length,
-} from '../../functions/poller/core/event-size';
-import { DETAIL_TYPE_MESSAGE } from '../../functions/poller/core/types';
-import { multibyteText } from '../fixtures/messages';
+} from '../../functions/poller/core/event-size.js';
+import { DETAIL_TYPE_MESSAGE } from '../../functions/poller/core/types.js';
+import { multibyteText } from '../fixtures/messages.js';
 
 const SOURCE = 'imap-event-source';
 const BUDGET = { source: SOURCE, detailType: DETAIL_TYPE_MESSAGE };

@@ -7,9 +7,15 @@
  * Every fake records the calls made to it, so tests can assert what did (not) happen.
  */
 import { Readable } from 'node:stream';
-import type { MailboxSettings } from '../../functions/poller/core/settings';
-import type { Address, Checkpoint, EventEntry, FolderStatus, MessageSummary } from '../../functions/poller/core/types';
-import { CheckpointConflictError, FolderNotFoundError } from '../../functions/poller/errors';
+import type { MailboxSettings } from '../../functions/poller/core/settings.js';
+import type {
+  Address,
+  Checkpoint,
+  EventEntry,
+  FolderStatus,
+  MessageSummary,
+} from '../../functions/poller/core/types.js';
+import { CheckpointConflictError, FolderNotFoundError } from '../../functions/poller/errors.js';
 import type {
   CheckpointStore,
   EventPublisher,
@@ -21,7 +27,7 @@ import type {
   MessageSource,
   PublishResult,
   SettingsSource,
-} from '../../functions/poller/ports';
+} from '../../functions/poller/ports.js';
 
 // ---------------------------------------------------------------------------------------------
 // RFC 822

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type FolderInfo, folderNotFoundHint, suggestFolders } from '../../functions/poller/core/folders';
+import { type FolderInfo, folderNotFoundHint, suggestFolders } from '../../functions/poller/core/folders.js';
 
 const tree = (delimiter: string, paths: string[]): FolderInfo[] =>
   paths.map((path) => ({ path, delimiter, flags: [] }));

@@ -5,13 +5,13 @@ import {
   parseMailDate,
   parseMessageContent,
   repairC1,
-} from '../../functions/poller/core/message-content';
+} from '../../functions/poller/core/message-content.js';
 import {
   buildFiftyMegabyteMessage,
   buildFixtureMessages,
   buildTwentyMegabyteAttachmentMessage,
   pseudoRandomBytes,
-} from '../fixtures/messages';
+} from '../fixtures/messages.js';
 
 const CRLF = '\r\n';
 const parse = (source: string | Uint8Array, partial = false) =>

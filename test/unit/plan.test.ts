@@ -5,8 +5,8 @@ import {
   parseStartAt,
   planPoll,
   rescanStart,
-} from '../../functions/poller/core/plan';
-import type { Checkpoint, FolderStatus, StartAt } from '../../functions/poller/core/types';
+} from '../../functions/poller/core/plan.js';
+import type { Checkpoint, FolderStatus, StartAt } from '../../functions/poller/core/types.js';
 
 const NOW: StartAt = { kind: 'now' };
 const ALL: StartAt = { kind: 'all' };

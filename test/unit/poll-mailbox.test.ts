@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import type { MailboxSettings } from '../../functions/poller/core/settings';
-import type { Checkpoint, StartAt } from '../../functions/poller/core/types';
+import type { MailboxSettings } from '../../functions/poller/core/settings.js';
+import type { Checkpoint, StartAt } from '../../functions/poller/core/types.js';
 import {
   CheckpointConflictError,
   EventPublishError,
@@ -9,15 +9,15 @@ import {
   ImapConnectionError,
   ImapProtocolError,
   SecretAccessError,
-} from '../../functions/poller/errors';
+} from '../../functions/poller/errors.js';
 import {
   messageIdHash,
   type PollDeps,
   type PollOptions,
   type PollSummary,
   pollMailbox,
-} from '../../functions/poller/poll-mailbox';
-import type { RawMessageStore } from '../../functions/poller/ports';
+} from '../../functions/poller/poll-mailbox.js';
+import type { RawMessageStore } from '../../functions/poller/ports.js';
 import {
   FakeClock,
   FakeFolder,
@@ -30,7 +30,7 @@ import {
   prng,
   RecordingLog,
   RecordingPublisher,
-} from './fakes';
+} from './fakes.js';
 
 const MAILBOX = 'support';
 const V1 = '1700000000';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { generateDemoCertificates } from '../../cli/demo/certificates';
+import { generateDemoCertificates } from '../../cli/demo/certificates.js';
 import {
   DEFAULT_PORTS,
   describeSettings,
@@ -7,8 +7,8 @@ import {
   parseSettings,
   splitPemBundle,
   validateSettings,
-} from '../../functions/poller/core/settings';
-import { SettingsValidationError } from '../../functions/poller/errors';
+} from '../../functions/poller/core/settings.js';
+import { SettingsValidationError } from '../../functions/poller/errors.js';
 
 const PASSWORD = 'Hunter2-very-secret';
 const HOST = 'imap.mail.example.org';

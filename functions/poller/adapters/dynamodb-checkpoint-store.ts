@@ -6,10 +6,10 @@ import {
   GetItemCommand,
   PutItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { checkpointKey, leaseKey } from '../core/keys';
-import type { Checkpoint } from '../core/types';
-import { CheckpointConflictError, CheckpointStoreError } from '../errors';
-import type { CheckpointStore, LeaseStore } from '../ports';
+import { checkpointKey, leaseKey } from '../core/keys.js';
+import type { Checkpoint } from '../core/types.js';
+import { CheckpointConflictError, CheckpointStoreError } from '../errors.js';
+import type { CheckpointStore, LeaseStore } from '../ports.js';
 
 /** Checkpoints in one DynamoDB table (partition key `pk`), written conditionally on their version. */
 export class DynamoDbCheckpointStore implements CheckpointStore, LeaseStore {

@@ -4,12 +4,12 @@ import {
   type PutEventsRequestEntry,
   type PutEventsResultEntry,
 } from '@aws-sdk/client-eventbridge';
-import { backoffDelay } from '../core/backoff';
-import { chunkEntries } from '../core/batching';
-import { eventEntrySize } from '../core/event-size';
-import type { EventEntry } from '../core/types';
-import { EventPublishError } from '../errors';
-import type { EventPublisher, Log, PublishResult } from '../ports';
+import { backoffDelay } from '../core/backoff.js';
+import { chunkEntries } from '../core/batching.js';
+import { eventEntrySize } from '../core/event-size.js';
+import type { EventEntry } from '../core/types.js';
+import { EventPublishError } from '../errors.js';
+import type { EventPublisher, Log, PublishResult } from '../ports.js';
 
 export interface EventBridgePublisherOptions {
   /** Attempts per entry (the first try included) for entries EventBridge reports as failed. @default 4 */

@@ -1,7 +1,7 @@
 import { type FetchMessageObject, ImapFlow, type ImapFlowOptions, type MessageAddressObject } from 'imapflow';
-import { folderNotFoundHint } from '../core/folders';
-import type { MailboxSettings } from '../core/settings';
-import type { Address, FolderStatus, MessageSummary } from '../core/types';
+import { folderNotFoundHint } from '../core/folders.js';
+import type { MailboxSettings } from '../core/settings.js';
+import type { Address, FolderStatus, MessageSummary } from '../core/types.js';
 import {
   FolderNotFoundError,
   ImapAuthError,
@@ -10,9 +10,9 @@ import {
   ImapProtocolError,
   StartTlsUnavailableError,
   TlsCertificateError,
-} from '../errors';
-import type { FetchOptions, Log, MailboxGateway, MailboxSession, MessageSource } from '../ports';
-import { buildTlsOptions } from './tls-options';
+} from '../errors.js';
+import type { FetchOptions, Log, MailboxGateway, MailboxSession, MessageSource } from '../ports.js';
+import { buildTlsOptions } from './tls-options.js';
 
 export interface ImapFlowGatewayOptions {
   /** TCP + TLS handshake budget. @default 10_000 */

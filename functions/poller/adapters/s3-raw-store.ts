@@ -1,8 +1,8 @@
 import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { RawStorageError } from '../errors';
-import type { RawMessageStore } from '../ports';
+import { RawStorageError } from '../errors.js';
+import type { RawMessageStore } from '../ports.js';
 
 /**
  * The original RFC 822 message, streamed to S3 with a multipart upload (bounded memory: 5 MiB parts, one in

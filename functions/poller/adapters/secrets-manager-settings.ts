@@ -3,9 +3,9 @@ import {
   type GetSecretValueCommandOutput,
   type SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
-import { type MailboxSettings, parseSettings } from '../core/settings';
-import { SecretAccessError } from '../errors';
-import type { SettingsSource } from '../ports';
+import { type MailboxSettings, parseSettings } from '../core/settings.js';
+import { SecretAccessError } from '../errors.js';
+import type { SettingsSource } from '../ports.js';
 
 export interface SecretsManagerSettingsOptions {
   /** Secret name or ARN. */

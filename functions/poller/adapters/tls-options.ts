@@ -1,6 +1,6 @@
 import { type ConnectionOptions, checkServerIdentity, rootCertificates } from 'node:tls';
-import type { MailboxSettings } from '../core/settings';
-import { splitPemBundle } from '../core/settings';
+import type { MailboxSettings } from '../core/settings.js';
+import { splitPemBundle } from '../core/settings.js';
 
 /**
  * The Node TLS options for a mailbox: certificate and host name always verified, TLS 1.2 minimum,

@@ -2,9 +2,9 @@
  * Builds the `detail` of our events (contract 2) from what IMAP and the parser gave us.
  * Pure: no clock, no SDK, no environment. Size budgeting is separate (event-size.ts).
  */
-import type { MailboxResetDetail, MessageReceivedDetail } from './event-detail';
-import type { ParsedContent } from './message-content';
-import type { Address, Checkpoint, MessageSummary } from './types';
+import type { MailboxResetDetail, MessageReceivedDetail } from './event-detail.js';
+import type { ParsedContent } from './message-content.js';
+import type { Address, Checkpoint, MessageSummary } from './types.js';
 
 export interface MessageDetailInput {
   readonly mailboxId: string;

@@ -1,4 +1,4 @@
-import type { Checkpoint, MessageSummary } from './types';
+import type { Checkpoint, MessageSummary } from './types.js';
 
 /** How many recent Message-ID hashes a checkpoint remembers (for the re-scan after a UIDVALIDITY change). */
 export const RECENT_MESSAGE_IDS = 200;

@@ -1,4 +1,4 @@
-import type { Address } from './types';
+import type { Address } from './types.js';
 
 /**
  * Contract 2: the `detail` of an `IMAP Message Received` event, schema version "1".

@@ -2,7 +2,7 @@
  * EventBridge entry sizes, and cutting a message detail down to fit one entry.
  * Pure: no SDK, no clock.
  */
-import type { MessageReceivedDetail } from './event-detail';
+import type { MessageReceivedDetail } from './event-detail.js';
 
 /** EventBridge's limit for one PutEvents entry (and for a whole PutEvents request). */
 export const MAX_ENTRY_BYTES = 256 * 1024;

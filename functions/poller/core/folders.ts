@@ -3,7 +3,7 @@
  * does not exist (the delimiter the server uses, the nearest existing names). Shared by the poller's
  * FolderNotFoundError and the CLI's `check`.
  */
-import { editDistance } from './edit-distance';
+import { editDistance } from './edit-distance.js';
 
 export interface FolderInfo {
   readonly path: string;

@@ -3,8 +3,8 @@
  * Pure and total: never throws, keeps no attachment content.
  */
 import PostalMime, { addressParser, decodeWords } from 'postal-mime';
-import type { AttachmentInfo, MessageReceivedDetail } from './event-detail';
-import type { Address } from './types';
+import type { AttachmentInfo, MessageReceivedDetail } from './event-detail.js';
+import type { Address } from './types.js';
 
 /**
  * The detail fields decoded from the message itself: addresses with groups flattened and names decoded,

@@ -1,4 +1,4 @@
-import type { Checkpoint, FolderStatus, StartAt } from './types';
+import type { Checkpoint, FolderStatus, StartAt } from './types.js';
 
 /**
  * What one poll does, decided from the checkpoint and the folder's STATUS alone.

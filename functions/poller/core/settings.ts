@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
-import { SettingsValidationError } from '../errors';
-import { editDistance } from './edit-distance';
+import { SettingsValidationError } from '../errors.js';
+import { editDistance } from './edit-distance.js';
 
 /** Connection security: implicit TLS, required STARTTLS upgrade, or plaintext (explicit opt-in). */
 export type Security = 'tls' | 'starttls' | 'none';

@@ -9,10 +9,10 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DynamoDbCheckpointStore } from '../../../functions/poller/adapters/dynamodb-checkpoint-store';
-import { checkpointKey, leaseKey } from '../../../functions/poller/core/keys';
-import type { Checkpoint } from '../../../functions/poller/core/types';
-import { CheckpointConflictError, CheckpointStoreError } from '../../../functions/poller/errors';
+import { DynamoDbCheckpointStore } from '../../../functions/poller/adapters/dynamodb-checkpoint-store.js';
+import { checkpointKey, leaseKey } from '../../../functions/poller/core/keys.js';
+import type { Checkpoint } from '../../../functions/poller/core/types.js';
+import { CheckpointConflictError, CheckpointStoreError } from '../../../functions/poller/errors.js';
 
 const TABLE = 'ImapCheckpoints';
 const ddb = mockClient(DynamoDBClient);

@@ -9,11 +9,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   EventBridgePublisher,
   type EventBridgePublisherOptions,
-} from '../../../functions/poller/adapters/eventbridge-publisher';
-import { backoffDelay } from '../../../functions/poller/core/backoff';
-import type { EventEntry } from '../../../functions/poller/core/types';
-import { EventPublishError } from '../../../functions/poller/errors';
-import { RecordingLog } from '../fakes';
+} from '../../../functions/poller/adapters/eventbridge-publisher.js';
+import { backoffDelay } from '../../../functions/poller/core/backoff.js';
+import type { EventEntry } from '../../../functions/poller/core/types.js';
+import { EventPublishError } from '../../../functions/poller/errors.js';
+import { RecordingLog } from '../fakes.js';
 
 const eb = mockClient(EventBridgeClient);
 let sleeps: number[];

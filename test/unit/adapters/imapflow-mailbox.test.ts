@@ -1,7 +1,7 @@
 import type { ImapFlow } from 'imapflow';
 import { describe, expect, it } from 'vitest';
-import { ImapFlowSession, imapFlowOptions, mapImapError } from '../../../functions/poller/adapters/imapflow-mailbox';
-import type { MailboxSettings } from '../../../functions/poller/core/settings';
+import { ImapFlowSession, imapFlowOptions, mapImapError } from '../../../functions/poller/adapters/imapflow-mailbox.js';
+import type { MailboxSettings } from '../../../functions/poller/core/settings.js';
 import {
   FolderNotFoundError,
   ImapAuthError,
@@ -10,7 +10,7 @@ import {
   ImapProtocolError,
   StartTlsUnavailableError,
   TlsCertificateError,
-} from '../../../functions/poller/errors';
+} from '../../../functions/poller/errors.js';
 
 const PASSWORD = 'pa$$w0rd-(secret)*';
 const settings: MailboxSettings = {

@@ -8,8 +8,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   type SecretsManagerSettingsOptions,
   SecretsManagerSettingsSource,
-} from '../../../functions/poller/adapters/secrets-manager-settings';
-import { SecretAccessError, SettingsValidationError } from '../../../functions/poller/errors';
+} from '../../../functions/poller/adapters/secrets-manager-settings.js';
+import { SecretAccessError, SettingsValidationError } from '../../../functions/poller/errors.js';
 
 const sm = mockClient(SecretsManagerClient);
 const SECRET_ID = 'imap/support';

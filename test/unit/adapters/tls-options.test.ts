@@ -1,7 +1,7 @@
 import { type PeerCertificate, rootCertificates } from 'node:tls';
 import { describe, expect, it } from 'vitest';
-import { buildTlsOptions } from '../../../functions/poller/adapters/tls-options';
-import type { MailboxSettings } from '../../../functions/poller/core/settings';
+import { buildTlsOptions } from '../../../functions/poller/adapters/tls-options.js';
+import type { MailboxSettings } from '../../../functions/poller/core/settings.js';
 
 const PEM_A = '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUAAAA\n-----END CERTIFICATE-----';
 const PEM_B = '-----BEGIN CERTIFICATE-----\nMIIBtDCCAVqgAwIBAgIUBBBB\n-----END CERTIFICATE-----';
