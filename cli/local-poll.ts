@@ -5,8 +5,8 @@
  */
 import { ImapFlowMailboxGateway } from '../functions/poller/adapters/imapflow-mailbox.js';
 import type { StartAt } from '../functions/poller/core/types.js';
-import { type PollSummary, pollMailbox } from '../functions/poller/poll-mailbox.js';
 import type { CheckpointStore, EventPublisher, Log, SettingsSource } from '../functions/poller/ports.js';
+import { type PollSummary, pollMailbox } from '../functions/poller/run/poll-mailbox.js';
 import { DryRunCheckpointStore, FileCheckpointStore } from './file-checkpoint-store.js';
 import { JsonLinesPublisher, type LineSink } from './json-lines-publisher.js';
 import { quietAwsSdk } from './settings-source.js';

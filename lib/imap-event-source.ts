@@ -14,6 +14,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { checkpointKey, leaseKey } from '../functions/poller/core/keys.js';
+import { MIN_FUNCTION_TIMEOUT_SECONDS } from '../functions/poller/run/deadline.js';
 
 /** The poller's handler (owned by `functions/poller/`), resolved from this file so any working directory works. */
 export const POLLER_ENTRY = fileURLToPath(new URL('../functions/poller/handler.ts', import.meta.url));
@@ -80,7 +81,8 @@ export interface ImapEventSourceProps {
 
   /**
    * Function timeout. The handler reads `context.getRemainingTimeInMillis()` and stops publishing
-   * in time, so the next run continues where this one stopped.
+   * in time, so the next run continues where this one stopped. At least 5 seconds: the run keeps up to
+   * 5 s (at most two thirds of its time) in reserve for its last checkpoint write, LOGOUT and the lease.
    * @default Duration.seconds(50) (below the default 1-minute schedule)
    */
   readonly timeout?: Duration;
@@ -146,6 +148,11 @@ export class ImapEventSource extends Construct {
       );
     }
     if (props.vpcSubnets && !props.vpc) throw new Error(`ImapEventSource ${id}: vpcSubnets needs vpc`);
+    if (props.timeout && props.timeout.toMilliseconds() < MIN_FUNCTION_TIMEOUT_SECONDS * 1000) {
+      throw new Error(
+        `ImapEventSource ${id}: timeout ${props.timeout.toHumanString()} is too short to poll; use at least ${MIN_FUNCTION_TIMEOUT_SECONDS} seconds`,
+      );
+    }
 
     this.role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),

@@ -9,8 +9,8 @@ import { ImapFlowMailboxGateway } from './adapters/imapflow-mailbox.js';
 import { S3RawMessageStore } from './adapters/s3-raw-store.js';
 import { SecretsManagerSettingsSource } from './adapters/secrets-manager-settings.js';
 import type { PollerConfig } from './config.js';
-import type { PollDeps, PollOptions } from './poll-mailbox.js';
-import type { Log } from './ports.js';
+import type { Log, PollDeps } from './ports.js';
+import type { PollOptions } from './run/poll-mailbox.js';
 
 export interface ComposeOptions {
   readonly log: Log;

@@ -8,7 +8,8 @@ import type { Context } from 'aws-lambda';
 import { composePollerDeps, pollOptions } from './compose.js';
 import { type PollerConfig, readConfig } from './config.js';
 import { describeError } from './errors.js';
-import { type PollDeps, pollMailbox } from './poll-mailbox.js';
+import type { PollDeps } from './ports.js';
+import { pollMailbox } from './run/poll-mailbox.js';
 
 /** Exported for tests that read the log lines. */
 export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'imap-event-source' });

@@ -5,27 +5,36 @@
 import type { MailboxSettings } from './core/settings.js';
 import type { Checkpoint, EventEntry, FolderStatus, MessageSummary } from './core/types.js';
 
+/**
+ * Per-call options of every port call that crosses the network. The run's deadline aborts `signal` when it gives
+ * up on a call (or when the run ends), and the adapter cancels the call: the SDK drops the request, the IMAP
+ * adapter closes its connection. A call never outlives the run that made it.
+ */
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+}
+
 export interface SettingsSource {
   /** The current, validated settings. `fresh` bypasses any cache (after an authentication failure). */
-  load(options?: { fresh?: boolean }): Promise<MailboxSettings>;
+  load(options?: { fresh?: boolean } & CallOptions): Promise<MailboxSettings>;
 }
 
 export interface CheckpointStore {
   /** Strongly consistent read; undefined when this (mailbox, folder) has no checkpoint yet. */
-  get(mailboxId: string, folder: string): Promise<Checkpoint | undefined>;
+  get(mailboxId: string, folder: string, options?: CallOptions): Promise<Checkpoint | undefined>;
   /**
    * Writes `next` if the stored version still equals `expectedVersion` (0 = must not exist yet).
    * Throws CheckpointConflictError when another writer got there first.
    */
-  put(next: Checkpoint, expectedVersion: number): Promise<void>;
+  put(next: Checkpoint, expectedVersion: number, options?: CallOptions): Promise<void>;
 }
 
 /** Mutual exclusion per mailbox with expiry, so a crashed run does not block forever. */
 export interface LeaseStore {
   /** True when acquired (free, expired, or already ours); false when another holder has it. */
-  acquire(mailboxId: string, owner: string, now: Date, expiresAt: Date): Promise<boolean>;
+  acquire(mailboxId: string, owner: string, now: Date, expiresAt: Date, options?: CallOptions): Promise<boolean>;
   /** Releases the lease if we still hold it; never throws for a lease taken over by someone else. */
-  release(mailboxId: string, owner: string): Promise<void>;
+  release(mailboxId: string, owner: string, options?: CallOptions): Promise<void>;
 }
 
 /** A message's content as read from the server: bounded bytes of the RFC 822 source. */
@@ -67,8 +76,11 @@ export interface MailboxSession {
 }
 
 export interface MailboxGateway {
-  /** Connects, verifies TLS, logs in. Throws the mapped errors (ImapAuthError, TlsCertificateError, ...). */
-  connect(settings: MailboxSettings): Promise<MailboxSession>;
+  /**
+   * Connects, verifies TLS, logs in. Throws the mapped errors (ImapAuthError, TlsCertificateError, ...).
+   * When `signal` aborts (during the login or any later command), the connection is closed at once.
+   */
+  connect(settings: MailboxSettings, options?: CallOptions): Promise<MailboxSession>;
 }
 
 export interface PublishResult {
@@ -80,12 +92,17 @@ export interface PublishResult {
 
 export interface EventPublisher {
   /** Sends entries (any number; the publisher chunks and retries failed entries). */
-  publish(entries: readonly EventEntry[]): Promise<PublishResult>;
+  publish(entries: readonly EventEntry[], options?: CallOptions): Promise<PublishResult>;
 }
 
 export interface RawMessageStore {
   /** Streams the message to a deterministic key; returns where it is. Overwrites on retry. */
-  put(key: string, body: NodeJS.ReadableStream, size: number): Promise<{ bucket: string; key: string; size: number }>;
+  put(
+    key: string,
+    body: NodeJS.ReadableStream,
+    size: number,
+    options?: CallOptions,
+  ): Promise<{ bucket: string; key: string; size: number }>;
 }
 
 /** Structured logger: a constant message, details in fields (the Powertools Logger's shape). */
@@ -98,3 +115,17 @@ export interface Log {
 
 /** A Log that drops everything (local tools, benchmarks, tests). */
 export const silentLog: Log = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** The ports one poll runs on; built by compose.ts (or by tests with fakes). */
+export interface PollDeps {
+  readonly settings: SettingsSource;
+  readonly checkpoints: CheckpointStore;
+  /** Mutual exclusion per mailbox; without it overlapping runs are still safe (conditional writes) but may publish twice. */
+  readonly lease?: LeaseStore;
+  readonly mailbox: MailboxGateway;
+  readonly publisher: EventPublisher;
+  /** When set, every message is streamed to it and the event carries `raw`. */
+  readonly rawStore?: RawMessageStore;
+  readonly log: Log;
+  readonly now: () => Date;
+}

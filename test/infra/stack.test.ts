@@ -1,6 +1,11 @@
+import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { describe, expect, it } from 'vitest';
-import { logicalId, PRIVATE_SUBNETS, SUPPORT, synth, VPC_ID } from './synth.js';
+import { ImapEventSource } from '../../lib/imap-event-source.js';
+import { logicalId, PRIVATE_SUBNETS, SUPPORT, synth, TEST_ENV, VPC_ID } from './synth.js';
 
 const SALES_ARN = 'arn:aws:secretsmanager:eu-central-1:123456789012:secret:imap/sales-AbC123';
 const KEY_ARN = 'arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
@@ -393,5 +398,34 @@ describe('VPC placement', () => {
   it('uses the given subnets', () => {
     const s = synth({ mailboxes: [SUPPORT], vpc: { ...VPC, subnetIds: [PRIVATE_SUBNETS[1]] } });
     s.template.hasResourceProperties('AWS::Lambda::Function', { VpcConfig: { SubnetIds: [PRIVATE_SUBNETS[1]] } });
+  });
+});
+
+describe('ImapEventSource props', () => {
+  function source(timeout: Duration): () => ImapEventSource {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new Stack(app, 'Props', { env: TEST_ENV });
+    return () =>
+      new ImapEventSource(stack, 'Source', {
+        mailboxId: 'support',
+        secret: secretsmanager.Secret.fromSecretNameV2(stack, 'Secret', 'imap-event-source/support'),
+        checkpointTable: new dynamodb.Table(stack, 'Table', {
+          partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+        }),
+        eventBus: events.EventBus.fromEventBusName(stack, 'Bus', 'mail'),
+        timeout,
+      });
+  }
+
+  it('rejects a function timeout too short to poll, naming it and the minimum', () => {
+    expect(source(Duration.seconds(3))).toThrow(
+      /ImapEventSource Source: timeout 3 seconds is too short to poll; use at least 5 seconds/,
+    );
+    expect(source(Duration.millis(4_500))).toThrow(/too short to poll/);
+  });
+
+  it('accepts the minimum timeout', () => {
+    const built = source(Duration.seconds(5))();
+    expect(built.function.timeout?.toSeconds()).toBe(5);
   });
 });

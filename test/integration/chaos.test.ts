@@ -32,8 +32,14 @@ import { readConfig } from '../../functions/poller/config.js';
 import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
 import type { Checkpoint, EventEntry } from '../../functions/poller/core/types.js';
 import { CheckpointStoreError } from '../../functions/poller/errors.js';
-import { type PollDeps, type PollSummary, pollMailbox } from '../../functions/poller/poll-mailbox.js';
-import { type CheckpointStore, type EventPublisher, type LeaseStore, silentLog } from '../../functions/poller/ports.js';
+import {
+  type CheckpointStore,
+  type EventPublisher,
+  type LeaseStore,
+  type PollDeps,
+  silentLog,
+} from '../../functions/poller/ports.js';
+import { type PollSummary, pollMailbox } from '../../functions/poller/run/poll-mailbox.js';
 import { proxiesToSharedServers } from '../support/env.js';
 import { buildMessage } from '../support/messages.js';
 import type { EventEnvelope } from '../support/moto.js';

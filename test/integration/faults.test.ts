@@ -29,13 +29,14 @@ import { composePollerDeps } from '../../functions/poller/compose.js';
 import { readConfig } from '../../functions/poller/config.js';
 import type { MailboxResetDetail, MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
 import type { ImapEventSourceError } from '../../functions/poller/errors.js';
-import { type PollDeps, type PollOptions, pollMailbox } from '../../functions/poller/poll-mailbox.js';
 import {
   type EventPublisher,
   type MailboxGateway,
   type MailboxSession,
+  type PollDeps,
   silentLog,
 } from '../../functions/poller/ports.js';
+import { type PollOptions, pollMailbox } from '../../functions/poller/run/poll-mailbox.js';
 import { proxiesToSharedServers } from '../support/env.js';
 import { buildMessage } from '../support/messages.js';
 import type { EventEnvelope } from '../support/moto.js';

@@ -2,8 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { composePollerDeps, pollOptions } from '../../functions/poller/compose.js';
 import { parseStartAt } from '../../functions/poller/core/plan.js';
-import { pollMailbox } from '../../functions/poller/poll-mailbox.js';
 import { silentLog } from '../../functions/poller/ports.js';
+import { pollMailbox } from '../../functions/poller/run/poll-mailbox.js';
 import { World } from './world.js';
 
 async function commandsOfOnePoll(world: World, startAt = 'now'): Promise<string[]> {

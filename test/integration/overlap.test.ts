@@ -10,8 +10,8 @@ import { composePollerDeps } from '../../functions/poller/compose.js';
 import { readConfig } from '../../functions/poller/config.js';
 import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
 import { CheckpointConflictError } from '../../functions/poller/errors.js';
-import { type PollDeps, type PollOptions, pollMailbox } from '../../functions/poller/poll-mailbox.js';
-import { type EventPublisher, type LeaseStore, silentLog } from '../../functions/poller/ports.js';
+import { type EventPublisher, type LeaseStore, type PollDeps, silentLog } from '../../functions/poller/ports.js';
+import { type PollOptions, pollMailbox } from '../../functions/poller/run/poll-mailbox.js';
 import type { EventEnvelope } from '../support/moto.js';
 import { World } from './world.js';
 

@@ -4,20 +4,16 @@ import type { MailboxSettings } from '../../functions/poller/core/settings.js';
 import type { Checkpoint, StartAt } from '../../functions/poller/core/types.js';
 import {
   CheckpointConflictError,
+  ConfigurationError,
   EventPublishError,
   ImapAuthError,
   ImapConnectionError,
   ImapProtocolError,
   SecretAccessError,
 } from '../../functions/poller/errors.js';
-import {
-  messageIdHash,
-  type PollDeps,
-  type PollOptions,
-  type PollSummary,
-  pollMailbox,
-} from '../../functions/poller/poll-mailbox.js';
-import type { RawMessageStore } from '../../functions/poller/ports.js';
+import type { PollDeps, RawMessageStore } from '../../functions/poller/ports.js';
+import { type PollOptions, type PollSummary, pollMailbox } from '../../functions/poller/run/poll-mailbox.js';
+import { messageIdHash } from '../../functions/poller/run/prepare.js';
 import {
   FakeClock,
   FakeFolder,
@@ -469,14 +465,40 @@ describe('pollMailbox: bounded runs', () => {
     expect(w.publisher.publishedUids()).toEqual(uids(1, 35));
   });
 
-  it('publishes nothing when the deadline is already too close', async () => {
+  it('a run shorter than the reserve still makes progress: the reserve shrinks to two thirds of the run', async () => {
+    const w = world();
+    w.folder.appendMany(25);
+    w.seed({ lastUid: 0 });
+    // 4 s left, 5 s reserve asked for: the reserve becomes 2.67 s, so batches start during the first 1.33 s;
+    // each PutEvents takes 0.8 s: two batches start.
+    w.publisher.onCall = () => w.clock.advance(800);
+    const summary = await w.run({ deadline: w.clock.ms + 4_000, batchSize: 10 });
+    expect(summary).toMatchObject({ outcome: 'partial', stoppedBy: 'deadline', published: 20, toUid: 20 });
+    expect(w.publisher.calls).toHaveLength(2);
+    expect(w.checkpoint()).toMatchObject({ lastUid: 20 });
+  });
+
+  it('an explicit reserve that fits is kept as given', async () => {
+    const w = world();
+    w.folder.appendMany(10);
+    w.seed({ lastUid: 0 });
+    // 9 s left, 3 s reserved: batches start during the first 6 s; each takes 1.1 s, so six start.
+    w.publisher.onCall = () => w.clock.advance(1_100);
+    const summary = await w.run({ deadline: w.clock.ms + 9_000, reserveMs: 3_000, batchSize: 1 });
+    expect(summary).toMatchObject({ outcome: 'partial', stoppedBy: 'deadline', published: 6 });
+  });
+
+  it('fails loudly, naming the timeout, when the run has less than a second, and touches nothing', async () => {
     const w = world();
     w.folder.appendMany(3);
     w.seed({ lastUid: 0 });
-    const summary = await w.run({ deadline: w.clock.ms + 4_000 });
-    expect(summary).toMatchObject({ outcome: 'partial', stoppedBy: 'deadline', published: 0, toUid: 0 });
+    const error = await w.run({ deadline: w.clock.ms + 900 }).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect((error as ConfigurationError).message).toMatch(/Only 900 ms of the Lambda timeout were left/);
+    expect((error as ConfigurationError).hint).toMatch(/timeout/);
+    expect(w.store.leaseCalls).toEqual([]);
+    expect(w.mailbox.sessions).toEqual([]);
     expect(w.publisher.calls).toEqual([]);
-    expect(w.store.puts).toEqual([]);
   });
 });
 

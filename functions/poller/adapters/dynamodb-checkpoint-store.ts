@@ -9,7 +9,7 @@ import {
 import { checkpointKey, leaseKey } from '../core/keys.js';
 import type { Checkpoint } from '../core/types.js';
 import { CheckpointConflictError, CheckpointStoreError } from '../errors.js';
-import type { CheckpointStore, LeaseStore } from '../ports.js';
+import type { CallOptions, CheckpointStore, LeaseStore } from '../ports.js';
 
 /** Checkpoints in one DynamoDB table (partition key `pk`), written conditionally on their version. */
 export class DynamoDbCheckpointStore implements CheckpointStore, LeaseStore {
@@ -18,7 +18,7 @@ export class DynamoDbCheckpointStore implements CheckpointStore, LeaseStore {
     private readonly tableName: string,
   ) {}
 
-  async get(mailboxId: string, folder: string): Promise<Checkpoint | undefined> {
+  async get(mailboxId: string, folder: string, options: CallOptions = {}): Promise<Checkpoint | undefined> {
     const response = await this.call('read', () =>
       this.client.send(
         new GetItemCommand({
@@ -26,6 +26,7 @@ export class DynamoDbCheckpointStore implements CheckpointStore, LeaseStore {
           Key: { pk: { S: checkpointKey(mailboxId, folder) } },
           ConsistentRead: true,
         }),
+        sendOptions(options),
       ),
     );
     const item = response.Item;
@@ -43,7 +44,7 @@ export class DynamoDbCheckpointStore implements CheckpointStore, LeaseStore {
     };
   }
 
-  async put(next: Checkpoint, expectedVersion: number): Promise<void> {
+  async put(next: Checkpoint, expectedVersion: number, options: CallOptions = {}): Promise<void> {
     const item: Record<string, AttributeValue> = {
       pk: { S: checkpointKey(next.mailboxId, next.folder) },
       mailboxId: { S: next.mailboxId },
@@ -68,6 +69,7 @@ export class DynamoDbCheckpointStore implements CheckpointStore, LeaseStore {
                 ExpressionAttributeValues: { ':v': { N: String(expectedVersion) } },
               }),
         }),
+        sendOptions(options),
       );
     } catch (err) {
       if (
@@ -86,7 +88,13 @@ export class DynamoDbCheckpointStore implements CheckpointStore, LeaseStore {
     }
   }
 
-  async acquire(mailboxId: string, owner: string, now: Date, expiresAt: Date): Promise<boolean> {
+  async acquire(
+    mailboxId: string,
+    owner: string,
+    now: Date,
+    expiresAt: Date,
+    options: CallOptions = {},
+  ): Promise<boolean> {
     try {
       await this.client.send(
         new PutItemCommand({
@@ -101,6 +109,7 @@ export class DynamoDbCheckpointStore implements CheckpointStore, LeaseStore {
           ExpressionAttributeNames: { '#owner': 'owner' },
           ExpressionAttributeValues: { ':now': { N: String(now.getTime()) }, ':owner': { S: owner } },
         }),
+        sendOptions(options),
       );
       return true;
     } catch (err) {
@@ -109,7 +118,7 @@ export class DynamoDbCheckpointStore implements CheckpointStore, LeaseStore {
     }
   }
 
-  async release(mailboxId: string, owner: string): Promise<void> {
+  async release(mailboxId: string, owner: string, options: CallOptions = {}): Promise<void> {
     try {
       await this.client.send(
         new DeleteItemCommand({
@@ -119,6 +128,7 @@ export class DynamoDbCheckpointStore implements CheckpointStore, LeaseStore {
           ExpressionAttributeNames: { '#owner': 'owner' },
           ExpressionAttributeValues: { ':owner': { S: owner } },
         }),
+        sendOptions(options),
       );
     } catch (err) {
       if ((err as Error)?.name === 'ConditionalCheckFailedException') return;
@@ -133,6 +143,11 @@ export class DynamoDbCheckpointStore implements CheckpointStore, LeaseStore {
       throw mapDynamoError(err, this.tableName, step);
     }
   }
+}
+
+/** The SDK's per-request options: the run's signal cancels the request. */
+function sendOptions(options: CallOptions): { abortSignal?: AbortSignal } {
+  return options.signal ? { abortSignal: options.signal } : {};
 }
 
 function mapDynamoError(err: unknown, table: string, step: string): CheckpointStoreError {

@@ -9,7 +9,7 @@ import { chunkEntries } from '../core/batching.js';
 import { eventEntrySize } from '../core/event-size.js';
 import type { EventEntry } from '../core/types.js';
 import { EventPublishError } from '../errors.js';
-import type { EventPublisher, Log, PublishResult } from '../ports.js';
+import type { CallOptions, EventPublisher, Log, PublishResult } from '../ports.js';
 
 export interface EventBridgePublisherOptions {
   /** Attempts per entry (the first try included) for entries EventBridge reports as failed. @default 4 */
@@ -41,7 +41,7 @@ export class EventBridgePublisher implements EventPublisher {
     private readonly options: EventBridgePublisherOptions = {},
   ) {}
 
-  async publish(entries: readonly EventEntry[]): Promise<PublishResult> {
+  async publish(entries: readonly EventEntry[], options: CallOptions = {}): Promise<PublishResult> {
     const accepted = new Set<number>();
     const failed = new Map<number, string>();
     const maxAttempts = this.options.maxAttempts ?? 4;
@@ -60,9 +60,12 @@ export class EventBridgePublisher implements EventPublisher {
         try {
           const response = await this.client.send(
             new PutEventsCommand({ Entries: chunk.map((p) => toRequestEntry(p.entry)) }),
+            options.signal ? { abortSignal: options.signal } : {},
           );
           results = response.Entries ?? [];
         } catch (err) {
+          // The run gave up on this call: no further attempt.
+          if (options.signal?.aborted) throw options.signal.reason ?? err;
           const mapped = mapCallError(err);
           if (!mapped.retryable) throw mapped;
           this.options.log?.warn('PutEvents call failed; will retry', {

@@ -11,7 +11,7 @@ import {
   StartTlsUnavailableError,
   TlsCertificateError,
 } from '../errors.js';
-import type { FetchOptions, Log, MailboxGateway, MailboxSession, MessageSource } from '../ports.js';
+import type { CallOptions, FetchOptions, Log, MailboxGateway, MailboxSession, MessageSource } from '../ports.js';
 import { buildTlsOptions } from './tls-options.js';
 
 export interface ImapFlowGatewayOptions {
@@ -30,7 +30,7 @@ export interface ImapFlowGatewayOptions {
 export class ImapFlowMailboxGateway implements MailboxGateway {
   constructor(private readonly options: ImapFlowGatewayOptions = {}) {}
 
-  async connect(settings: MailboxSettings): Promise<MailboxSession> {
+  async connect(settings: MailboxSettings, options: CallOptions = {}): Promise<MailboxSession> {
     const client = new ImapFlow(imapFlowOptions(settings, this.options));
     // Without a listener a late socket error would crash the process.
     let socketError: unknown;
@@ -38,13 +38,20 @@ export class ImapFlowMailboxGateway implements MailboxGateway {
       socketError = err;
       this.options.log?.debug('IMAP connection error', { code: errorCode(err) });
     });
+    // The caller gave up (its deadline) or ended: close the connection, which fails any command still waiting.
+    const { signal } = options;
+    const abort = (): void => client.close();
+    signal?.addEventListener('abort', abort, { once: true });
+    const detach = (): void => signal?.removeEventListener('abort', abort);
     try {
+      if (signal?.aborted) throw signal.reason;
       await client.connect();
     } catch (err) {
+      detach();
       client.close();
       throw mapImapError(err ?? socketError, settings, 'connect');
     }
-    return new ImapFlowSession(client, settings);
+    return new ImapFlowSession(client, settings, detach);
   }
 }
 
@@ -99,6 +106,8 @@ export class ImapFlowSession implements MailboxSession {
   constructor(
     private readonly client: ImapFlow,
     private readonly settings: MailboxSettings,
+    /** Called once the session is closed (stops watching the caller's signal). */
+    private readonly onClose: () => void = () => {},
   ) {}
 
   async status(folder: string): Promise<FolderStatus> {
@@ -225,6 +234,7 @@ export class ImapFlowSession implements MailboxSession {
       // LOGOUT is a courtesy; the socket is closed below either way.
     } finally {
       this.client.close();
+      this.onClose();
     }
   }
 

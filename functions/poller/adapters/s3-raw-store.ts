@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { RawStorageError } from '../errors.js';
-import type { RawMessageStore } from '../ports.js';
+import type { CallOptions, RawMessageStore } from '../ports.js';
 
 /**
  * The original RFC 822 message, streamed to S3 with a multipart upload (bounded memory: 5 MiB parts, one in
@@ -18,6 +18,7 @@ export class S3RawMessageStore implements RawMessageStore {
     key: string,
     body: NodeJS.ReadableStream,
     size: number,
+    options: CallOptions = {},
   ): Promise<{ bucket: string; key: string; size: number }> {
     let bytes = 0;
     body.on('data', (chunk: Buffer) => (bytes += chunk.length));
@@ -32,7 +33,15 @@ export class S3RawMessageStore implements RawMessageStore {
         partSize: 5 * 1024 * 1024,
         leavePartsOnError: false,
       });
-      await upload.done();
+      // The run gave up on this upload: stop it (and its multipart parts) instead of leaving it running.
+      const abort = (): void => void upload.abort().catch(() => {});
+      options.signal?.addEventListener('abort', abort, { once: true });
+      try {
+        if (options.signal?.aborted) abort();
+        await upload.done();
+      } finally {
+        options.signal?.removeEventListener('abort', abort);
+      }
     } catch (err) {
       // Release the IMAP download that fed the upload (it would wait for a reader until the session closes).
       (body as Partial<Readable>).destroy?.();

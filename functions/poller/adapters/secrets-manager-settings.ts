@@ -5,7 +5,7 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { type MailboxSettings, parseSettings } from '../core/settings.js';
 import { SecretAccessError } from '../errors.js';
-import type { SettingsSource } from '../ports.js';
+import type { CallOptions, SettingsSource } from '../ports.js';
 
 export interface SecretsManagerSettingsOptions {
   /** Secret name or ARN. */
@@ -29,22 +29,23 @@ export class SecretsManagerSettingsSource implements SettingsSource {
     private readonly options: SecretsManagerSettingsOptions,
   ) {}
 
-  async load(options: { fresh?: boolean } = {}): Promise<MailboxSettings> {
+  async load(options: { fresh?: boolean } & CallOptions = {}): Promise<MailboxSettings> {
     const now = (this.options.now ?? Date.now)();
     const ttl = this.options.cacheTtlMs ?? 60_000;
     if (!options.fresh && this.cached && now - this.cached.at < ttl) return this.cached.settings;
-    const settings = parseSettings(await this.readSecretString(), `secret "${this.options.secretId}"`);
+    const settings = parseSettings(await this.readSecretString(options.signal), `secret "${this.options.secretId}"`);
     this.cached = { settings, at: now };
     return settings;
   }
 
-  private async readSecretString(): Promise<string> {
+  private async readSecretString(signal: AbortSignal | undefined): Promise<string> {
     const id = this.options.secretId;
     let response: GetSecretValueCommandOutput;
     try {
       // Always name the stage: some emulators return a stale version without it.
       response = await this.client.send(
         new GetSecretValueCommand({ SecretId: id, VersionStage: this.options.versionStage ?? 'AWSCURRENT' }),
+        signal ? { abortSignal: signal } : {},
       );
     } catch (err) {
       throw mapSecretsError(err, id);

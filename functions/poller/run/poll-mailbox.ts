@@ -1,0 +1,273 @@
+/**
+ * The run: one poll cycle of one mailbox. Lease -> settings -> checkpoint -> connect -> STATUS -> plan, then
+ * (for new mail) the drain, and LOGOUT and the lease release however it ends. Every call is bounded by the run's
+ * deadline. Throws the poller's errors; state stays consistent whatever fails.
+ */
+import { randomUUID } from 'node:crypto';
+import { buildResetDetail } from '../core/build-detail.js';
+import { emptyCheckpoint, rebaseline } from '../core/checkpoint.js';
+import { planPoll } from '../core/plan.js';
+import type { MailboxSettings } from '../core/settings.js';
+import { type Checkpoint, DETAIL_TYPE_RESET, type StartAt } from '../core/types.js';
+import { EventPublishError, ImapAuthError } from '../errors.js';
+import type { MailboxSession, PollDeps } from '../ports.js';
+import { Deadline, imapSilent, publisherSilent, secretsSilent, storeSilent } from './deadline.js';
+import { type DrainResult, drain } from './drain.js';
+import { type EventTarget, eventEntry } from './prepare.js';
+import { TimedSession } from './timed-session.js';
+
+export interface PollOptions {
+  readonly mailboxId: string;
+  readonly eventSource: string;
+  readonly eventBusName: string;
+  readonly startAt: StartAt;
+  /** Epoch ms by which the run must have finished (the Lambda deadline). */
+  readonly deadline: number;
+  /** Time kept free before the deadline for the last checkpoint write and LOGOUT; capped at 2/3 of the run. @default 5_000 */
+  readonly reserveMs?: number;
+  /** Messages handled per run at most; the next run continues. @default 1_000 */
+  readonly maxMessagesPerRun?: number;
+  /** Messages per batch (one PutEvents round and one checkpoint write per batch). @default 10 */
+  readonly batchSize?: number;
+  /** Download bound per message, for the event content. @default 2 MiB */
+  readonly maxMessageBytes?: number;
+  /** Identifies this run as lease owner. @default random UUID */
+  readonly runId?: string;
+}
+
+export type PollOutcome = 'idle' | 'baseline' | 'published' | 'partial' | 'reset' | 'skipped';
+
+export interface PollSummary {
+  readonly mailboxId: string;
+  readonly folder: string | null;
+  readonly uidValidity: string | null;
+  /** First UID considered (lastUid + 1), null when nothing was fetched. */
+  readonly fromUid: number | null;
+  /** Checkpoint after the run (highest UID done). */
+  readonly toUid: number | null;
+  readonly published: number;
+  /** Messages passed over without an event (re-scan: arrived before the start time or already published; expunged meanwhile). */
+  readonly skipped: number;
+  readonly outcome: PollOutcome;
+  /** Why a `partial` run stopped early. */
+  readonly stoppedBy?: 'deadline' | 'maxMessagesPerRun';
+  readonly durationMs: number;
+}
+
+/** What a run found and did, before its duration is known. */
+type RunResult = Omit<PollSummary, 'mailboxId' | 'durationMs'>;
+
+/**
+ * One poll cycle: settings -> checkpoint -> STATUS -> plan -> (EXAMINE, list, fetch, publish, advance)* -> LOGOUT.
+ * The checkpoint only moves over messages whose events EventBridge accepted (or that were deliberately passed over),
+ * with a conditional write per batch.
+ */
+export async function pollMailbox(deps: PollDeps, options: PollOptions): Promise<PollSummary> {
+  const started = deps.now().getTime();
+  const deadline = Deadline.start({
+    at: options.deadline,
+    now: deps.now,
+    ...(options.reserveMs !== undefined ? { reserveMs: options.reserveMs } : {}),
+  });
+  const summary = (result: RunResult): PollSummary => ({
+    mailboxId: options.mailboxId,
+    ...result,
+    durationMs: deps.now().getTime() - started,
+  });
+  try {
+    const runId = options.runId ?? randomUUID();
+    const lease = deps.lease;
+    if (lease) {
+      const acquired = await deadline.call(
+        (signal) => lease.acquire(options.mailboxId, runId, deps.now(), deadline.leaseExpiresAt(), { signal }),
+        () => storeSilent('acquiring the lease'),
+        // Acquired after we gave up: give it back rather than block the next runs until it expires.
+        (late) => void (late && lease.release(options.mailboxId, runId).catch(() => {})),
+      );
+      if (!acquired) {
+        deps.log.warn('Another run holds the lease of this mailbox; skipping this run', {
+          mailboxId: options.mailboxId,
+        });
+        return summary({ ...NOTHING, outcome: 'skipped' });
+      }
+    }
+    try {
+      return summary(await leased(deps, options, deadline));
+    } finally {
+      if (lease) {
+        const released = await deadline.cleanup(
+          (signal) =>
+            lease.release(options.mailboxId, runId, { signal }).catch((err: unknown) => {
+              deps.log.warn('Releasing the lease failed; it expires by itself', { errorName: (err as Error)?.name });
+            }),
+          1 / 4,
+        );
+        if (!released)
+          deps.log.warn('Releasing the lease took too long; it expires by itself', { mailboxId: options.mailboxId });
+      }
+    }
+  } finally {
+    deadline.end();
+  }
+}
+
+const NOTHING: RunResult = {
+  folder: null,
+  uidValidity: null,
+  fromUid: null,
+  toUid: null,
+  published: 0,
+  skipped: 0,
+  outcome: 'idle',
+};
+
+/** The run while it holds the lease (or runs without one): settings, checkpoint, session, plan, drain. */
+async function leased(deps: PollDeps, options: PollOptions, deadline: Deadline): Promise<RunResult> {
+  const settings = await deadline.call((signal) => deps.settings.load({ signal }), secretsSilent);
+  if (settings.security === 'none') {
+    deps.log.warn('Plaintext IMAP: the password and mail cross the network unencrypted (security "none")', {
+      host: settings.host,
+    });
+  }
+  const checkpoint = await deadline.call(
+    (signal) => deps.checkpoints.get(options.mailboxId, settings.folder, { signal }),
+    () => storeSilent('reading the checkpoint'),
+  );
+  const session = await deadline.call(
+    (signal) => connectRefreshingOnAuthFailure(deps, settings, signal),
+    () => imapSilent(settings, 'login'),
+    (late) => void late.close(), // logged in after we gave up: log out again
+  );
+  try {
+    return await planAndDrain(
+      deps,
+      options,
+      deadline,
+      settings,
+      checkpoint,
+      new TimedSession(session, deadline, settings),
+    );
+  } finally {
+    // Bounded, so that even after a cut-off call the run ends before the deadline.
+    await deadline.cleanup(() => session.close(), 1 / 2);
+  }
+}
+
+async function planAndDrain(
+  deps: PollDeps,
+  options: PollOptions,
+  deadline: Deadline,
+  settings: MailboxSettings,
+  checkpoint: Checkpoint | undefined,
+  session: TimedSession,
+): Promise<RunResult> {
+  const plan = planPoll(checkpoint, await session.status(settings.folder), options.startAt);
+  const before: RunResult = {
+    ...NOTHING,
+    folder: settings.folder,
+    uidValidity: plan.uidValidity,
+    toUid: checkpoint?.lastUid ?? null,
+  };
+  const target: EventTarget = {
+    mailboxId: options.mailboxId,
+    folder: settings.folder,
+    eventSource: options.eventSource,
+    eventBusName: options.eventBusName,
+  };
+  const drainFrom = async (start: Checkpoint): Promise<DrainResult> =>
+    drain({
+      start,
+      target,
+      session,
+      deadline,
+      limits: {
+        maxMessagesPerRun: options.maxMessagesPerRun ?? 1_000,
+        batchSize: options.batchSize ?? 10,
+        maxMessageBytes: options.maxMessageBytes ?? 2 * 1024 * 1024,
+      },
+      checkpoints: deps.checkpoints,
+      publisher: deps.publisher,
+      ...(deps.rawStore ? { rawStore: deps.rawStore } : {}),
+      now: deps.now,
+    });
+  const write = (next: Checkpoint, expectedVersion: number) =>
+    deadline.call(
+      (signal) => deps.checkpoints.put(next, expectedVersion, { signal }),
+      () => storeSilent('writing the checkpoint'),
+    );
+
+  switch (plan.kind) {
+    case 'idle':
+      return before;
+    case 'baseline':
+      await write(emptyCheckpoint(options.mailboxId, settings.folder, plan.uidValidity, plan.lastUid, deps.now()), 0);
+      return { ...before, outcome: 'baseline', toUid: plan.lastUid };
+    case 'reset': {
+      const detail = buildResetDetail({
+        mailboxId: options.mailboxId,
+        folder: settings.folder,
+        previous: plan.previous,
+        uidValidity: plan.uidValidity,
+        rescanSince: plan.since.toISOString(),
+        detectedAt: deps.now().toISOString(),
+      });
+      const entry = eventEntry(target, DETAIL_TYPE_RESET, JSON.stringify(detail));
+      const result = await deadline.call((signal) => deps.publisher.publish([entry], { signal }), publisherSilent);
+      if (result.accepted.size < 1) {
+        throw new EventPublishError(
+          `EventBridge did not accept the ${DETAIL_TYPE_RESET} event (${[...result.failed.values()].join(', ')}).`,
+          { hint: 'the checkpoint is unchanged; the next poll retries.' },
+        );
+      }
+      const next = rebaseline(plan.previous, plan.uidValidity, plan.since, deps.now());
+      await write(next, plan.previous.version);
+      deps.log.warn('UIDVALIDITY changed: published IMAP Mailbox Reset, re-scanning by arrival time', {
+        previousUidValidity: plan.previous.uidValidity,
+        uidValidity: plan.uidValidity,
+        rescanSince: next.rescanSince,
+      });
+      const drained = await drainFrom({ ...next, version: plan.previous.version + 1 });
+      return withDrain(before, drained, drained.stoppedBy ? 'partial' : 'reset');
+    }
+    case 'fetch': {
+      const start =
+        checkpoint ??
+        ({
+          ...emptyCheckpoint(options.mailboxId, settings.folder, plan.uidValidity, 0, deps.now()),
+          ...(plan.since ? { rescanSince: plan.since.toISOString() } : {}),
+        } satisfies Checkpoint);
+      const drained = await drainFrom(start);
+      return withDrain(before, drained, drained.stoppedBy ? 'partial' : 'published');
+    }
+  }
+}
+
+function withDrain(before: RunResult, drained: DrainResult, outcome: PollOutcome): RunResult {
+  return {
+    ...before,
+    fromUid: drained.fromUid,
+    toUid: drained.toUid ?? before.toUid,
+    published: drained.published,
+    skipped: drained.skipped,
+    outcome,
+    ...(drained.stoppedBy ? { stoppedBy: drained.stoppedBy } : {}),
+  };
+}
+
+/** Connects; on an authentication failure re-reads the settings once (a rotated password) and retries if they changed. */
+async function connectRefreshingOnAuthFailure(
+  deps: PollDeps,
+  settings: MailboxSettings,
+  signal: AbortSignal,
+): Promise<MailboxSession> {
+  try {
+    return await deps.mailbox.connect(settings, { signal });
+  } catch (err) {
+    if (!(err instanceof ImapAuthError)) throw err;
+    const fresh = await deps.settings.load({ fresh: true, signal });
+    if (fresh.password === settings.password && fresh.username === settings.username) throw err;
+    deps.log.info('Login failed with cached settings; retrying once with the re-read secret');
+    if (fresh.folder !== settings.folder) throw err; // the folder moved too: the next run starts with consistent settings
+    return deps.mailbox.connect(fresh, { signal });
+  }
+}
