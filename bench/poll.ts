@@ -9,7 +9,7 @@
 
 import { parseArgs } from 'node:util';
 import { composePollerDeps, pollOptions } from '../functions/poller/compose.js';
-import type { PollerConfig } from '../functions/poller/config.js';
+import type { PollerConfig } from '../functions/poller/contract/poller-env.js';
 import type { StartAt } from '../functions/poller/core/types.js';
 import { silentLog } from '../functions/poller/ports.js';
 import { pollMailbox } from '../functions/poller/run/poll-mailbox.js';

@@ -3,8 +3,17 @@
  * `cdk.json` context, validated here up front so that a typo fails `cdk synth` with a message that
  * names the mailbox and the field, instead of producing a stack that fails at runtime.
  *
- * Pure: no CDK, no file system, no environment.
+ * Pure: no CDK, no file system, no environment. The rules shared with the Lambda and the CLI (mailbox id,
+ * start time, event source, defaults) come from the poller's contract.
  */
+import { isMailboxId, MAILBOX_ID_RULE } from '../functions/poller/contract/mailbox-id.js';
+import {
+  EVENT_SOURCE_RULE,
+  isEventSource,
+  MAX_MESSAGES_PER_RUN_LIMIT,
+  POLLER_DEFAULTS,
+} from '../functions/poller/contract/poller-env.js';
+import { parseStartAt, START_AT_RULE } from '../functions/poller/contract/start-at.js';
 
 /** One watched mailbox folder: one scheduled poller. */
 export interface MailboxConfig {
@@ -66,10 +75,10 @@ export const CONFIG_CONTEXT_KEY = 'imapEventSource';
 
 export const DEFAULTS = {
   stackName: 'ImapEventSource',
-  busName: 'imap-event-source',
-  eventSource: 'imap-event-source',
+  busName: POLLER_DEFAULTS.busName,
+  eventSource: POLLER_DEFAULTS.eventSource,
   schedule: 'rate(1 minute)',
-  startAt: 'now',
+  startAt: POLLER_DEFAULTS.startAt,
   imapPort: 993,
   rawExpirationDays: 30,
 } as const;
@@ -82,8 +91,6 @@ export class ConfigError extends Error {
   }
 }
 
-const MAILBOX_ID = /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/;
-const MAILBOX_ID_MAX = 32;
 const SECRET_NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
 const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/;
 const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
@@ -91,7 +98,6 @@ const BUS_NAME = /^[A-Za-z0-9._/-]{1,256}$/;
 const STACK_NAME = /^[A-Za-z][A-Za-z0-9-]{0,127}$/;
 const RATE = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/;
 const CRON = /^cron\((\S+ ){5}\S+\)$/;
-const ISO_DATE = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$/;
 const CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
 const VPC_ID = /^vpc-[0-9a-f]{8,17}$/;
 const SUBNET_ID = /^subnet-[0-9a-f]{8,17}$/;
@@ -169,10 +175,6 @@ export function isScheduleExpression(value: string): boolean {
   return CRON.test(value);
 }
 
-function isStartAt(value: string): boolean {
-  return value === 'now' || value === 'all' || (ISO_DATE.test(value) && !Number.isNaN(Date.parse(value)));
-}
-
 function isCidr(value: string): boolean {
   const m = CIDR.exec(value);
   return m !== null && m.slice(1, 5).every((octet) => Number(octet) <= 255) && Number(m[5]) <= 32;
@@ -191,13 +193,10 @@ function parseMailbox(raw: unknown, index: number, problems: Problems): MailboxC
     problems.add(`mailboxes[${index}]`, 'must be an object');
     return undefined;
   }
-  const idOk = typeof raw.id === 'string' && MAILBOX_ID.test(raw.id) && raw.id.length <= MAILBOX_ID_MAX;
+  const idOk = isMailboxId(raw.id);
   const where = idOk ? `mailbox "${raw.id as string}"` : `mailboxes[${index}]`;
   if (!idOk) {
-    problems.add(
-      `${where}.id`,
-      `required; 1 to ${MAILBOX_ID_MAX} characters: lowercase letters, digits and single inner hyphens, starting with a letter`,
-    );
+    problems.add(`${where}.id`, `required; ${MAILBOX_ID_RULE}`);
   }
   problems.unknownKeys(where, raw, MAILBOX_KEYS);
 
@@ -248,13 +247,13 @@ function parseMailbox(raw: unknown, index: number, problems: Problems): MailboxC
     );
   }
   const startAt = raw.startAt === undefined ? DEFAULTS.startAt : raw.startAt;
-  if (typeof startAt !== 'string' || !isStartAt(startAt)) {
-    problems.add(
-      `${where}.startAt`,
-      'must be "now", "all" or an ISO 8601 date such as "2026-01-31" or "2026-01-31T08:00:00Z"',
-    );
-  }
-  const maxMessagesPerRun = problems.integer(`${where}.maxMessagesPerRun`, raw.maxMessagesPerRun, 1, 100_000);
+  if (typeof startAt !== 'string' || !parseStartAt(startAt)) problems.add(`${where}.startAt`, START_AT_RULE);
+  const maxMessagesPerRun = problems.integer(
+    `${where}.maxMessagesPerRun`,
+    raw.maxMessagesPerRun,
+    1,
+    MAX_MESSAGES_PER_RUN_LIMIT,
+  );
 
   if (!idOk) return undefined;
   return {
@@ -338,13 +337,7 @@ export function parseConfig(raw: unknown): AppConfig {
   if (createBus && busName === 'default')
     problems.add('busName', '"default" is the account\'s default bus: set createBus to false to use it');
   const eventSource = raw.eventSource === undefined ? DEFAULTS.eventSource : raw.eventSource;
-  if (
-    typeof eventSource !== 'string' ||
-    !/^[A-Za-z0-9._/-]{1,256}$/.test(eventSource) ||
-    eventSource.startsWith('aws.')
-  ) {
-    problems.add('eventSource', 'must be 1-256 of A-Z a-z 0-9 . _ - / and must not start with "aws."');
-  }
+  if (!isEventSource(eventSource)) problems.add('eventSource', EVENT_SOURCE_RULE);
   const reserveConcurrency = problems.boolean('reserveConcurrency', raw.reserveConcurrency, true);
 
   const mailboxes: MailboxConfig[] = [];

@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -13,7 +13,8 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { checkpointKey, leaseKey } from '../functions/poller/core/keys.js';
+import { checkpointKey, leaseKey } from '../functions/poller/contract/keys.js';
+import { pollerEnvironment, pollerInputProblems } from '../functions/poller/contract/poller-env.js';
 import { MIN_FUNCTION_TIMEOUT_SECONDS } from '../functions/poller/run/deadline.js';
 
 /** The poller's handler (owned by `functions/poller/`), resolved from this file so any working directory works. */
@@ -33,7 +34,8 @@ export const RAW_MESSAGE_ACTIONS = ['s3:PutObject', 's3:AbortMultipartUpload'];
 export interface ImapEventSourceProps {
   /**
    * Id of the mailbox: `mailboxId` of the events, part of the checkpoint and lease keys and of the
-   * raw-message keys. Lowercase letters, digits and hyphens (validated by `lib/config.ts`).
+   * raw-message keys. 1 to 32 characters: lowercase letters, digits and single inner hyphens, starting with a
+   * letter (the rule of `functions/poller/contract/mailbox-id.ts`, the same for cdk.json, the Lambda and the CLI).
    */
   readonly mailboxId: string;
 
@@ -64,7 +66,10 @@ export interface ImapEventSourceProps {
   /** When the poller runs. @default Schedule.rate(Duration.minutes(1)) */
   readonly schedule?: events.Schedule;
 
-  /** Where a mailbox without checkpoint starts: `now`, `all` or an ISO date. @default 'now' */
+  /**
+   * Where a mailbox without checkpoint starts: `now`, `all` or an ISO 8601 date (`2026-11-01`,
+   * `2026-11-01T08:00:00+01:00`; a time without a zone is UTC). Checked at synth. @default 'now'
+   */
   readonly startAt?: string;
 
   /** Upper bound of messages per run (`MAX_MESSAGES_PER_RUN`). @default the handler's own default */
@@ -142,11 +147,18 @@ export class ImapEventSource extends Construct {
 
   constructor(scope: Construct, id: string, props: ImapEventSourceProps) {
     super(scope, id);
-    if (!/^[a-z][a-z0-9-]*$/.test(props.mailboxId)) {
-      throw new Error(
-        `ImapEventSource ${id}: mailboxId "${props.mailboxId}" must be lowercase letters, digits and hyphens`,
-      );
-    }
+    // The rules the Lambda applies to its environment, checked at synth (values still unresolved pass).
+    const problems = pollerInputProblems({
+      mailboxId: props.mailboxId,
+      ...(props.eventSource !== undefined && !Token.isUnresolved(props.eventSource)
+        ? { eventSource: props.eventSource }
+        : {}),
+      ...(props.startAt !== undefined && !Token.isUnresolved(props.startAt) ? { startAt: props.startAt } : {}),
+      ...(props.maxMessagesPerRun !== undefined && !Token.isUnresolved(props.maxMessagesPerRun)
+        ? { maxMessagesPerRun: props.maxMessagesPerRun }
+        : {}),
+    });
+    if (problems.length > 0) throw new Error(`ImapEventSource ${id}: ${problems.join('; ')}`);
     if (props.vpcSubnets && !props.vpc) throw new Error(`ImapEventSource ${id}: vpcSubnets needs vpc`);
     if (props.timeout && props.timeout.toMilliseconds() < MIN_FUNCTION_TIMEOUT_SECONDS * 1000) {
       throw new Error(
@@ -179,18 +191,20 @@ export class ImapEventSource extends Construct {
       maxEventAge: Duration.minutes(1),
       description: `Polls IMAP mailbox ${props.mailboxId} and publishes new mail to EventBridge`,
       environment: {
-        MAILBOX_ID: props.mailboxId,
-        SECRET_ID: props.secretId ?? props.secret.secretArn,
-        CHECKPOINT_TABLE: props.checkpointTable.tableName,
-        EVENT_BUS_NAME: props.eventBus.eventBusName,
-        EVENT_SOURCE: props.eventSource ?? 'imap-event-source',
-        START_AT: props.startAt ?? 'now',
+        ...pollerEnvironment({
+          mailboxId: props.mailboxId,
+          secretId: props.secretId ?? props.secret.secretArn,
+          checkpointTable: props.checkpointTable.tableName,
+          eventBusName: props.eventBus.eventBusName,
+          ...(props.eventSource !== undefined ? { eventSource: props.eventSource } : {}),
+          ...(props.startAt !== undefined ? { startAt: props.startAt } : {}),
+          ...(props.maxMessagesPerRun !== undefined ? { maxMessagesPerRun: props.maxMessagesPerRun } : {}),
+          ...(props.rawMessageBucket ? { rawBucket: props.rawMessageBucket.bucketName } : {}),
+        }),
         POWERTOOLS_SERVICE_NAME: 'imap-event-source',
         LOG_LEVEL: props.logLevel ?? 'INFO',
         // Stack traces point into the TypeScript sources (the bundle ships its source map).
         NODE_OPTIONS: '--enable-source-maps',
-        ...(props.maxMessagesPerRun !== undefined ? { MAX_MESSAGES_PER_RUN: String(props.maxMessagesPerRun) } : {}),
-        ...(props.rawMessageBucket ? { RAW_BUCKET: props.rawMessageBucket.bucketName } : {}),
       },
       bundling: {
         // CJS: imapflow's logger (pino) fails to load from an ESM bundle.

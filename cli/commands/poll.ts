@@ -1,7 +1,9 @@
 /** `imap-event-source poll`: one poll cycle on this machine, with the Lambda's engine. */
 import { basename, extname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseStartAt } from '../../functions/poller/core/plan.js';
+import { isMailboxId, MAILBOX_ID_RULE, toMailboxId } from '../../functions/poller/contract/mailbox-id.js';
+import { POLLER_DEFAULTS } from '../../functions/poller/contract/poller-env.js';
+import { parseStartAt, START_AT_RULE } from '../../functions/poller/contract/start-at.js';
 import type { StartAt } from '../../functions/poller/core/types.js';
 import { isImapEventSourceError } from '../../functions/poller/errors.js';
 import type { Command } from '../context.js';
@@ -32,9 +34,11 @@ Options:
                              environment) instead of printing them
       --start-at WHEN        first poll of a folder: "now" (default: remember the newest UID,
                              publish nothing), "all" (publish every message), or an ISO date
-                             (messages received since then), e.g. 2026-11-01T00:00:00Z
-      --mailbox-id ID        the mailbox id in events and the state file (default: the config
-                             file's name, the secret id, or "demo")
+                             (messages received since then), e.g. 2026-11-01T00:00:00Z;
+                             a time without a zone is UTC
+      --mailbox-id ID        the mailbox id in events and the state file: lowercase letters,
+                             digits and inner hyphens, at most 32 (default: made from the config
+                             file's name or the secret id, or "demo")
       --source NAME          the events' source (default imap-event-source)
       --max N                at most N messages in this run (default 1000)
       --timeout SECONDS      time budget for the cycle (default 300)
@@ -48,15 +52,6 @@ Examples:
   imap-event-source poll --config mailbox.json --start-at all
   imap-event-source poll --config mailbox.json --dry-run | jq .detail.subject
   imap-event-source poll --secret-id prod/support --bus support-events`;
-
-/** Mailbox ids follow the Lambda's MAILBOX_ID rule: letters, digits, ".", "_", "-". */
-function toMailboxId(name: string): string {
-  const id = name
-    .replace(/[^A-Za-z0-9_.-]+/g, '-')
-    .replace(/^[^A-Za-z0-9]+/, '')
-    .slice(0, 64);
-  return id || 'local';
-}
 
 export const pollCommand: Command = {
   name: 'poll',
@@ -72,7 +67,7 @@ export const pollCommand: Command = {
         bus: { type: 'string' },
         'start-at': { type: 'string' },
         'mailbox-id': { type: 'string' },
-        source: { type: 'string', default: 'imap-event-source' },
+        source: { type: 'string', default: POLLER_DEFAULTS.eventSource },
         max: { type: 'string' },
         timeout: { type: 'string', default: '300' },
       },
@@ -81,9 +76,10 @@ export const pollCommand: Command = {
     let startAt: StartAt | undefined;
     if (values['start-at'] !== undefined) {
       startAt = parseStartAt(values['start-at']);
-      if (!startAt)
-        throw new UsageError('--start-at must be "now", "all" or an ISO 8601 date such as 2026-11-01T00:00:00Z');
+      if (!startAt) throw new UsageError(`--start-at ${START_AT_RULE}`);
     }
+    if (values['mailbox-id'] !== undefined && !isMailboxId(values['mailbox-id']))
+      throw new UsageError(`--mailbox-id must be ${MAILBOX_ID_RULE}`);
     const max = values.max === undefined ? undefined : Number(values.max);
     if (max !== undefined && !(Number.isInteger(max) && max > 0))
       throw new UsageError('--max must be a positive integer');

@@ -8,7 +8,7 @@ import { EventBridgePublisher } from './adapters/eventbridge-publisher.js';
 import { ImapFlowMailboxGateway } from './adapters/imapflow-mailbox.js';
 import { S3RawMessageStore } from './adapters/s3-raw-store.js';
 import { SecretsManagerSettingsSource } from './adapters/secrets-manager-settings.js';
-import type { PollerConfig } from './config.js';
+import type { PollerConfig } from './contract/poller-env.js';
 import type { Log, PollDeps } from './ports.js';
 import type { PollOptions } from './run/poll-mailbox.js';
 

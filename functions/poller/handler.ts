@@ -6,7 +6,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
 import { composePollerDeps, pollOptions } from './compose.js';
-import { type PollerConfig, readConfig } from './config.js';
+import { POLLER_ENV, type PollerConfig, readPollerConfig } from './contract/poller-env.js';
 import { describeError } from './errors.js';
 import type { PollDeps } from './ports.js';
 import { pollMailbox } from './run/poll-mailbox.js';
@@ -23,7 +23,7 @@ let container: { config: PollerConfig; deps: PollDeps } | undefined;
 /** Adapters are built once per container: warm invocations reuse clients and the settings cache. */
 function compose(): { config: PollerConfig; deps: PollDeps } {
   if (container) return container;
-  const config = readConfig(process.env);
+  const config = readPollerConfig(process.env);
   container = { config, deps: composePollerDeps(config, { log: logger }) };
   return container;
 }
@@ -33,7 +33,7 @@ export async function handler(
   context: Pick<Context, 'getRemainingTimeInMillis'>,
 ): Promise<{ outcome: string; published: number }> {
   const started = Date.now();
-  let mailboxId = process.env.MAILBOX_ID ?? 'unknown';
+  let mailboxId = process.env[POLLER_ENV.mailboxId] ?? 'unknown';
   metrics.addDimension('mailboxId', mailboxId);
   try {
     const { config, deps } = compose();

@@ -155,6 +155,11 @@ describe('parseConfig', () => {
     ],
     ['an impossible date', { mailboxes: [{ ...SUPPORT, startAt: '2026-13-45' }] }, /^mailbox "support"\.startAt:/],
     [
+      'a day the month does not have',
+      { mailboxes: [{ ...SUPPORT, startAt: '2026-02-30' }] },
+      /^mailbox "support"\.startAt:/,
+    ],
+    [
       'a zero message cap',
       { mailboxes: [{ ...SUPPORT, maxMessagesPerRun: 0 }] },
       /^mailbox "support"\.maxMessagesPerRun: must be an integer from 1/,
@@ -229,7 +234,7 @@ describe('parseConfig', () => {
       'Invalid imapEventSource configuration:\n' +
         '  - mailbox "support".secretName: required: give secretName or secretArn of the mailbox secret, or set createSecret\n' +
         '  - mailbox "support".schedule: must be an EventBridge schedule expression such as "rate(1 minute)", "rate(5 minutes)" or "cron(0/5 * * * ? *)"\n' +
-        '  - mailbox "sales".startAt: must be "now", "all" or an ISO 8601 date such as "2026-01-31" or "2026-01-31T08:00:00Z"',
+        '  - mailbox "sales".startAt: must be "now", "all" or an ISO 8601 date such as 2026-11-01 or 2026-11-01T08:00:00Z (a time without a zone is UTC)',
     );
   });
 });

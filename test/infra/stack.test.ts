@@ -4,7 +4,7 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { describe, expect, it } from 'vitest';
-import { ImapEventSource } from '../../lib/imap-event-source.js';
+import { ImapEventSource, type ImapEventSourceProps } from '../../lib/imap-event-source.js';
 import { logicalId, PRIVATE_SUBNETS, SUPPORT, synth, TEST_ENV, VPC_ID } from './synth.js';
 
 const SALES_ARN = 'arn:aws:secretsmanager:eu-central-1:123456789012:secret:imap/sales-AbC123';
@@ -402,7 +402,10 @@ describe('VPC placement', () => {
 });
 
 describe('ImapEventSource props', () => {
-  function source(timeout: Duration): () => ImapEventSource {
+  function source(
+    timeout: Duration,
+    props: Partial<Pick<ImapEventSourceProps, 'mailboxId' | 'startAt' | 'eventSource'>> = {},
+  ): () => ImapEventSource {
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     const stack = new Stack(app, 'Props', { env: TEST_ENV });
     return () =>
@@ -414,8 +417,18 @@ describe('ImapEventSource props', () => {
         }),
         eventBus: events.EventBus.fromEventBusName(stack, 'Bus', 'mail'),
         timeout,
+        ...props,
       });
   }
+
+  it("applies the Lambda's rules at synth: mailbox id, start time, event source", () => {
+    expect(source(Duration.seconds(50), { mailboxId: 'Support_1' })).toThrow(
+      /ImapEventSource Source: mailboxId: 1 to 32 characters: lowercase letters/,
+    );
+    expect(source(Duration.seconds(50), { startAt: '2026-02-30' })).toThrow(/startAt: must be "now", "all"/);
+    expect(source(Duration.seconds(50), { eventSource: 'aws.mail' })).toThrow(/eventSource: must be/);
+    expect(source(Duration.seconds(50), { startAt: '2026-11-01T08:00:00+0100' })).not.toThrow();
+  });
 
   it('rejects a function timeout too short to poll, naming it and the minimum', () => {
     expect(source(Duration.seconds(3))).toThrow(

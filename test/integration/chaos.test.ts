@@ -28,7 +28,7 @@ import { describe, expect, it } from 'vitest';
 import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamodb-checkpoint-store.js';
 import { EventBridgePublisher } from '../../functions/poller/adapters/eventbridge-publisher.js';
 import { composePollerDeps } from '../../functions/poller/compose.js';
-import { readConfig } from '../../functions/poller/config.js';
+import { readPollerConfig } from '../../functions/poller/contract/poller-env.js';
 import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
 import type { Checkpoint, EventEntry } from '../../functions/poller/core/types.js';
 import { CheckpointStoreError } from '../../functions/poller/errors.js';
@@ -126,7 +126,7 @@ class Container {
   constructor(world: World, aws: AwsFaults, random: () => number) {
     const clientConfig = { ...world.aws.clientConfig, endpoint: proxies.aws.url };
     const base = composePollerDeps(
-      readConfig({
+      readPollerConfig({
         MAILBOX_ID: world.mailboxId,
         SECRET_ID: world.secretName,
         CHECKPOINT_TABLE: world.table,

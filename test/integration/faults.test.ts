@@ -26,7 +26,7 @@ import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamod
 import { EventBridgePublisher } from '../../functions/poller/adapters/eventbridge-publisher.js';
 import { ImapFlowMailboxGateway } from '../../functions/poller/adapters/imapflow-mailbox.js';
 import { composePollerDeps } from '../../functions/poller/compose.js';
-import { readConfig } from '../../functions/poller/config.js';
+import { readPollerConfig } from '../../functions/poller/contract/poller-env.js';
 import type { MailboxResetDetail, MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
 import type { ImapEventSourceError } from '../../functions/poller/errors.js';
 import {
@@ -62,7 +62,7 @@ function proxiedWorld(options: WorldOptions = {}): Promise<World> {
 /** The real adapters as the handler composes them (AWS through the AWS proxy), for runs that need a hook. */
 function realDeps(world: World, overrides: Partial<PollDeps> = {}): PollDeps {
   const clientConfig = { ...world.aws.clientConfig, endpoint: proxies.aws.url };
-  return { ...composePollerDeps(readConfig(handlerEnv(world)), { log: silentLog, clientConfig }), ...overrides };
+  return { ...composePollerDeps(readPollerConfig(handlerEnv(world)), { log: silentLog, clientConfig }), ...overrides };
 }
 
 function pollOptions(world: World, overrides: Partial<PollOptions> = {}): PollOptions {

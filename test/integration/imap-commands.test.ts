@@ -1,7 +1,7 @@
 /** What the poller says to the IMAP server: an empty poll is one command (STATUS) after the session setup; nothing writes. */
 import { describe, expect, it } from 'vitest';
 import { composePollerDeps, pollOptions } from '../../functions/poller/compose.js';
-import { parseStartAt } from '../../functions/poller/core/plan.js';
+import { parseStartAt } from '../../functions/poller/contract/start-at.js';
 import { silentLog } from '../../functions/poller/ports.js';
 import { pollMailbox } from '../../functions/poller/run/poll-mailbox.js';
 import { World } from './world.js';

@@ -7,7 +7,7 @@
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { composePollerDeps } from '../../functions/poller/compose.js';
-import { readConfig } from '../../functions/poller/config.js';
+import { readPollerConfig } from '../../functions/poller/contract/poller-env.js';
 import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
 import { CheckpointConflictError } from '../../functions/poller/errors.js';
 import { type EventPublisher, type LeaseStore, type PollDeps, silentLog } from '../../functions/poller/ports.js';
@@ -52,7 +52,7 @@ async function invokeConcurrently(
 
 function realDeps(world: World, overrides: Partial<PollDeps> = {}): PollDeps {
   return {
-    ...composePollerDeps(readConfig(handlerEnv(world)), { log: silentLog, clientConfig: world.aws.clientConfig }),
+    ...composePollerDeps(readPollerConfig(handlerEnv(world)), { log: silentLog, clientConfig: world.aws.clientConfig }),
     ...overrides,
   };
 }

@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  canSkipSync,
-  hasUidValidityChanged,
-  parseStartAt,
-  planPoll,
-  rescanStart,
-} from '../../functions/poller/core/plan.js';
+import { canSkipSync, hasUidValidityChanged, planPoll, rescanStart } from '../../functions/poller/core/plan.js';
 import type { Checkpoint, FolderStatus, StartAt } from '../../functions/poller/core/types.js';
 
 const NOW: StartAt = { kind: 'now' };
@@ -172,48 +166,5 @@ describe('canSkipSync', () => {
     [0, 2, false],
   ])('lastUid %d, UIDNEXT %d -> %s', (lastUid, uidNext, skip) => {
     expect(canSkipSync(checkpoint({ lastUid }), status(uidNext))).toBe(skip);
-  });
-});
-
-describe('parseStartAt', () => {
-  it.each<[string | undefined, StartAt]>([
-    [undefined, { kind: 'now' }],
-    ['', { kind: 'now' }],
-    ['   ', { kind: 'now' }],
-    ['now', { kind: 'now' }],
-    ['NOW', { kind: 'now' }],
-    [' now ', { kind: 'now' }],
-    ['all', { kind: 'all' }],
-    ['All', { kind: 'all' }],
-    ['2026-11-01', { kind: 'since', since: new Date('2026-11-01T00:00:00Z') }],
-    ['2026-11-01T00:00:00Z', { kind: 'since', since: new Date('2026-11-01T00:00:00Z') }],
-    ['2026-11-01T10:30:00.250Z', { kind: 'since', since: new Date('2026-11-01T10:30:00.250Z') }],
-    ['2026-11-01T10:30:00+01:00', { kind: 'since', since: new Date('2026-11-01T09:30:00Z') }],
-    ['2026-11-01T10:30:00-0500', { kind: 'since', since: new Date('2026-11-01T15:30:00Z') }],
-    ['2028-02-29', { kind: 'since', since: new Date('2028-02-29T00:00:00Z') }],
-    ['2026-12-31T23:59:59Z', { kind: 'since', since: new Date('2026-12-31T23:59:59Z') }],
-  ])('accepts %j', (value, expected) => {
-    expect(parseStartAt(value)).toEqual(expected);
-  });
-
-  it.each([
-    'yesterday',
-    'later',
-    'everything',
-    '1700000000',
-    '2026-13-01',
-    '2026-02-30T00:00:00Z',
-    '2026-02-29',
-    '2026-04-31',
-    '2026-11-00',
-    '2026/11/01',
-    '01.11.2026',
-    '2026-11-01T25:00:00Z',
-    '2026-11-01Tnoon',
-    'Sun, 01 Nov 2026 00:00:00 GMT',
-    '2026-11-01 garbage',
-    'now please',
-  ])('rejects %j', (value) => {
-    expect(parseStartAt(value)).toBeUndefined();
   });
 });

@@ -6,7 +6,7 @@ import {
   GetItemCommand,
   PutItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { checkpointKey, leaseKey } from '../core/keys.js';
+import { checkpointKey, leaseKey } from '../contract/keys.js';
 import type { Checkpoint } from '../core/types.js';
 import { CheckpointConflictError, CheckpointStoreError } from '../errors.js';
 import type { CallOptions, CheckpointStore, LeaseStore } from '../ports.js';

@@ -57,19 +57,3 @@ export function hasUidValidityChanged(checkpoint: Checkpoint, status: FolderStat
 export function canSkipSync(checkpoint: Checkpoint, status: FolderStatus): boolean {
   return status.uidNext - 1 <= checkpoint.lastUid;
 }
-
-/** Parses START_AT: `now` (default), `all`, or an ISO 8601 date/time. Returns undefined when invalid. */
-export function parseStartAt(value: string | undefined): StartAt | undefined {
-  const v = (value ?? '').trim();
-  if (v === '' || v.toLowerCase() === 'now') return { kind: 'now' };
-  if (v.toLowerCase() === 'all') return { kind: 'all' };
-  if (/^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(v)) {
-    const since = new Date(v);
-    // V8 rolls impossible days over (2026-02-30 -> 2026-03-02) instead of rejecting them.
-    const [y, m, d] = v.slice(0, 10).split('-').map(Number) as [number, number, number];
-    const day = new Date(Date.UTC(y, m - 1, d));
-    const realDay = day.getUTCMonth() === m - 1 && day.getUTCDate() === d;
-    if (!Number.isNaN(since.getTime()) && realDay) return { kind: 'since', since };
-  }
-  return undefined;
-}

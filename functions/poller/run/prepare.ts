@@ -1,9 +1,9 @@
 /** Turns listed messages into EventBridge entries: fetch (bounded), optionally store raw, parse, build, fit. */
 import { createHash } from 'node:crypto';
+import { rawMessageKey } from '../contract/keys.js';
 import { buildMessageDetail } from '../core/build-detail.js';
 import { isRescanCandidate } from '../core/checkpoint.js';
 import { fitDetailToBudget } from '../core/event-size.js';
-import { rawMessageKey } from '../core/keys.js';
 import { parseMessageContent } from '../core/message-content.js';
 import { type Checkpoint, DETAIL_TYPE_MESSAGE, type EventEntry, type MessageSummary } from '../core/types.js';
 import type { RawMessageStore } from '../ports.js';

@@ -10,7 +10,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoDbCheckpointStore } from '../../../functions/poller/adapters/dynamodb-checkpoint-store.js';
-import { checkpointKey, leaseKey } from '../../../functions/poller/core/keys.js';
+import { checkpointKey, leaseKey } from '../../../functions/poller/contract/keys.js';
 import type { Checkpoint } from '../../../functions/poller/core/types.js';
 import { CheckpointConflictError, CheckpointStoreError } from '../../../functions/poller/errors.js';
 
