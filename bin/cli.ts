@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** The `imap-event-source` CLI (run with tsx: `node --import tsx bin/cli.ts`, or bin/imap-event-source.mjs). */
+/** The `imap-event-source` CLI: the package's `bin` compiled to dist/bin/cli.js; in a clone `node bin/imap-event-source.mjs` (tsx). */
 import { main } from '../cli/main.js';
 
 // `imap-event-source poll | head`: a closed stdout is not an error.

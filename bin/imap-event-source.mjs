@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Launcher for the package's `bin` entry: registers tsx's ESM loader, then runs the TypeScript CLI.
+// The CLI in a clone of the repository: registers tsx's ESM loader, then runs the TypeScript sources.
+// Not in the package: its `bin` is the compiled dist/bin/cli.js (`npm run build`).
 import { register } from 'tsx/esm/api';
 
 register();

@@ -2,6 +2,7 @@
  * The `imap-event-source` CLI: command dispatch, --help, exit codes and failure paragraphs.
  * Exit codes: 0 success, 1 failure (explained on stderr or in the step report), 2 wrong usage.
  */
+import { createRequire } from 'node:module';
 import { isImapEventSourceError } from '../functions/poller/errors.js';
 import { checkCommand } from './commands/check.js';
 import { demoCommand } from './commands/demo.js';
@@ -10,6 +11,9 @@ import { pollCommand } from './commands/poll.js';
 import { secretCommand } from './commands/secret.js';
 import type { Command, CommandContext } from './context.js';
 import { printFailure, UsageError } from './output.js';
+
+/** The package's own package.json by self-reference: resolves alike from the sources and from dist/. */
+const { version } = createRequire(import.meta.url)('imap-event-source/package.json') as { version: string };
 
 const COMMANDS: readonly Command[] = [checkCommand, foldersCommand, pollCommand, secretCommand, demoCommand];
 
@@ -44,7 +48,7 @@ export async function main(
     return 0;
   }
   if (name === '--version' || name === '-V') {
-    io.stdout.write('imap-event-source 0.1.0\n');
+    io.stdout.write(`imap-event-source ${version}\n`);
     return 0;
   }
   const command = COMMANDS.find((c) => c.name === name);

@@ -1,4 +1,3 @@
-import { fileURLToPath } from 'node:url';
 import { Duration, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -8,7 +7,6 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
@@ -16,10 +14,9 @@ import { Construct } from 'constructs';
 import { checkpointKey, leaseKey } from '../functions/poller/contract/keys.js';
 import { pollerEnvironment, pollerInputProblems } from '../functions/poller/contract/poller-env.js';
 import { MIN_FUNCTION_TIMEOUT_SECONDS } from '../functions/poller/run/deadline.js';
+import { pollerFunction } from './poller-function.js';
 
-/** The poller's handler (owned by `functions/poller/`), resolved from this file so any working directory works. */
-export const POLLER_ENTRY = fileURLToPath(new URL('../functions/poller/handler.ts', import.meta.url));
-const LOCK_FILE = fileURLToPath(new URL('../package-lock.json', import.meta.url));
+export { POLLER_ENTRY } from './poller-function.js';
 
 /** Actions the poller needs on the checkpoint table: read the checkpoint and lease, put them conditionally, delete the lease. */
 export const CHECKPOINT_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'];
@@ -113,7 +110,11 @@ export interface ImapEventSourceProps {
   /** Security groups of the function when in a VPC. @default one created by the Lambda construct */
   readonly securityGroups?: ec2.ISecurityGroup[];
 
-  /** Handler entry file. @default POLLER_ENTRY (`functions/poller/handler.ts`) */
+  /**
+   * Handler source file, bundled with esbuild at synth (needs esbuild installed).
+   * @default the handler prebuilt in the package; in a clone of the repository, POLLER_ENTRY
+   * (`functions/poller/handler.ts`) bundled at synth
+   */
   readonly entry?: string;
 }
 
@@ -130,7 +131,7 @@ export interface ImapEventSourceGrants {
 /** One watched mailbox folder: a scheduled poller with its own role, log group and least-privilege grants. */
 export class ImapEventSource extends Construct {
   /** The poller function. */
-  public readonly function: nodejs.NodejsFunction;
+  public readonly function: lambda.Function;
   /** The function's own execution role. */
   public readonly role: iam.Role;
   /** The function's log group. */
@@ -174,10 +175,8 @@ export class ImapEventSource extends Construct {
       retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
     });
 
-    this.function = new nodejs.NodejsFunction(this, 'Function', {
-      entry: props.entry ?? POLLER_ENTRY,
-      handler: 'handler',
-      depsLockFilePath: LOCK_FILE,
+    // The code: prebuilt in the package, bundled from source in this repository (poller-function.ts).
+    this.function = pollerFunction(this, 'Function', props.entry, {
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.memorySize ?? 256,
@@ -205,15 +204,6 @@ export class ImapEventSource extends Construct {
         LOG_LEVEL: props.logLevel ?? 'INFO',
         // Stack traces point into the TypeScript sources (the bundle ships its source map).
         NODE_OPTIONS: '--enable-source-maps',
-      },
-      bundling: {
-        // CJS: imapflow's logger (pino) fails to load from an ESM bundle.
-        format: nodejs.OutputFormat.CJS,
-        target: 'node24',
-        minify: true,
-        sourceMap: true,
-        sourcesContent: false,
-        externalModules: ['@aws-sdk/*'],
       },
       ...(props.vpc
         ? {

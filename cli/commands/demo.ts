@@ -3,7 +3,7 @@
  * An in-process IMAP server with TLS from a CA made on the fly, the poller (pollMailbox) polling it every
  * few seconds with a local state file, and new mail arriving while it runs.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -72,8 +72,9 @@ export const demoCommand: Command = {
     if (!(Number.isInteger(port) && port >= 0 && port < 65536)) throw new UsageError('--port must be a port number');
 
     const err = ctx.stderr;
-    // How to run the CLI from here: the package launcher, relative to the working directory.
-    const cli = `node ${relative(process.cwd(), fileURLToPath(new URL('../../bin/imap-event-source.mjs', import.meta.url)))}`;
+    // How to run the CLI from here: the clone's launcher (relative to the working directory), else the package's bin.
+    const launcher = fileURLToPath(new URL('../../bin/imap-event-source.mjs', import.meta.url));
+    const cli = existsSync(launcher) ? `node ${relative(process.cwd(), launcher)}` : 'npx imap-event-source';
     const log = new StderrLog(err, { debug: ctx.debug, quiet: !ctx.debug });
     const stop = new AbortController();
     const dir = mkdtempSync(join(tmpdir(), 'imap-event-source-demo-'));

@@ -32,7 +32,7 @@ describe('help and usage', () => {
     expect(option.stderr).toContain('See: imap-event-source check --help');
   });
 
-  test('the package bin launcher works from any directory', () => {
+  test("the clone's launcher (bin/imap-event-source.mjs) works from any directory", () => {
     const r = spawnSync(process.execPath, [join(REPO, 'bin/imap-event-source.mjs'), 'secret', 'template'], {
       cwd: tmpdir(),
       encoding: 'utf8',

@@ -1,0 +1,52 @@
+/**
+ * `npm run build` (also run by `prepack`): the package's contents in dist/.
+ *  - tsc (tsconfig.build.json): JavaScript and .d.ts of what the package's entry points reach
+ *    (lib/index.ts, types/index.ts, bin/cli.ts), nothing else;
+ *  - esbuild: the poller's Lambda handler as one CommonJS file with the AWS SDK left out
+ *    (dist/handler/), which the construct deploys as it is (lib/poller-function.ts).
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { POLLER_BUNDLE, POLLER_ENTRY, PREBUILT_POLLER_FILE } from '../lib/poller-function.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const dist = join(root, 'dist');
+const handlerDir = join(dist, 'handler');
+
+rmSync(dist, { recursive: true, force: true });
+
+execFileSync(
+  process.execPath,
+  [createRequire(import.meta.url).resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+  {
+    cwd: root,
+    stdio: 'inherit',
+  },
+);
+chmodSync(join(dist, 'bin/cli.js'), 0o755);
+
+await build({
+  entryPoints: [POLLER_ENTRY],
+  outfile: join(handlerDir, PREBUILT_POLLER_FILE),
+  bundle: true,
+  platform: 'node',
+  format: POLLER_BUNDLE.format,
+  target: POLLER_BUNDLE.target,
+  minify: POLLER_BUNDLE.minify,
+  sourcemap: POLLER_BUNDLE.sourceMap,
+  sourcesContent: POLLER_BUNDLE.sourcesContent,
+  external: [...POLLER_BUNDLE.externalModules],
+  logLevel: 'warning',
+});
+// The package is ESM ("type": "module"); the handler directory is its own CommonJS scope, in the
+// package as in the Lambda asset (the directory is deployed as it is).
+writeFileSync(join(handlerDir, 'package.json'), '{ "type": "commonjs" }\n');
+
+const kib = (file: string) => `${(statSync(join(handlerDir, file)).size / 1024).toFixed(0)} KiB`;
+process.stderr.write(
+  `built dist/: library, types and CLI (tsc); handler ${kib(PREBUILT_POLLER_FILE)} + source map ${kib(`${PREBUILT_POLLER_FILE}.map`)} (esbuild)\n`,
+);
