@@ -23,7 +23,12 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'integration',
-          include: ['test/integration/**/*.test.ts', 'test/cli/**/*.test.ts', 'test/e2e/**/*.test.ts'],
+          include: [
+            'test/integration/**/*.test.ts',
+            'test/cli/**/*.test.ts',
+            'test/e2e/**/*.test.ts',
+            'test/package/**/*.test.ts',
+          ],
           // Starts one Dovecot with TLS, one without, and one moto_server for the whole run.
           globalSetup: ['test/support/global-setup.ts'],
         },
