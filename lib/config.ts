@@ -14,6 +14,13 @@ import {
   POLLER_DEFAULTS,
 } from '../functions/poller/contract/poller-env.js';
 import { parseStartAt, START_AT_RULE } from '../functions/poller/contract/start-at.js';
+import {
+  ALARM_DEFAULTS,
+  checkAlarmRange,
+  failingAlarmWindow,
+  scheduleInterval,
+  staleAlarmWindow,
+} from './schedule-interval.js';
 
 /** One watched mailbox folder: one scheduled poller. */
 export interface MailboxConfig {
@@ -33,6 +40,36 @@ export interface MailboxConfig {
   readonly startAt: string;
   /** Upper bound of messages published per run; the next run continues. */
   readonly maxMessagesPerRun?: number;
+  /**
+   * The interval the alarms assume, in minutes: derived from `schedule`, or given (required for a cron
+   * schedule whose runs are not evenly spaced over every day; then give the longest gap you accept).
+   */
+  readonly alarmIntervalMinutes: number;
+}
+
+/** The alarms of every mailbox (docs/operations.md, "Alarms"). */
+export interface AlarmsConfig {
+  /** Intervals without a successful poll before the staleness alarm fires (>= 2). */
+  readonly staleAfterIntervals: number;
+  /** Failed runs before the failure alarm fires. */
+  readonly failingAfterRuns: number;
+  /** Existing SNS topic for alarm and OK notifications. */
+  readonly topicArn?: string;
+  /** Create an SNS topic for the notifications (subscribe to it after the deploy). */
+  readonly createTopic: boolean;
+}
+
+/** Opt-in EventBridge archive of this stack's events on the bus. */
+export interface ArchiveConfig {
+  readonly enabled: boolean;
+  /** Days the archive keeps events; 0 = indefinitely. */
+  readonly retentionDays: number;
+}
+
+/** Opt-in registration of the event schemas in an EventBridge schema registry. */
+export interface SchemaRegistryConfig {
+  readonly enabled: boolean;
+  readonly registryName: string;
 }
 
 /** Placement of the pollers in an existing VPC (private mail servers). */
@@ -68,6 +105,9 @@ export interface AppConfig {
   readonly mailboxes: readonly MailboxConfig[];
   readonly vpc?: VpcConfig;
   readonly rawMessageStorage: RawMessageStorageConfig;
+  readonly alarms: AlarmsConfig;
+  readonly archive: ArchiveConfig;
+  readonly schemaRegistry: SchemaRegistryConfig;
 }
 
 /** The context key in `cdk.json` that holds the configuration (or the path of a JSON file). */
@@ -81,6 +121,8 @@ export const DEFAULTS = {
   startAt: POLLER_DEFAULTS.startAt,
   imapPort: 993,
   rawExpirationDays: 30,
+  archiveRetentionDays: 30,
+  schemaRegistryName: 'imap-event-source',
 } as const;
 
 /** Thrown when the configuration is invalid; lists every problem found, one per line. */
@@ -101,6 +143,8 @@ const CRON = /^cron\((\S+ ){5}\S+\)$/;
 const CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
 const VPC_ID = /^vpc-[0-9a-f]{8,17}$/;
 const SUBNET_ID = /^subnet-[0-9a-f]{8,17}$/;
+const TOPIC_ARN = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/;
+const REGISTRY_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 
 const STACK_KEYS = [
   'stackName',
@@ -111,6 +155,9 @@ const STACK_KEYS = [
   'mailboxes',
   'vpc',
   'rawMessageStorage',
+  'alarms',
+  'archive',
+  'schemaRegistry',
 ];
 const MAILBOX_KEYS = [
   'id',
@@ -121,9 +168,13 @@ const MAILBOX_KEYS = [
   'schedule',
   'startAt',
   'maxMessagesPerRun',
+  'alarmIntervalMinutes',
 ];
 const VPC_KEYS = ['vpcId', 'imapServerCidr', 'imapPort', 'subnetIds', 'endpoints'];
 const RAW_KEYS = ['enabled', 'expirationDays'];
+const ALARM_KEYS = ['staleAfterIntervals', 'failingAfterRuns', 'topicArn', 'createTopic'];
+const ARCHIVE_KEYS = ['enabled', 'retentionDays'];
+const REGISTRY_KEYS = ['enabled', 'registryName'];
 
 type Json = Record<string, unknown>;
 
@@ -188,7 +239,12 @@ export function pascalCase(id: string): string {
     .join('');
 }
 
-function parseMailbox(raw: unknown, index: number, problems: Problems): MailboxConfig | undefined {
+function parseMailbox(
+  raw: unknown,
+  index: number,
+  problems: Problems,
+  alarms: Pick<AlarmsConfig, 'staleAfterIntervals' | 'failingAfterRuns'>,
+): MailboxConfig | undefined {
   if (!isObject(raw)) {
     problems.add(`mailboxes[${index}]`, 'must be an object');
     return undefined;
@@ -254,6 +310,7 @@ function parseMailbox(raw: unknown, index: number, problems: Problems): MailboxC
     1,
     MAX_MESSAGES_PER_RUN_LIMIT,
   );
+  const alarmIntervalMinutes = alarmInterval(where, raw.alarmIntervalMinutes, schedule, problems, alarms);
 
   if (!idOk) return undefined;
   return {
@@ -265,7 +322,45 @@ function parseMailbox(raw: unknown, index: number, problems: Problems): MailboxC
     schedule: schedule as string,
     startAt: startAt as string,
     ...(maxMessagesPerRun !== undefined ? { maxMessagesPerRun } : {}),
+    alarmIntervalMinutes: alarmIntervalMinutes ?? 1,
   };
+}
+
+/** The given or derived alarm interval; a problem when neither works or the alarm windows exceed CloudWatch's limits. */
+function alarmInterval(
+  where: string,
+  given: unknown,
+  schedule: unknown,
+  problems: Problems,
+  alarms: Pick<AlarmsConfig, 'staleAfterIntervals' | 'failingAfterRuns'>,
+): number | undefined {
+  let minutes = problems.integer(`${where}.alarmIntervalMinutes`, given, 1, 10_080);
+  if (given === undefined && typeof schedule === 'string' && isScheduleExpression(schedule)) {
+    const derived = scheduleInterval(schedule);
+    if ('irregular' in derived) {
+      problems.add(
+        `${where}.alarmIntervalMinutes`,
+        `required: ${derived.irregular}, so the alarms cannot derive an interval; give the longest gap between two runs the alarms should accept, in minutes`,
+      );
+    } else {
+      minutes = derived.minutes;
+    }
+  }
+  if (minutes === undefined) return undefined;
+  for (const window of [
+    staleAlarmWindow(minutes, alarms.staleAfterIntervals),
+    failingAlarmWindow(minutes, alarms.failingAfterRuns),
+  ]) {
+    const tooLong = checkAlarmRange(window);
+    if (tooLong) {
+      problems.add(
+        `${where}.alarmIntervalMinutes`,
+        `${minutes} minutes is too long for the alarms: ${tooLong}; use a shorter schedule or fewer alarms.staleAfterIntervals / failingAfterRuns`,
+      );
+      break;
+    }
+  }
+  return minutes;
 }
 
 function parseVpc(raw: unknown, problems: Problems): VpcConfig | undefined {
@@ -313,6 +408,62 @@ function parseRawStorage(raw: unknown, problems: Problems): RawMessageStorageCon
   };
 }
 
+function section(name: string, raw: unknown, keys: readonly string[], problems: Problems): Json {
+  if (raw === undefined) return {};
+  if (!isObject(raw)) {
+    problems.add(name, 'must be an object');
+    return {};
+  }
+  problems.unknownKeys(name, raw, keys);
+  return raw;
+}
+
+function parseAlarms(raw: unknown, problems: Problems): AlarmsConfig {
+  const a = section('alarms', raw, ALARM_KEYS, problems);
+  const topicArn = problems.string(
+    'alarms.topicArn',
+    a.topicArn,
+    TOPIC_ARN,
+    'must be an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)',
+  );
+  const createTopic = problems.boolean('alarms.createTopic', a.createTopic, false);
+  if (topicArn && createTopic) problems.add('alarms.createTopic', 'give either topicArn or createTopic, not both');
+  return {
+    staleAfterIntervals:
+      problems.integer('alarms.staleAfterIntervals', a.staleAfterIntervals, 2, 1_000) ??
+      ALARM_DEFAULTS.staleAfterIntervals,
+    failingAfterRuns:
+      problems.integer('alarms.failingAfterRuns', a.failingAfterRuns, 1, 1_000) ?? ALARM_DEFAULTS.failingAfterRuns,
+    ...(topicArn ? { topicArn } : {}),
+    createTopic,
+  };
+}
+
+function parseArchive(raw: unknown, problems: Problems): ArchiveConfig {
+  const a = section('archive', raw, ARCHIVE_KEYS, problems);
+  if (raw !== undefined && a.enabled === undefined) problems.add('archive.enabled', 'required (true or false)');
+  return {
+    enabled: problems.boolean('archive.enabled', a.enabled, false),
+    retentionDays:
+      problems.integer('archive.retentionDays', a.retentionDays, 0, 36_500) ?? DEFAULTS.archiveRetentionDays,
+  };
+}
+
+function parseSchemaRegistry(raw: unknown, problems: Problems): SchemaRegistryConfig {
+  const r = section('schemaRegistry', raw, REGISTRY_KEYS, problems);
+  if (raw !== undefined && r.enabled === undefined) problems.add('schemaRegistry.enabled', 'required (true or false)');
+  return {
+    enabled: problems.boolean('schemaRegistry.enabled', r.enabled, false),
+    registryName:
+      problems.string(
+        'schemaRegistry.registryName',
+        r.registryName,
+        REGISTRY_NAME,
+        'must be 1-64 of A-Z a-z 0-9 . _ -',
+      ) ?? DEFAULTS.schemaRegistryName,
+  };
+}
+
 /**
  * Validates the raw context value and applies the defaults.
  * @throws ConfigError listing every problem, each naming the mailbox (or the stack option) and the field.
@@ -340,12 +491,13 @@ export function parseConfig(raw: unknown): AppConfig {
   if (!isEventSource(eventSource)) problems.add('eventSource', EVENT_SOURCE_RULE);
   const reserveConcurrency = problems.boolean('reserveConcurrency', raw.reserveConcurrency, true);
 
+  const alarms = parseAlarms(raw.alarms, problems);
   const mailboxes: MailboxConfig[] = [];
   if (!Array.isArray(raw.mailboxes) || raw.mailboxes.length === 0) {
     problems.add('mailboxes', 'required; a non-empty list of mailboxes');
   } else {
     raw.mailboxes.forEach((m, i) => {
-      const mailbox = parseMailbox(m, i, problems);
+      const mailbox = parseMailbox(m, i, problems, alarms);
       if (mailbox) mailboxes.push(mailbox);
     });
   }
@@ -361,6 +513,8 @@ export function parseConfig(raw: unknown): AppConfig {
 
   const vpc = parseVpc(raw.vpc, problems);
   const rawMessageStorage = parseRawStorage(raw.rawMessageStorage, problems);
+  const archive = parseArchive(raw.archive, problems);
+  const schemaRegistry = parseSchemaRegistry(raw.schemaRegistry, problems);
 
   if (problems.list.length > 0) throw new ConfigError(problems.list);
   return {
@@ -372,5 +526,8 @@ export function parseConfig(raw: unknown): AppConfig {
     mailboxes,
     ...(vpc ? { vpc } : {}),
     rawMessageStorage,
+    alarms,
+    archive,
+    schemaRegistry,
   };
 }

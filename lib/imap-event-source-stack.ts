@@ -11,11 +11,15 @@ import {
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
+import * as eventschemas from 'aws-cdk-lib/aws-eventschemas';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { type AppConfig, type MailboxConfig, pascalCase, type VpcConfig } from './config.js';
+import { ImapEventSourceDashboard } from './dashboard.js';
+import { registrySchemas } from './event-schemas.js';
 import { ImapEventSource } from './imap-event-source.js';
 
 export interface ImapEventSourceStackProps extends StackProps {
@@ -52,6 +56,14 @@ export class ImapEventSourceStack extends Stack {
   public readonly rawMessageBucket?: s3.Bucket;
   /** Security group of the pollers, when they run in a VPC. */
   public readonly securityGroup?: ec2.SecurityGroup;
+  /** Topic the alarms notify (given by ARN or created), when configured. */
+  public readonly alarmTopic?: sns.ITopic;
+  /** The stack's dashboard. */
+  public readonly dashboard: ImapEventSourceDashboard;
+  /** Archive of this stack's events on the bus, when enabled. */
+  public readonly archive?: events.Archive;
+  /** Schema registry holding the event schemas, when enabled. */
+  public readonly schemaRegistry?: eventschemas.CfnRegistry;
 
   constructor(scope: Construct, id: string, props: ImapEventSourceStackProps) {
     super(scope, id, props);
@@ -80,6 +92,8 @@ export class ImapEventSourceStack extends Stack {
     const network = config.vpc ? this.createNetwork(config.vpc) : undefined;
     this.securityGroup = network?.securityGroups[0];
 
+    this.alarmTopic = this.createAlarmTopic(config);
+
     const mailboxes = new Map<string, ImapEventSource>();
     const secrets = new Map<string, secretsmanager.ISecret>();
     for (const mailbox of config.mailboxes) {
@@ -99,6 +113,10 @@ export class ImapEventSourceStack extends Stack {
         startAt: mailbox.startAt,
         reserveConcurrency: config.reserveConcurrency,
         ...(mailbox.maxMessagesPerRun !== undefined ? { maxMessagesPerRun: mailbox.maxMessagesPerRun } : {}),
+        alarmInterval: Duration.minutes(mailbox.alarmIntervalMinutes),
+        staleAfterIntervals: config.alarms.staleAfterIntervals,
+        failingAfterRuns: config.alarms.failingAfterRuns,
+        ...(this.alarmTopic ? { alarmTopic: this.alarmTopic } : {}),
         ...(this.rawMessageBucket ? { rawMessageBucket: this.rawMessageBucket } : {}),
         ...network,
         ...(props.pollerEntry ? { entry: props.pollerEntry } : {}),
@@ -109,6 +127,10 @@ export class ImapEventSourceStack extends Stack {
       new CfnOutput(this, `Mailbox${name}FunctionName`, {
         description: `Poller function of mailbox ${mailbox.id}`,
         value: poller.function.functionName,
+      });
+      new CfnOutput(this, `Mailbox${name}LogGroupName`, {
+        description: `Log group of mailbox ${mailbox.id}'s poller (one "Poll finished" or "Poll failed" line per run)`,
+        value: poller.logGroup.logGroupName,
       });
       new CfnOutput(this, `Mailbox${name}SecretArn`, {
         description: `Secret of mailbox ${mailbox.id} (a partial ARN when imported by name)`,
@@ -122,6 +144,68 @@ export class ImapEventSourceStack extends Stack {
     new CfnOutput(this, 'EventBusArn', { value: this.eventBus.eventBusArn });
     new CfnOutput(this, 'CheckpointTableName', { value: this.checkpointTable.tableName });
     if (this.rawMessageBucket) new CfnOutput(this, 'RawMessageBucketName', { value: this.rawMessageBucket.bucketName });
+
+    this.dashboard = new ImapEventSourceDashboard(this, 'Monitoring', {
+      dashboardName: config.stackName,
+      mailboxes: [...mailboxes.values()],
+    });
+    new CfnOutput(this, 'DashboardName', {
+      description: 'CloudWatch dashboard of the mailboxes',
+      value: config.stackName,
+    });
+    if (this.alarmTopic) {
+      new CfnOutput(this, 'AlarmTopicArn', {
+        description: 'SNS topic the alarms notify',
+        value: this.alarmTopic.topicArn,
+      });
+    }
+
+    if (config.archive.enabled) {
+      this.archive = new events.Archive(this, 'EventArchive', {
+        sourceEventBus: this.eventBus,
+        description: `Events of ${config.eventSource} on ${config.busName}, for replay (docs/operations.md)`,
+        eventPattern: { source: [config.eventSource] },
+        retention: Duration.days(config.archive.retentionDays),
+      });
+      new CfnOutput(this, 'EventArchiveName', {
+        description: 'Archive to replay events from (aws events start-replay)',
+        value: this.archive.archiveName,
+      });
+    }
+    if (config.schemaRegistry.enabled) {
+      this.schemaRegistry = new eventschemas.CfnRegistry(this, 'SchemaRegistry', {
+        registryName: config.schemaRegistry.registryName,
+        description: `Event schemas of ${config.eventSource}`,
+      });
+      for (const schema of registrySchemas(config.eventSource)) {
+        const registered = new eventschemas.CfnSchema(this, `Schema${schema.detailType.replace(/\s+/g, '')}`, {
+          registryName: config.schemaRegistry.registryName,
+          schemaName: schema.name,
+          type: 'JSONSchemaDraft4',
+          description: schema.description,
+          content: schema.content,
+        });
+        registered.addDependency(this.schemaRegistry);
+      }
+      new CfnOutput(this, 'SchemaRegistryName', { value: config.schemaRegistry.registryName });
+    }
+  }
+
+  /** The alarms' SNS topic: imported by ARN, or created with TLS-only publishing; none when not configured. */
+  private createAlarmTopic(config: AppConfig): sns.ITopic | undefined {
+    if (config.alarms.topicArn) return sns.Topic.fromTopicArn(this, 'AlarmTopic', config.alarms.topicArn);
+    if (!config.alarms.createTopic) return undefined;
+    const topic = new sns.Topic(this, 'AlarmTopic', {
+      displayName: `${config.stackName} mailbox alarms`,
+      enforceSSL: true,
+    });
+    Validations.of(topic).acknowledge({
+      id: 'AwsSolutions-SNS2',
+      reason:
+        'The topic carries CloudWatch alarm notifications only (alarm names, states, reasons: no mail, no credentials). ' +
+        'CloudWatch cannot publish to a topic encrypted with the AWS managed key, and a customer-managed key would cost more than the rest of the stack.',
+    });
+    return topic;
   }
 
   /** Imports the mailbox's secret (its KMS key, if any, is granted by the construct), or creates an empty placeholder the admin fills in after the deploy. */

@@ -1,5 +1,6 @@
 import { Duration, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -10,20 +11,43 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import { checkpointKey, leaseKey } from '../functions/poller/contract/keys.js';
+import { checkpointKey, leaseKey, statusKey } from '../functions/poller/contract/keys.js';
 import { pollerEnvironment, pollerInputProblems } from '../functions/poller/contract/poller-env.js';
+import {
+  HEARTBEAT_METRIC,
+  MAILBOX_DIMENSION,
+  METRIC_NAMESPACE,
+  SERVICE_NAME,
+} from '../functions/poller/contract/telemetry.js';
 import { MIN_FUNCTION_TIMEOUT_SECONDS } from '../functions/poller/run/deadline.js';
 import { pollerFunction } from './poller-function.js';
+import {
+  ALARM_DEFAULTS,
+  type AlarmWindow,
+  checkAlarmRange,
+  failingAlarmWindow,
+  scheduleInterval,
+  staleAlarmWindow,
+} from './schedule-interval.js';
 
 export { POLLER_ENTRY } from './poller-function.js';
 
-/** Actions the poller needs on the checkpoint table: read the checkpoint and lease, put them conditionally, delete the lease. */
-export const CHECKPOINT_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'];
+/**
+ * Actions the poller needs on the checkpoint table: read the checkpoint and lease, put them conditionally,
+ * delete the lease, update its status item.
+ */
+export const CHECKPOINT_TABLE_ACTIONS = [
+  'dynamodb:GetItem',
+  'dynamodb:PutItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:UpdateItem',
+];
 
-/** The items of one mailbox in the shared table (its checkpoints, any folder, and its lease): its role may touch only these. */
+/** The items of one mailbox in the shared table (its checkpoints, any folder, its lease and status): its role may touch only these. */
 export function checkpointItemKeys(mailboxId: string): string[] {
-  return [checkpointKey(mailboxId, '*'), leaseKey(mailboxId)];
+  return [checkpointKey(mailboxId, '*'), leaseKey(mailboxId), statusKey(mailboxId)];
 }
 /** Actions the poller needs to store raw messages; multipart create/upload/complete are covered by s3:PutObject. */
 export const RAW_MESSAGE_ACTIONS = ['s3:PutObject', 's3:AbortMultipartUpload'];
@@ -116,6 +140,22 @@ export interface ImapEventSourceProps {
    * (`functions/poller/handler.ts`) bundled at synth
    */
   readonly entry?: string;
+
+  /**
+   * The interval the alarms assume (one alarm period). Required for a cron schedule whose runs are not evenly
+   * spaced over every day (business hours, week days): give the longest gap between two runs to accept.
+   * @default derived from `schedule` (`rate(...)`, or a cron that runs at even gaps every day)
+   */
+  readonly alarmInterval?: Duration;
+
+  /** Intervals without a successful poll before `staleAlarm` fires (at least 2). @default 3 */
+  readonly staleAfterIntervals?: number;
+
+  /** Failed runs (within one more interval) before `failureAlarm` fires. @default 3 */
+  readonly failingAfterRuns?: number;
+
+  /** Topic notified when an alarm fires and when it is OK again. @default no action */
+  readonly alarmTopic?: sns.ITopic;
 }
 
 /** What the function was granted, for review and tests. */
@@ -141,10 +181,22 @@ export class ImapEventSource extends Construct {
   /** The grants given to the role. */
   public readonly grants: ImapEventSourceGrants;
   /**
-   * In alarm when polls keep failing (3 or more failed runs in 2 of 3 five-minute periods), not on a single
-   * transient failure the next run repairs. Add an action (e.g. an SNS topic) to be told.
+   * In alarm when polls keep failing: a failed run (Lambda `Errors`) in `failingAfterRuns` of the last
+   * `failingAfterRuns + 1` intervals; not on a single transient failure the next run repairs.
    */
   public readonly failureAlarm: cloudwatch.Alarm;
+  /**
+   * In alarm when no poll succeeded for `staleAfterIntervals` intervals (the heartbeat metric is missing or 0
+   * in every one of them; missing data breaches): the schedule is off, the function throttled, the lease stuck,
+   * or every run fails.
+   */
+  public readonly staleAlarm: cloudwatch.Alarm;
+  /** The heartbeat: `PollSucceeded` (Count, Sum per interval) of this mailbox. */
+  public readonly heartbeatMetric: cloudwatch.Metric;
+  /** The interval the alarms assume, in minutes. */
+  public readonly alarmIntervalMinutes: number;
+  /** The mailbox id (`mailboxId` of the events, the metric dimension). */
+  public readonly mailboxId: string;
 
   constructor(scope: Construct, id: string, props: ImapEventSourceProps) {
     super(scope, id);
@@ -165,6 +217,21 @@ export class ImapEventSource extends Construct {
       throw new Error(
         `ImapEventSource ${id}: timeout ${props.timeout.toHumanString()} is too short to poll; use at least ${MIN_FUNCTION_TIMEOUT_SECONDS} seconds`,
       );
+    }
+    this.mailboxId = props.mailboxId;
+    const schedule = props.schedule ?? events.Schedule.rate(Duration.minutes(1));
+    this.alarmIntervalMinutes = alarmIntervalMinutes(id, schedule, props.alarmInterval);
+    const staleAfterIntervals = props.staleAfterIntervals ?? ALARM_DEFAULTS.staleAfterIntervals;
+    const failingAfterRuns = props.failingAfterRuns ?? ALARM_DEFAULTS.failingAfterRuns;
+    if (!Number.isInteger(staleAfterIntervals) || staleAfterIntervals < 2)
+      throw new Error(`ImapEventSource ${id}: staleAfterIntervals must be an integer of at least 2`);
+    if (!Number.isInteger(failingAfterRuns) || failingAfterRuns < 1)
+      throw new Error(`ImapEventSource ${id}: failingAfterRuns must be a positive integer`);
+    const staleWindow = staleAlarmWindow(this.alarmIntervalMinutes, staleAfterIntervals);
+    const failingWindow = failingAlarmWindow(this.alarmIntervalMinutes, failingAfterRuns);
+    for (const window of [staleWindow, failingWindow]) {
+      const tooLong = checkAlarmRange(window);
+      if (tooLong) throw new Error(`ImapEventSource ${id}: ${tooLong}; shorten the interval or the alarm counts`);
     }
 
     this.role = new iam.Role(this, 'Role', {
@@ -199,8 +266,10 @@ export class ImapEventSource extends Construct {
           ...(props.startAt !== undefined ? { startAt: props.startAt } : {}),
           ...(props.maxMessagesPerRun !== undefined ? { maxMessagesPerRun: props.maxMessagesPerRun } : {}),
           ...(props.rawMessageBucket ? { rawBucket: props.rawMessageBucket.bucketName } : {}),
+          // `imap-event-source status` judges staleness as the staleness alarm does.
+          staleAfterSeconds: staleWindow.periodSeconds * staleWindow.evaluationPeriods,
         }),
-        POWERTOOLS_SERVICE_NAME: 'imap-event-source',
+        POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
         LOG_LEVEL: props.logLevel ?? 'INFO',
         // Stack traces point into the TypeScript sources (the bundle ships its source map).
         NODE_OPTIONS: '--enable-source-maps',
@@ -283,22 +352,69 @@ export class ImapEventSource extends Construct {
 
     this.schedule = new events.Rule(this, 'Schedule', {
       description: `Polls IMAP mailbox ${props.mailboxId}`,
-      schedule: props.schedule ?? events.Schedule.rate(Duration.minutes(1)),
+      schedule,
       targets: [new targets.LambdaFunction(this.function, { retryAttempts: 0, maxEventAge: Duration.minutes(1) })],
     });
 
+    this.heartbeatMetric = new cloudwatch.Metric({
+      namespace: METRIC_NAMESPACE,
+      metricName: HEARTBEAT_METRIC,
+      dimensionsMap: { service: SERVICE_NAME, [MAILBOX_DIMENSION]: props.mailboxId },
+      statistic: cloudwatch.Stats.SUM,
+      period: Duration.seconds(staleWindow.periodSeconds),
+    });
+    this.staleAlarm = new cloudwatch.Alarm(this, 'StaleAlarm', {
+      alarmDescription:
+        `No successful poll of IMAP mailbox ${props.mailboxId} for ${staleAfterIntervals} intervals of ${this.alarmIntervalMinutes} min. ` +
+        'Runbook: docs/operations.md, "Alarm: no successful poll (StaleAlarm)".',
+      metric: this.heartbeatMetric,
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+      ...alarmWindowProps(staleWindow),
+    });
     this.failureAlarm = new cloudwatch.Alarm(this, 'FailureAlarm', {
       alarmDescription:
-        `Polls of IMAP mailbox ${props.mailboxId} keep failing. The function's log has one "Poll failed" line per run ` +
-        'with errorCode and the fix (see docs/operations.md, troubleshooting by error message).',
-      metric: this.function.metricErrors({ period: Duration.minutes(5), statistic: cloudwatch.Stats.SUM }),
-      threshold: 3,
-      evaluationPeriods: 3,
-      datapointsToAlarm: 2,
+        `Polls of IMAP mailbox ${props.mailboxId} keep failing (a failed run in ${failingAfterRuns} of ${failingAfterRuns + 1} intervals). ` +
+        'Runbook: docs/operations.md, "Alarm: polls keep failing (FailureAlarm)".',
+      metric: this.function.metricErrors({
+        period: Duration.seconds(failingWindow.periodSeconds),
+        statistic: cloudwatch.Stats.SUM,
+      }),
+      threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      ...alarmWindowProps(failingWindow),
     });
+    if (props.alarmTopic) {
+      const action = new cloudwatchActions.SnsAction(props.alarmTopic);
+      for (const alarm of [this.staleAlarm, this.failureAlarm]) {
+        alarm.addAlarmAction(action);
+        alarm.addOkAction(action);
+      }
+    }
   }
+}
+
+/** The alarms' interval in minutes: given, or derived from the schedule; throws with the fix when neither works. */
+function alarmIntervalMinutes(id: string, schedule: events.Schedule, given: Duration | undefined): number {
+  if (given) {
+    const minutes = given.toMinutes();
+    if (!Number.isInteger(minutes) || minutes < 1)
+      throw new Error(`ImapEventSource ${id}: alarmInterval must be a whole number of minutes`);
+    return minutes;
+  }
+  const derived = scheduleInterval(schedule.expressionString);
+  if ('irregular' in derived) {
+    throw new Error(
+      `ImapEventSource ${id}: ${derived.irregular}; set alarmInterval to the longest gap between two runs the alarms should accept`,
+    );
+  }
+  return derived.minutes;
+}
+
+function alarmWindowProps(window: AlarmWindow): { evaluationPeriods: number; datapointsToAlarm: number } {
+  return { evaluationPeriods: window.evaluationPeriods, datapointsToAlarm: window.datapointsToAlarm };
 }
 
 /** A resource ARN as cdk-nag names it in finding ids: `<Logical.Arn>/suffix` for references, the string otherwise. */

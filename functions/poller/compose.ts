@@ -4,12 +4,13 @@ import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoDbCheckpointStore } from './adapters/dynamodb-checkpoint-store.js';
+import { DynamoDbPollStatusStore } from './adapters/dynamodb-status-store.js';
 import { EventBridgePublisher } from './adapters/eventbridge-publisher.js';
 import { ImapFlowMailboxGateway } from './adapters/imapflow-mailbox.js';
 import { S3RawMessageStore } from './adapters/s3-raw-store.js';
 import { SecretsManagerSettingsSource } from './adapters/secrets-manager-settings.js';
 import type { PollerConfig } from './contract/poller-env.js';
-import type { Log, PollDeps } from './ports.js';
+import type { Log, PollDeps, PollStatusStore } from './ports.js';
 import type { PollOptions } from './run/poll-mailbox.js';
 
 export interface ComposeOptions {
@@ -37,6 +38,11 @@ export function composePollerDeps(config: PollerConfig, options: ComposeOptions)
     log: options.log,
     now: () => new Date(),
   };
+}
+
+/** The status item store (last success, last failure) in the checkpoint table. */
+export function composeStatusStore(table: string, options: Pick<ComposeOptions, 'clientConfig'>): PollStatusStore {
+  return new DynamoDbPollStatusStore(new DynamoDBClient({ maxAttempts: 4, ...options.clientConfig }), table);
 }
 
 /** The pollMailbox options for a configuration and a deadline (epoch ms). */

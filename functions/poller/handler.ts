@@ -1,30 +1,40 @@
 /**
  * Lambda composition root: read the environment, build the adapters once per container, run one poll,
- * log one summary line and emit metrics. All logic lives in pollMailbox and core/.
+ * report it (summary log line, heartbeat metric, status item: report.ts). All logic lives in pollMailbox and core/.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
-import { composePollerDeps, pollOptions } from './compose.js';
+import { composePollerDeps, composeStatusStore, pollOptions } from './compose.js';
 import { POLLER_ENV, type PollerConfig, readPollerConfig } from './contract/poller-env.js';
-import { describeError } from './errors.js';
+import { MAILBOX_DIMENSION, METRIC_NAMESPACE, SERVICE_NAME } from './contract/telemetry.js';
 import type { PollDeps } from './ports.js';
+import { type RunReporter, reportFailed, reportFinished } from './report.js';
 import { pollMailbox } from './run/poll-mailbox.js';
 
 /** Exported for tests that read the log lines. */
-export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'imap-event-source' });
+export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? SERVICE_NAME });
 const metrics = new Metrics({
-  namespace: 'ImapEventSource',
-  serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'imap-event-source',
+  namespace: METRIC_NAMESPACE,
+  serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? SERVICE_NAME,
 });
 
-let container: { config: PollerConfig; deps: PollDeps } | undefined;
+let container: { config: PollerConfig; deps: PollDeps; reporter: RunReporter } | undefined;
 
 /** Adapters are built once per container: warm invocations reuse clients and the settings cache. */
-function compose(): { config: PollerConfig; deps: PollDeps } {
+function compose(): { config: PollerConfig; deps: PollDeps; reporter: RunReporter } {
   if (container) return container;
   const config = readPollerConfig(process.env);
-  container = { config, deps: composePollerDeps(config, { log: logger }) };
+  const deps = composePollerDeps(config, { log: logger });
+  const reporter: RunReporter = {
+    log: logger,
+    metrics,
+    status: composeStatusStore(config.checkpointTable, {}),
+    now: () => new Date(),
+    secretId: config.secretId,
+    ...(config.staleAfterSeconds !== undefined ? { staleAfterSeconds: config.staleAfterSeconds } : {}),
+  };
+  container = { config, deps, reporter };
   return container;
 }
 
@@ -34,35 +44,30 @@ export async function handler(
 ): Promise<{ outcome: string; published: number }> {
   const started = Date.now();
   let mailboxId = process.env[POLLER_ENV.mailboxId] ?? 'unknown';
-  metrics.addDimension('mailboxId', mailboxId);
+  metrics.addDimension(MAILBOX_DIMENSION, mailboxId);
+  let reporter: RunReporter = { log: logger, metrics, now: () => new Date() };
   try {
-    const { config, deps } = compose();
-    mailboxId = config.mailboxId;
+    const composed = compose();
+    reporter = composed.reporter;
+    mailboxId = composed.config.mailboxId;
     logger.appendKeys({ mailboxId });
-    const summary = await pollMailbox(deps, pollOptions(config, started + context.getRemainingTimeInMillis()));
-    logger.info('Poll finished', { ...summary });
-    metrics.addMetric('MessagesPublished', MetricUnit.Count, summary.published);
-    metrics.addMetric('PollDuration', MetricUnit.Milliseconds, summary.durationMs);
-    metrics.addMetric(summary.outcome === 'skipped' ? 'PollSkipped' : 'PollSucceeded', MetricUnit.Count, 1);
+    const summary = await pollMailbox(
+      composed.deps,
+      pollOptions(composed.config, started + context.getRemainingTimeInMillis()),
+    );
+    await reportFinished(reporter, summary);
     return { outcome: summary.outcome, published: summary.published };
   } catch (err) {
-    const { code, message, retryable } = describeError(err);
-    logger.error('Poll failed', {
-      mailboxId,
-      outcome: 'failed',
-      errorCode: code,
-      error: message,
-      retryable,
-      durationMs: Date.now() - started,
-    });
-    metrics.addMetric('PollFailed', MetricUnit.Count, 1);
+    const { code, message } = await reportFailed(reporter, mailboxId, err, Date.now() - started);
     // A fresh error: the message is secret-free, and no foreign stack or cause reaches the runtime's log.
     const failure = new Error(`${code}: ${message}`);
     failure.name = 'PollFailedError';
     failure.stack = `${failure.name}: ${failure.message}`;
     throw failure;
   } finally {
-    metrics.publishStoredMetrics();
+    // Failed and skipped runs emit no metric (Powertools would log a warning for an empty flush).
+    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+    else metrics.clearDimensions();
   }
 }
 

@@ -2,6 +2,7 @@
  * The ports of the poll use case: small interfaces the adapters implement
  * (imapflow, DynamoDB, EventBridge, Secrets Manager, S3) and tests fake.
  */
+import type { LeaseInfo, PollStatus } from './core/health.js';
 import type { MailboxSettings } from './core/settings.js';
 import type { Checkpoint, EventEntry, FolderStatus, MessageSummary } from './core/types.js';
 
@@ -35,6 +36,38 @@ export interface LeaseStore {
   acquire(mailboxId: string, owner: string, now: Date, expiresAt: Date, options?: CallOptions): Promise<boolean>;
   /** Releases the lease if we still hold it; never throws for a lease taken over by someone else. */
   release(mailboxId: string, owner: string, options?: CallOptions): Promise<void>;
+}
+
+/** What a successful run records (see PollStatus). */
+export interface PollSuccessRecord {
+  readonly at: Date;
+  readonly outcome: string;
+  readonly folder: string | null;
+  readonly published: number;
+  /** UIDNEXT − 1 − lastUid after the run; null when the run did not read the folder's STATUS. */
+  readonly waiting: number | null;
+  readonly durationMs: number;
+  readonly secretId?: string;
+  readonly staleAfterSeconds?: number;
+}
+
+/** What a failed run records. */
+export interface PollFailureRecord {
+  readonly at: Date;
+  readonly errorCode: string;
+  /** Secret-free (the errors' own messages); cut to a bounded length by the store. */
+  readonly message: string;
+  readonly secretId?: string;
+  readonly staleAfterSeconds?: number;
+}
+
+/** The per-mailbox record of the last successful and the last failed poll, for `status` and fleet tooling. */
+export interface PollStatusStore {
+  recordSuccess(mailboxId: string, record: PollSuccessRecord): Promise<void>;
+  recordFailure(mailboxId: string, record: PollFailureRecord): Promise<void>;
+  getStatus(mailboxId: string): Promise<PollStatus | undefined>;
+  /** The lease item as stored (also when expired), or undefined when no run holds it. */
+  getLease(mailboxId: string): Promise<LeaseInfo | undefined>;
 }
 
 /** A message's content as read from the server: bounded bytes of the RFC 822 source. */

@@ -30,8 +30,13 @@ describe('parseConfig', () => {
       createBus: true,
       eventSource: 'imap-event-source',
       reserveConcurrency: true,
-      mailboxes: [{ ...SUPPORT, createSecret: false, schedule: 'rate(1 minute)', startAt: 'now' }],
+      mailboxes: [
+        { ...SUPPORT, createSecret: false, schedule: 'rate(1 minute)', startAt: 'now', alarmIntervalMinutes: 1 },
+      ],
       rawMessageStorage: { enabled: false, expirationDays: 30 },
+      alarms: { staleAfterIntervals: 3, failingAfterRuns: 3, createTopic: false },
+      archive: { enabled: false, retentionDays: 30 },
+      schemaRegistry: { enabled: false, registryName: 'imap-event-source' },
     });
   });
 

@@ -20,6 +20,9 @@ const EVERYTHING = {
   ],
   vpc: { vpcId: VPC_ID, imapServerCidr: '10.0.12.7/32', endpoints: true },
   rawMessageStorage: { enabled: true },
+  alarms: { createTopic: true, staleAfterIntervals: 4 },
+  archive: { enabled: true, retentionDays: 14 },
+  schemaRegistry: { enabled: true },
 };
 
 /** Our cdk-nag acknowledgements in the stack: construct path (below the stack) -> rule id -> reason. */
@@ -61,6 +64,7 @@ describe('cdk-nag AwsSolutions', () => {
     expect(Object.fromEntries(Object.entries(acks).map(([path, rules]) => [path, Object.keys(rules)]))).toEqual({
       RawMessageAccessLogs: ['AwsSolutions-S1'],
       MailboxHrSecret: ['AwsSolutions-SMG4'],
+      AlarmTopic: ['AwsSolutions-SNS2'],
       ...Object.fromEntries(
         ['Support', 'Hr', 'SalesEu'].map((name) => [
           `Mailbox${name}/Role/DefaultPolicy`,

@@ -61,18 +61,25 @@ describe('shared resources', () => {
     existing.template.hasOutput('EventBusArn', { Value: 'arn:aws:events:eu-central-1:123456789012:event-bus/default' });
   });
 
-  it('outputs bus name and ARN, table name, and per mailbox the function name and secret ARN', () => {
+  it('outputs bus name and ARN, table name, dashboard, and per mailbox the function name, log group and secret ARN', () => {
     const s = synth(TWO_MAILBOXES);
     const outputs = s.template.findOutputs('*');
     expect(Object.keys(outputs).sort()).toEqual([
       'CheckpointTableName',
+      'DashboardName',
       'EventBusArn',
       'EventBusName',
       'MailboxSalesEuFunctionName',
+      'MailboxSalesEuLogGroupName',
       'MailboxSalesEuSecretArn',
       'MailboxSupportFunctionName',
+      'MailboxSupportLogGroupName',
       'MailboxSupportSecretArn',
     ]);
+    expect(outputs.MailboxSupportLogGroupName!.Value).toEqual({
+      Ref: logicalId(s.stack, s.stack.mailboxes.get('support')!.logGroup),
+    });
+    expect(outputs.DashboardName!.Value).toBe('ImapEventSource');
     expect(outputs.EventBusName!.Value).toBe('imap-event-source');
     expect(outputs.EventBusArn!.Value).toEqual(getAtt(logicalId(s.stack, s.stack.eventBus as never)));
     expect(outputs.CheckpointTableName!.Value).toEqual({ Ref: logicalId(s.stack, s.stack.checkpointTable) });
@@ -125,6 +132,7 @@ describe('per mailbox', () => {
       POWERTOOLS_SERVICE_NAME: 'imap-event-source',
       LOG_LEVEL: 'INFO',
       NODE_OPTIONS: '--enable-source-maps',
+      STALE_AFTER_SECONDS: '180',
     });
     s.template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: {
@@ -165,28 +173,7 @@ describe('per mailbox', () => {
       expect(rule.Properties.EventBusName).toBeUndefined(); // schedules live on the default bus
     }
   });
-
-  it('alarms per mailbox when polls keep failing, not on one transient failure', () => {
-    const s = synth(TWO_MAILBOXES);
-    s.template.resourceCountIs('AWS::CloudWatch::Alarm', 2);
-    for (const id of ['support', 'sales-eu']) {
-      const poller = s.stack.mailboxes.get(id)!;
-      const alarm = s.template.findResources('AWS::CloudWatch::Alarm')[logicalId(s.stack, poller.failureAlarm)]!;
-      expect(alarm.Properties).toMatchObject({
-        MetricName: 'Errors',
-        Namespace: 'AWS/Lambda',
-        Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalId(s.stack, poller.function) } }],
-        Statistic: 'Sum',
-        Period: 300,
-        Threshold: 3,
-        EvaluationPeriods: 3,
-        DatapointsToAlarm: 2,
-        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-        TreatMissingData: 'notBreaching',
-      });
-      expect(alarm.Properties.AlarmDescription).toContain(id);
-    }
-  });
+  // The alarms: test/infra/monitoring.test.ts.
 });
 
 describe('IAM', () => {
@@ -201,10 +188,14 @@ describe('IAM', () => {
       },
       {
         Effect: 'Allow',
-        Action: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem'],
+        Action: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
         Resource: getAtt(logicalId(s.stack, s.stack.checkpointTable)),
-        // Only this mailbox's checkpoint and lease items.
-        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['checkpoint#support#*', 'lease#support'] } },
+        // Only this mailbox's checkpoint, lease and status items.
+        Condition: {
+          'ForAllValues:StringLike': {
+            'dynamodb:LeadingKeys': ['checkpoint#support#*', 'lease#support', 'status#support'],
+          },
+        },
       },
       {
         Effect: 'Allow',

@@ -13,6 +13,11 @@ export function leaseKey(mailboxId: string): string {
   return `lease#${mailboxId}`;
 }
 
+/** The record of the mailbox's last successful and last failed poll (read by `imap-event-source status`). */
+export function statusKey(mailboxId: string): string {
+  return `status#${mailboxId}`;
+}
+
 /** `<mailboxId>/<uidValidity>/<uid>.eml`: one raw-message object per message, stable across retries (a retry overwrites). */
 export function rawMessageKey(mailboxId: string, uidValidity: string, uid: number): string {
   return `${mailboxId}/${uidValidity}/${uid}.eml`;

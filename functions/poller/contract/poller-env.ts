@@ -17,6 +17,8 @@ export const POLLER_ENV = {
   startAt: 'START_AT',
   maxMessagesPerRun: 'MAX_MESSAGES_PER_RUN',
   rawBucket: 'RAW_BUCKET',
+  /** Recorded in the status item, so `imap-event-source status` judges staleness as the staleness alarm does. */
+  staleAfterSeconds: 'STALE_AFTER_SECONDS',
 } as const;
 
 /** Defaults shared by cdk.json, the construct, the Lambda and the CLI. */
@@ -51,6 +53,8 @@ export interface PollerConfig {
   readonly startAt: StartAt;
   readonly rawBucket?: string;
   readonly maxMessagesPerRun: number;
+  /** Seconds without a successful poll after which the mailbox counts as stale. */
+  readonly staleAfterSeconds?: number;
 }
 
 /** What the construct knows at synth time (values may be CDK tokens); the optional ones default in the Lambda. */
@@ -63,6 +67,7 @@ export interface PollerEnvironmentInput {
   readonly startAt?: string;
   readonly maxMessagesPerRun?: number;
   readonly rawBucket?: string;
+  readonly staleAfterSeconds?: number;
 }
 
 /** The environment variables the construct sets on the function. */
@@ -78,6 +83,9 @@ export function pollerEnvironment(input: PollerEnvironmentInput): Record<string,
       ? { [POLLER_ENV.maxMessagesPerRun]: String(input.maxMessagesPerRun) }
       : {}),
     ...(input.rawBucket !== undefined ? { [POLLER_ENV.rawBucket]: input.rawBucket } : {}),
+    ...(input.staleAfterSeconds !== undefined
+      ? { [POLLER_ENV.staleAfterSeconds]: String(input.staleAfterSeconds) }
+      : {}),
   };
 }
 
@@ -124,6 +132,10 @@ export function readPollerConfig(env: NodeJS.ProcessEnv): PollerConfig {
   const maxMessagesPerRun = rawMax === undefined ? POLLER_DEFAULTS.maxMessagesPerRun : Number(rawMax);
   if (!isMaxMessagesPerRun(maxMessagesPerRun))
     problems.push(`${POLLER_ENV.maxMessagesPerRun} ${MAX_MESSAGES_PER_RUN_RULE}`);
+  const rawStale = value(POLLER_ENV.staleAfterSeconds);
+  const staleAfterSeconds = rawStale === undefined ? undefined : Number(rawStale);
+  if (staleAfterSeconds !== undefined && !(Number.isInteger(staleAfterSeconds) && staleAfterSeconds >= 1))
+    problems.push(`${POLLER_ENV.staleAfterSeconds} must be a positive integer`);
   if (problems.length > 0) {
     throw new ConfigurationError(`The poller is misconfigured: ${problems.join('; ')}.`, {
       hint: 'set these environment variables on the function (the CDK stack sets all of them).',
@@ -139,5 +151,6 @@ export function readPollerConfig(env: NodeJS.ProcessEnv): PollerConfig {
     startAt: startAt!,
     maxMessagesPerRun,
     ...(rawBucket ? { rawBucket } : {}),
+    ...(staleAfterSeconds !== undefined ? { staleAfterSeconds } : {}),
   };
 }

@@ -45,6 +45,8 @@ export interface PollSummary {
   readonly fromUid: number | null;
   /** Checkpoint after the run (highest UID done). */
   readonly toUid: number | null;
+  /** UIDNEXT of the folder's STATUS at the start of the run; null when the run did not get that far. */
+  readonly uidNext: number | null;
   readonly published: number;
   /** Messages passed over without an event (re-scan: arrived before the start time or already published; expunged meanwhile). */
   readonly skipped: number;
@@ -116,6 +118,7 @@ const NOTHING: RunResult = {
   uidValidity: null,
   fromUid: null,
   toUid: null,
+  uidNext: null,
   published: 0,
   skipped: 0,
   outcome: 'idle',
@@ -161,11 +164,13 @@ async function planAndDrain(
   checkpoint: Checkpoint | undefined,
   session: TimedSession,
 ): Promise<RunResult> {
-  const plan = planPoll(checkpoint, await session.status(settings.folder), options.startAt);
+  const status = await session.status(settings.folder);
+  const plan = planPoll(checkpoint, status, options.startAt);
   const before: RunResult = {
     ...NOTHING,
     folder: settings.folder,
     uidValidity: plan.uidValidity,
+    uidNext: status.uidNext,
     toUid: checkpoint?.lastUid ?? null,
   };
   const target: EventTarget = {
