@@ -174,6 +174,7 @@ describe('pollerEnvironment (the construct writes the environment)', () => {
       eventBusName: 'B',
       maxMessagesPerRun: 50,
       rawBucket: 'raw',
+      staleAfterSeconds: 180,
     });
     expect(Object.keys(env).sort()).toEqual(Object.values(POLLER_ENV).sort());
     expect(readConfig(env)).toEqual({
@@ -185,6 +186,7 @@ describe('pollerEnvironment (the construct writes the environment)', () => {
       startAt: { kind: 'now' },
       maxMessagesPerRun: 50,
       rawBucket: 'raw',
+      staleAfterSeconds: 180,
     });
   });
 

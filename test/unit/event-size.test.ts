@@ -219,19 +219,16 @@ describe('fitDetailToBudget', () => {
     expect(input).toEqual(copy);
   });
 
-  it('is deterministic and fast on thousands of items', () => {
+  it('is deterministic on thousands of items (its speed is measured by bench/, not asserted here)', () => {
     const input = detail({
       text: multibyteText(2_000_000),
       html: multibyteText(4_000_000),
       attachments: Array.from({ length: 20_000 }, (_, i) => attachment(i)),
       to: Array.from({ length: 20_000 }, (_, i) => ({ name: `R ${i}`, address: `r${i}@example.com` })),
     });
-    const t0 = performance.now();
     const a = fitDetailToBudget(input, BUDGET);
-    const elapsed = performance.now() - t0;
     expect(fitDetailToBudget(input, BUDGET)).toEqual(a);
     expect(entrySize(a)).toBeLessThanOrEqual(MAX_ENTRY_BYTES);
-    expect(elapsed).toBeLessThan(2000); // ~150 ms on an idle machine; generous for loaded CI
   });
 
   it('throws RangeError when the identity fields alone are too large', () => {
