@@ -13,7 +13,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import { checkpointKey, leaseKey, statusKey } from '../functions/poller/contract/keys.js';
+import { checkpointKey, leaseKey, refreshTokenKey, statusKey } from '../functions/poller/contract/keys.js';
 import { pollerEnvironment, pollerInputProblems } from '../functions/poller/contract/poller-env.js';
 import {
   HEARTBEAT_METRIC,
@@ -45,9 +45,12 @@ export const CHECKPOINT_TABLE_ACTIONS = [
   'dynamodb:UpdateItem',
 ];
 
-/** The items of one mailbox in the shared table (its checkpoints, any folder, its lease and status): its role may touch only these. */
+/**
+ * The items of one mailbox in the shared table (its checkpoints, any folder, its lease and status, and its sealed
+ * OAuth2 refresh token when the provider rotates it): its role may touch only these.
+ */
 export function checkpointItemKeys(mailboxId: string): string[] {
-  return [checkpointKey(mailboxId, '*'), leaseKey(mailboxId), statusKey(mailboxId)];
+  return [checkpointKey(mailboxId, '*'), leaseKey(mailboxId), statusKey(mailboxId), refreshTokenKey(mailboxId)];
 }
 /** Actions the poller needs to store raw messages; multipart create/upload/complete are covered by s3:PutObject. */
 export const RAW_MESSAGE_ACTIONS = ['s3:PutObject', 's3:AbortMultipartUpload'];

@@ -4,9 +4,11 @@ import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoDbCheckpointStore } from './adapters/dynamodb-checkpoint-store.js';
+import { DynamoDbRefreshTokenStore } from './adapters/dynamodb-refresh-token-store.js';
 import { DynamoDbPollStatusStore } from './adapters/dynamodb-status-store.js';
 import { EventBridgePublisher } from './adapters/eventbridge-publisher.js';
 import { ImapFlowMailboxGateway } from './adapters/imapflow-mailbox.js';
+import { OAuth2TokenSource } from './adapters/oauth2-token-source.js';
 import { S3RawMessageStore } from './adapters/s3-raw-store.js';
 import { SecretsManagerSettingsSource } from './adapters/secrets-manager-settings.js';
 import type { PollerConfig } from './contract/poller-env.js';
@@ -24,13 +26,20 @@ export interface ComposeOptions {
 export function composePollerDeps(config: PollerConfig, options: ComposeOptions): PollDeps {
   // The SDK retries throttling and transient errors itself (standard mode, with backoff and jitter).
   const sdk = { maxAttempts: 4, ...options.clientConfig };
-  const checkpoints = new DynamoDbCheckpointStore(new DynamoDBClient(sdk), config.checkpointTable);
+  const dynamodb = new DynamoDBClient(sdk);
+  const checkpoints = new DynamoDbCheckpointStore(dynamodb, config.checkpointTable);
+  // Built once per container: warm invocations reuse its access tokens until shortly before they expire.
+  const tokens = new OAuth2TokenSource({
+    log: options.log,
+    refreshTokens: new DynamoDbRefreshTokenStore(dynamodb, config.checkpointTable, config.mailboxId),
+  });
   return {
     settings: new SecretsManagerSettingsSource(new SecretsManagerClient(sdk), { secretId: config.secretId }),
     checkpoints,
     lease: checkpoints,
     mailbox: new ImapFlowMailboxGateway({
       log: options.log,
+      tokens,
       ...(options.onCommand ? { onCommand: options.onCommand } : {}),
     }),
     publisher: new EventBridgePublisher(new EventBridgeClient(sdk), { log: options.log }),

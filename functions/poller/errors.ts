@@ -78,9 +78,33 @@ export class StartTlsUnavailableError extends ImapEventSourceError {
   readonly code = 'STARTTLS_UNAVAILABLE';
 }
 
-/** The server rejected the user name or password. */
+/** The server rejected the user name or password (or, with OAuth2, the access token for this mailbox). */
 export class ImapAuthError extends ImapEventSourceError {
   readonly code = 'IMAP_AUTH_FAILED';
+}
+
+/**
+ * The OAuth2 token endpoint refused the credential (`invalid_client`, `invalid_grant`, `unauthorized_client`,
+ * AADSTS codes ...): only an admin can fix it. `providerCode` is the provider's own code, e.g. `invalid_client AADSTS7000215`.
+ */
+export class OAuth2TokenError extends ImapEventSourceError {
+  readonly code = 'OAUTH2_TOKEN_REFUSED';
+  readonly providerCode: string | undefined;
+  constructor(message: string, options: ErrorDetails & { providerCode?: string } = {}) {
+    super(message, options);
+    this.providerCode = options.providerCode;
+  }
+}
+
+/** The OAuth2 token endpoint is unreachable, timed out, answered 5xx/429, or sent a response we cannot use. */
+export class OAuth2EndpointError extends ImapEventSourceError {
+  readonly code = 'OAUTH2_TOKEN_UNAVAILABLE';
+  static override readonly retryableByDefault = true;
+}
+
+/** The settings ask for OAuth2, but the IMAP server offers neither AUTH=OAUTHBEARER nor AUTH=XOAUTH2. */
+export class OAuth2UnsupportedError extends ImapEventSourceError {
+  readonly code = 'IMAP_OAUTH2_UNSUPPORTED';
 }
 
 /** The configured folder does not exist on the server. */

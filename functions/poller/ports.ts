@@ -116,6 +116,30 @@ export interface MailboxGateway {
   connect(settings: MailboxSettings, options?: CallOptions): Promise<MailboxSession>;
 }
 
+/** An OAuth2 access token for the IMAP login (never logged, never in errors). */
+export interface AccessToken {
+  readonly token: string;
+  /** When the provider says it expires. */
+  readonly expiresAt: Date;
+  /** Host of the token endpoint it came from (for `check` and logs). */
+  readonly endpointHost: string;
+  /** True when it came from the per-container cache, not a new request. */
+  readonly cached: boolean;
+}
+
+/** Obtains (and caches) access tokens for settings with `oauth2`. Throws OAuth2TokenError / OAuth2EndpointError. */
+export interface AccessTokenSource {
+  /** A token usable for a while; `fresh` skips the cache (the server refused the cached one). */
+  get(settings: MailboxSettings, options?: { fresh?: boolean } & CallOptions): Promise<AccessToken>;
+}
+
+/** Keeps a rotated OAuth2 refresh token between runs (an opaque, sealed value; see docs/oauth2.md). */
+export interface RefreshTokenStore {
+  load(): Promise<{ readonly sealed: string; readonly version: number } | undefined>;
+  /** Writes if the stored version still equals `expectedVersion` (0 = none yet); false when another run wrote first. */
+  save(sealed: string, expectedVersion: number): Promise<boolean>;
+}
+
 export interface PublishResult {
   /** Indexes (into the input array) of entries EventBridge accepted. */
   readonly accepted: ReadonlySet<number>;

@@ -190,10 +190,15 @@ describe('IAM', () => {
         Effect: 'Allow',
         Action: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
         Resource: getAtt(logicalId(s.stack, s.stack.checkpointTable)),
-        // Only this mailbox's checkpoint, lease and status items.
+        // Only this mailbox's checkpoint, lease, status and (OAuth2 refresh-token flow) sealed refresh token items.
         Condition: {
           'ForAllValues:StringLike': {
-            'dynamodb:LeadingKeys': ['checkpoint#support#*', 'lease#support', 'status#support'],
+            'dynamodb:LeadingKeys': [
+              'checkpoint#support#*',
+              'lease#support',
+              'status#support',
+              'oauth2-refresh-token#support',
+            ],
           },
         },
       },

@@ -17,6 +17,8 @@ const { handler, logger, resetContainer } = await import('../../functions/poller
 
 export interface WorldOptions {
   readonly server?: DovecotServer;
+  /** An existing user of `server` (e.g. one an OAuth2 Dovecot was started for). @default a fresh user */
+  readonly user?: User;
   readonly security?: Security;
   readonly folder?: string;
   readonly startAt?: string;
@@ -40,7 +42,7 @@ export class World {
 
   static async create(options: WorldOptions = {}): Promise<World> {
     const imap = options.server ?? dovecot();
-    const user = await imap.createUser();
+    const user = options.user ?? (await imap.createUser());
     await imap.createSeedTree(user);
     const folder = options.folder ?? 'Firma/Kundenbetreuung/kunden/a';
     const aws = moto();
@@ -78,6 +80,17 @@ export class World {
     const saved = { ...process.env };
     Object.assign(process.env, this.env, env);
     resetContainer();
+    try {
+      return await handler({}, { getRemainingTimeInMillis: () => remainingMs });
+    } finally {
+      process.env = saved;
+    }
+  }
+
+  /** Runs the handler again in the same container (a warm invocation: adapters and their caches are reused). */
+  async invokeWarm(remainingMs = 60_000): Promise<{ outcome: string; published: number }> {
+    const saved = { ...process.env };
+    Object.assign(process.env, this.env);
     try {
       return await handler({}, { getRemainingTimeInMillis: () => remainingMs });
     } finally {

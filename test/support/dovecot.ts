@@ -71,6 +71,21 @@ export interface DovecotStartOptions {
   tls?: TlsMaterial;
   /** Hierarchy delimiter of the inbox namespace. @default '/' */
   separator?: Separator;
+  /** OAuth2 sign-in (oauth2 passdb, token introspection) for these users instead of passwords. */
+  oauth2?: DovecotOAuth2Options;
+}
+
+/**
+ * Dovecot 2.3's oauth2 passdb: each user gets its own passdb (`username_filter`) whose introspection URL is
+ * `<introspectionBaseUrl>/<user>`, so the endpoint can answer "token valid, but not for this mailbox"
+ * (Dovecot does not send the login name). Users must be known at start; the master user still logs in
+ * with PLAIN (the harness's APPEND), so AUTH=PLAIN stays on offer, as on Exchange Online.
+ */
+export interface DovecotOAuth2Options {
+  /** `['xoauth2']` behaves like Exchange Online, `['xoauth2', 'oauthbearer']` like Gmail. */
+  mechanisms: ReadonlyArray<'xoauth2' | 'oauthbearer'>;
+  introspectionBaseUrl: string;
+  users: readonly string[];
 }
 
 /** Serializable description of a running instance (travels through vitest `provide`/`inject`). */
@@ -279,6 +294,7 @@ function renderConf(o: {
   separator: Separator;
   imapPort: number;
   imapsPort: number;
+  oauth2?: DovecotOAuth2Options;
 }): string {
   const { dir, tls } = o;
   const ssl = tls
@@ -302,7 +318,7 @@ function renderConf(o: {
     'protocols = imap',
     'listen = 127.0.0.1',
     ...ssl,
-    'auth_mechanisms = plain login',
+    `auth_mechanisms = plain login${o.oauth2 ? ` ${o.oauth2.mechanisms.join(' ')}` : ''}`,
     'auth_verbose = yes',
     // All tests log in from 127.0.0.1: without these, one test's failed logins would delay the
     // logins of other tests (auth penalty per IP, up to 15 s) and each failure takes 2 s.
@@ -331,10 +347,20 @@ function renderConf(o: {
     'passdb {',
     '  driver = passwd-file',
     `  args = scheme=PLAIN ${dir}/passwd/%u`,
+    ...(o.oauth2 ? ['  mechanisms = plain login'] : []),
     '}',
+    ...(o.oauth2?.users ?? []).flatMap((user, i) => [
+      'passdb {',
+      '  driver = oauth2',
+      `  mechanisms = ${o.oauth2!.mechanisms.join(' ')}`,
+      `  username_filter = ${user}`,
+      `  args = ${dir}/oauth2-${i}.conf.ext`,
+      '}',
+    ]),
     'userdb {',
     '  driver = static',
-    `  args = uid=${MAIL_UID} gid=${MAIL_GID} home=${dir}/mail/%u`,
+    // allow_all_users: an oauth2 passdb cannot answer user lookups (doveadm, master logins).
+    `  args = uid=${MAIL_UID} gid=${MAIL_GID} home=${dir}/mail/%u${o.oauth2 ? ' allow_all_users=yes' : ''}`,
     '}',
     'service imap-login {',
     '  inet_listener imap {',
@@ -389,7 +415,25 @@ export class DovecotServer {
     const imapsPort = options.tls ? await freePort() : 0;
     const confPath = join(dir, 'dovecot.conf');
     const logPath = join(dir, 'dovecot.log');
-    await writeFile(confPath, renderConf({ dir, tls: options.tls, separator, imapPort, imapsPort }));
+    await writeFile(
+      confPath,
+      renderConf({ dir, tls: options.tls, separator, imapPort, imapsPort, oauth2: options.oauth2 }),
+    );
+    for (const [i, user] of (options.oauth2?.users ?? []).entries()) {
+      if (!/^[A-Za-z0-9._@+-]+$/.test(user)) throw new Error(`unsupported test username: ${user}`);
+      await writeFile(
+        join(dir, `oauth2-${i}.conf.ext`),
+        [
+          'introspection_mode = post',
+          `introspection_url = ${options.oauth2!.introspectionBaseUrl}/${user}`,
+          'username_attribute = username',
+          'active_attribute = active',
+          'active_value = true',
+          'timeout_msecs = 5000',
+          '',
+        ].join('\n'),
+      );
+    }
 
     const child = spawn(DOVECOT_BIN, ['-F', '-c', confPath], { stdio: ['ignore', 'ignore', 'pipe'] });
     trackChild(child, `-c ${confPath}`, dir);

@@ -242,13 +242,15 @@ describe('validateSettings: unknown fields', () => {
     const problem = err.problems.find((p) => p.startsWith(`${typo}:`));
     expect(problem).toContain('unknown field');
     expect(problem).toContain(`did you mean "${near}"?`);
-    expect(problem).toContain('allowed: host, port, security, username, password, folder, caBundle, tlsServername');
+    expect(problem).toContain(
+      'allowed: host, port, security, username, password, oauth2, folder, caBundle, tlsServername',
+    );
   });
 
   it('rejects a field with no near name without a suggestion', () => {
     const err = problemsOf({ ...base, mailboxOwner: 'x' });
     expect(err.problems).toEqual([
-      'mailboxOwner: unknown field; allowed: host, port, security, username, password, folder, caBundle, tlsServername',
+      'mailboxOwner: unknown field; allowed: host, port, security, username, password, oauth2, folder, caBundle, tlsServername',
     ]);
   });
 
@@ -256,7 +258,7 @@ describe('validateSettings: unknown fields', () => {
     const err = problemsOf({ host: HOST, username: 'u', pasword: PASSWORD });
     expect(err.problems).toHaveLength(2);
     expect(err.problems[0]).toMatch(/^pasword: unknown field \(did you mean "password"\?\)/);
-    expect(err.problems[1]).toBe('password: is required');
+    expect(err.problems[1]).toBe('password: is required (or oauth2 instead, for OAuth2 sign-in)');
     expect(err.message).not.toContain(PASSWORD);
   });
 });
@@ -271,7 +273,7 @@ describe('validateSettings: not an object', () => {
     ['undefined', undefined],
   ])('rejects %s at the root', (_name, input) => {
     const err = problemsOf(input);
-    expect(err.problems).toEqual(['(root): must be a JSON object with host, username and password']);
+    expect(err.problems).toEqual(['(root): must be a JSON object with host, username and password (or oauth2)']);
   });
 });
 

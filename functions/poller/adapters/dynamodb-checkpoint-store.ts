@@ -150,7 +150,7 @@ function sendOptions(options: CallOptions): { abortSignal?: AbortSignal } {
   return options.signal ? { abortSignal: options.signal } : {};
 }
 
-function mapDynamoError(err: unknown, table: string, step: string): CheckpointStoreError {
+export function mapDynamoError(err: unknown, table: string, step: string): CheckpointStoreError {
   const name = (err as { name?: string })?.name ?? 'Error';
   if (name === 'ResourceNotFoundException') {
     return new CheckpointStoreError(`The checkpoint table "${table}" does not exist (${step}).`, {

@@ -1,17 +1,28 @@
 import { type FetchMessageObject, ImapFlow, type ImapFlowOptions, type MessageAddressObject } from 'imapflow';
 import { folderNotFoundHint } from '../core/folders.js';
+import { mailboxGrantHint } from '../core/oauth2-token.js';
 import type { MailboxSettings } from '../core/settings.js';
 import type { Address, FolderStatus, MessageSummary } from '../core/types.js';
 import {
+  ConfigurationError,
   FolderNotFoundError,
   ImapAuthError,
   ImapConnectionError,
   ImapEventSourceError,
   ImapProtocolError,
+  OAuth2UnsupportedError,
   StartTlsUnavailableError,
   TlsCertificateError,
 } from '../errors.js';
-import type { CallOptions, FetchOptions, Log, MailboxGateway, MailboxSession, MessageSource } from '../ports.js';
+import type {
+  AccessTokenSource,
+  CallOptions,
+  FetchOptions,
+  Log,
+  MailboxGateway,
+  MailboxSession,
+  MessageSource,
+} from '../ports.js';
 import { buildTlsOptions } from './tls-options.js';
 
 export interface ImapFlowGatewayOptions {
@@ -24,6 +35,8 @@ export interface ImapFlowGatewayOptions {
   readonly log?: Log;
   /** Receives the verb of every IMAP command sent (e.g. "LOGIN", "STATUS"); for tests and benchmarks. Never arguments. */
   readonly onCommand?: (verb: string) => void;
+  /** Access tokens for settings with `oauth2` (required for those). */
+  readonly tokens?: AccessTokenSource;
 }
 
 /** MailboxGateway over imapflow: connects with verified TLS, maps failures to the poller's errors. */
@@ -31,7 +44,30 @@ export class ImapFlowMailboxGateway implements MailboxGateway {
   constructor(private readonly options: ImapFlowGatewayOptions = {}) {}
 
   async connect(settings: MailboxSettings, options: CallOptions = {}): Promise<MailboxSession> {
-    const client = new ImapFlow(imapFlowOptions(settings, this.options));
+    if (settings.oauth2) return this.connectWithToken(settings, options);
+    return this.login(settings, options);
+  }
+
+  // --- OAuth2 (XOAUTH2 / OAUTHBEARER) ---------------------------------------------------------------
+
+  /** Logs in with an access token; a cached token the server refuses (revoked, expired early) is replaced once. */
+  private async connectWithToken(settings: MailboxSettings, options: CallOptions): Promise<MailboxSession> {
+    const tokens = this.options.tokens;
+    if (!tokens) throw new ConfigurationError('The settings use oauth2, but no access token source was configured.');
+    const token = await tokens.get(settings, options);
+    try {
+      return await this.login(settings, options, token.token);
+    } catch (err) {
+      if (!(err instanceof ImapAuthError) || !token.cached) throw err;
+      this.options.log?.info('The IMAP server refused the cached access token; fetching a new one');
+      return this.login(settings, options, (await tokens.get(settings, { ...options, fresh: true })).token);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+
+  private async login(settings: MailboxSettings, options: CallOptions, accessToken?: string): Promise<MailboxSession> {
+    const client = new ImapFlow(imapFlowOptions(settings, this.options, accessToken));
     // Without a listener a late socket error would crash the process.
     let socketError: unknown;
     client.on('error', (err: unknown) => {
@@ -49,13 +85,18 @@ export class ImapFlowMailboxGateway implements MailboxGateway {
     } catch (err) {
       detach();
       client.close();
+      if (accessToken !== undefined) throw mapOAuth2LoginError(err ?? socketError, settings, client, accessToken);
       throw mapImapError(err ?? socketError, settings, 'connect');
     }
     return new ImapFlowSession(client, settings, detach);
   }
 }
 
-export function imapFlowOptions(settings: MailboxSettings, options: ImapFlowGatewayOptions = {}): ImapFlowOptions {
+export function imapFlowOptions(
+  settings: MailboxSettings,
+  options: ImapFlowGatewayOptions = {},
+  accessToken?: string,
+): ImapFlowOptions {
   const secure = settings.security === 'tls';
   return {
     host: settings.host,
@@ -65,7 +106,11 @@ export function imapFlowOptions(settings: MailboxSettings, options: ImapFlowGate
     // none: never try (explicit plaintext opt-in).
     doSTARTTLS: settings.security === 'starttls' ? true : settings.security === 'none' ? false : undefined,
     tls: settings.security === 'none' ? undefined : buildTlsOptions(settings),
-    auth: { user: settings.username, pass: settings.password },
+    // With a token imapflow uses AUTHENTICATE OAUTHBEARER where offered, else XOAUTH2.
+    auth:
+      accessToken !== undefined
+        ? { user: settings.username, accessToken }
+        : { user: settings.username, pass: settings.password },
     logger: options.onCommand ? commandVerbLogger(options.onCommand) : false,
     disableAutoIdle: true,
     connectionTimeout: options.connectTimeoutMs ?? 10_000,
@@ -305,8 +350,45 @@ const TLS_CODES: Record<string, string> = {
   ERR_TLS_CERT_ALTNAME_INVALID: 'does not match the host name',
 };
 
+/** A failed OAuth2 login: the token refused for this mailbox, or no OAuth2 mechanism offered; else as mapImapError. */
+function mapOAuth2LoginError(
+  err: unknown,
+  settings: MailboxSettings,
+  client: ImapFlow,
+  accessToken: string,
+): ImapEventSourceError {
+  const where = `${settings.host}:${settings.port}`;
+  const provider = settings.oauth2!.provider;
+  const e = (err ?? {}) as { authenticationFailed?: boolean; message?: string; oauthError?: unknown };
+  if (e.message === 'Unsupported authentication mechanism') {
+    const offered = [...(client.capabilities?.keys() ?? [])].filter((c) => c.startsWith('AUTH=')).join(' ');
+    return new OAuth2UnsupportedError(
+      `The IMAP server ${where} offers neither AUTH=OAUTHBEARER nor AUTH=XOAUTH2 (it offers ${offered || 'no AUTH= mechanism'}), so the OAuth2 access token cannot be used.`,
+      {
+        cause: err,
+        hint: 'check "host" (Microsoft 365: outlook.office365.com, Google: imap.gmail.com) and "security"/"port" (some servers offer OAuth2 only after TLS); for a server without OAuth2 use "password" instead of "oauth2".',
+      },
+    );
+  }
+  if (e.authenticationFailed) {
+    // The SASL error the server sent (RFC 7628: {"status": "401", ...}): only its status, it is the server's text.
+    const status = (e.oauthError as { status?: unknown } | undefined)?.status;
+    const detail = typeof status === 'string' && /^[\w.-]{1,32}$/.test(status) ? ` (SASL status ${status})` : '';
+    return new ImapAuthError(
+      `The IMAP server ${where} refused the OAuth2 access token for mailbox "${settings.username}"${detail}: the token was issued, but it does not grant this mailbox.`,
+      { cause: err, hint: mailboxGrantHint(provider) },
+    );
+  }
+  return mapImapError(err, settings, 'connect', accessToken);
+}
+
 /** Maps imapflow, socket and TLS failures to the poller's errors. Never includes the password. */
-export function mapImapError(err: unknown, settings: MailboxSettings, step: string): ImapEventSourceError {
+export function mapImapError(
+  err: unknown,
+  settings: MailboxSettings,
+  step: string,
+  accessToken?: string,
+): ImapEventSourceError {
   if (err instanceof ImapEventSourceError) return err;
   const code = errorCode(err);
   const where = `${settings.host}:${settings.port}`;
@@ -390,13 +472,15 @@ export function mapImapError(err: unknown, settings: MailboxSettings, step: stri
   }
   const text = e.responseText ?? e.message ?? String(err);
   return new ImapProtocolError(
-    `The IMAP server ${where} failed during ${step}: ${redact(text, settings)}${code ? ` (${code})` : ''}.`,
+    `The IMAP server ${where} failed during ${step}: ${redact(text, settings, accessToken)}${code ? ` (${code})` : ''}.`,
     { cause: err },
   );
 }
 
-function redact(text: string, settings: MailboxSettings): string {
-  return text.split(settings.password).join('***').slice(0, 300);
+function redact(text: string, settings: MailboxSettings, accessToken?: string): string {
+  let out = text;
+  for (const secret of [settings.password, accessToken]) if (secret) out = out.split(secret).join('***');
+  return out.slice(0, 300);
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {

@@ -22,3 +22,8 @@ export function statusKey(mailboxId: string): string {
 export function rawMessageKey(mailboxId: string, uidValidity: string, uid: number): string {
   return `${mailboxId}/${uidValidity}/${uid}.eml`;
 }
+
+/** The sealed, rotated OAuth2 refresh token of a mailbox (provider `refresh-token`; see docs/oauth2.md). */
+export function refreshTokenKey(mailboxId: string): string {
+  return `oauth2-refresh-token#${mailboxId}`;
+}

@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { SettingsValidationError } from '../errors.js';
 import { editDistance } from './edit-distance.js';
+import { describeOAuth2, type OAuth2Settings, sameOAuth2, validateOAuth2 } from './oauth2-settings.js';
 
 /** Connection security: implicit TLS, required STARTTLS upgrade, or plaintext (explicit opt-in). */
 export type Security = 'tls' | 'starttls' | 'none';
@@ -10,8 +11,11 @@ export interface MailboxSettings {
   readonly host: string;
   readonly port: number;
   readonly security: Security;
+  /** The login name; with `oauth2` the SASL user (the mailbox address). */
   readonly username: string;
-  readonly password: string;
+  /** Exactly one of `password` and `oauth2` is set (validateSettings guarantees it). */
+  readonly password?: string;
+  readonly oauth2?: OAuth2Settings;
   readonly folder: string;
   readonly caBundle?: string;
   readonly tlsServername?: string;
@@ -25,6 +29,7 @@ const KNOWN_FIELDS = [
   'security',
   'username',
   'password',
+  'oauth2',
   'folder',
   'caBundle',
   'tlsServername',
@@ -45,7 +50,9 @@ function isHost(value: string): boolean {
  */
 export function validateSettings(input: unknown, source?: string): MailboxSettings {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-    throw new SettingsValidationError(['(root): must be a JSON object with host, username and password'], { source });
+    throw new SettingsValidationError(['(root): must be a JSON object with host, username and password (or oauth2)'], {
+      source,
+    });
   }
   const raw = input as Record<string, unknown>;
   const problems: string[] = [];
@@ -81,7 +88,13 @@ export function validateSettings(input: unknown, source?: string): MailboxSettin
     problems.push('host: must be a host name or IP address, without scheme, port or path');
   }
   const username = str('username', true);
-  const password = str('password', true);
+  // Exactly one credential. Named, never shown.
+  const hasPassword = raw.password !== undefined && raw.password !== null;
+  const hasOAuth2 = raw.oauth2 !== undefined && raw.oauth2 !== null;
+  if (hasPassword && hasOAuth2) problems.push('password, oauth2: set exactly one of the two, not both');
+  if (!hasPassword && !hasOAuth2) problems.push('password: is required (or oauth2 instead, for OAuth2 sign-in)');
+  const password = hasPassword ? str('password', false) : undefined;
+  const oauth2 = hasOAuth2 ? validateOAuth2(raw.oauth2, problems) : undefined;
 
   let security: Security = 'tls';
   if (raw.security !== undefined) {
@@ -137,7 +150,7 @@ export function validateSettings(input: unknown, source?: string): MailboxSettin
     port,
     security,
     username: username!,
-    password: password!,
+    ...(oauth2 ? { oauth2 } : { password: password! }),
     folder: folder ?? 'INBOX',
     ...(caBundle !== undefined ? { caBundle } : {}),
     ...(tlsServername !== undefined ? { tlsServername } : {}),
@@ -170,6 +183,11 @@ export function splitPemBundle(bundle: string): string[] {
   return bundle.match(PEM_CERT) ?? [];
 }
 
+/** Whether two settings log in with the same user and credential (did a re-read of the secret change them?). */
+export function sameCredentials(a: MailboxSettings, b: MailboxSettings): boolean {
+  return a.username === b.username && a.password === b.password && sameOAuth2(a.oauth2, b.oauth2);
+}
+
 /** A stable, secret-free fingerprint of the connection-relevant settings (for caches and logs). */
 export function describeSettings(s: MailboxSettings): Record<string, unknown> {
   return {
@@ -179,5 +197,6 @@ export function describeSettings(s: MailboxSettings): Record<string, unknown> {
     folder: s.folder,
     caBundle: s.caBundle ? `${splitPemBundle(s.caBundle).length} certificate(s)` : 'none',
     tlsServername: s.tlsServername ?? s.host,
+    ...(s.oauth2 ? { oauth2: describeOAuth2(s.oauth2) } : {}),
   };
 }

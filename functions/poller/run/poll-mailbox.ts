@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { buildResetDetail } from '../core/build-detail.js';
 import { emptyCheckpoint, rebaseline } from '../core/checkpoint.js';
 import { planPoll } from '../core/plan.js';
-import type { MailboxSettings } from '../core/settings.js';
+import { type MailboxSettings, sameCredentials } from '../core/settings.js';
 import { type Checkpoint, DETAIL_TYPE_RESET, type StartAt } from '../core/types.js';
 import { EventPublishError, ImapAuthError } from '../errors.js';
 import type { MailboxSession, PollDeps } from '../ports.js';
@@ -270,7 +270,7 @@ async function connectRefreshingOnAuthFailure(
   } catch (err) {
     if (!(err instanceof ImapAuthError)) throw err;
     const fresh = await deps.settings.load({ fresh: true, signal });
-    if (fresh.password === settings.password && fresh.username === settings.username) throw err;
+    if (sameCredentials(fresh, settings)) throw err;
     deps.log.info('Login failed with cached settings; retrying once with the re-read secret');
     if (fresh.folder !== settings.folder) throw err; // the folder moved too: the next run starts with consistent settings
     return deps.mailbox.connect(fresh, { signal });
