@@ -4,7 +4,9 @@
  */
 import { parseArgs } from 'node:util';
 import { ImapFlowMailboxGateway } from '../../functions/poller/adapters/imapflow-mailbox.js';
+import { OAuth2TokenSource } from '../../functions/poller/adapters/oauth2-token-source.js';
 import { folderNotFoundHint } from '../../functions/poller/core/folders.js';
+import { describeOAuth2 } from '../../functions/poller/core/oauth2-settings.js';
 import { type MailboxSettings, splitPemBundle } from '../../functions/poller/core/settings.js';
 import {
   FolderNotFoundError,
@@ -29,7 +31,8 @@ import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsSourceFrom } from '../settings
 const HELP = `Usage: imap-event-source check (--config FILE | --secret-id ID [--version-stage STAGE]) [options]
 
 Checks a mailbox's settings step by step, exactly as the poller will connect:
-SETTINGS, DNS, TCP, STARTTLS (security "starttls"), TLS (protocol, certificate, trust), LOGIN,
+SETTINGS, DNS, TCP, STARTTLS (security "starttls"), TLS (protocol, certificate, trust), TOKEN (with
+oauth2: provider, token endpoint, expiry), LOGIN,
 FOLDER, STATUS (UIDVALIDITY, UIDNEXT, messages). Stops at the first failure and prints the fix.
 Reads nothing but the folder's STATUS; changes nothing on the server. Never prints the password.
 
@@ -104,7 +107,7 @@ export async function runCheck(
     out,
     'ok',
     'SETTINGS',
-    `${origin}: ${settings.security} to ${settings.host}:${settings.port}, user "${settings.username}", folder "${settings.folder}", caBundle ${bundle ? `${bundle} certificate(s)` : 'none'}${settings.tlsServername ? `, tlsServername ${settings.tlsServername}` : ''}`,
+    `${origin}: ${settings.security} to ${settings.host}:${settings.port}, user "${settings.username}", folder "${settings.folder}", caBundle ${bundle ? `${bundle} certificate(s)` : 'none'}${settings.tlsServername ? `, tlsServername ${settings.tlsServername}` : ''}${settings.oauth2 ? `, oauth2 ${settings.oauth2.provider} (${describeOAuth2(settings.oauth2).credential})` : ''}`,
   );
   if (settings.security === 'none') {
     printStep(
@@ -227,8 +230,23 @@ export async function runCheck(
     tcp.socket.destroy();
   }
 
+  // TOKEN (oauth2): the poller's own token source; the gateway below logs in with the token it cached.
+  const tokens = new OAuth2TokenSource({
+    timeoutMs,
+    onRefreshTokenRotated: () =>
+      printStep(
+        out,
+        'warn',
+        'TOKEN',
+        'the provider rotated the refresh token: the one in the secret is used up, and `check` keeps no state',
+        'a deployed poller keeps its own rotated token (docs/oauth2.md); if none ran yet, put a new refresh token into the secret.',
+      ),
+  });
+  if (settings.oauth2 && !(await checkToken(out, tokens, settings))) return false;
+
   // LOGIN, FOLDER, STATUS: through the poller's own gateway.
   const gateway = new ImapFlowMailboxGateway({
+    tokens,
     connectTimeoutMs: timeoutMs,
     greetingTimeoutMs: timeoutMs,
     socketTimeoutMs: timeoutMs,
@@ -237,7 +255,7 @@ export async function runCheck(
   try {
     session = await gateway.connect(settings);
   } catch (err) {
-    if (err instanceof ImapAuthError) {
+    if (err instanceof ImapAuthError && !settings.oauth2) {
       printStep(
         out,
         'fail',
@@ -280,6 +298,26 @@ export async function runCheck(
   }
   out.write(`\nAll checks passed: the poller can read "${settings.folder}" on ${settings.host}:${settings.port}.\n`);
   return true;
+}
+
+/** The TOKEN step: one token request, reported with provider, endpoint host and expiry; never the token. */
+async function checkToken(out: Writer, tokens: OAuth2TokenSource, settings: MailboxSettings): Promise<boolean> {
+  const o = settings.oauth2!;
+  try {
+    const token = await tokens.get(settings);
+    const minutes = Math.round((token.expiresAt.getTime() - Date.now()) / 60_000);
+    printStep(
+      out,
+      'ok',
+      'TOKEN',
+      `${o.provider} access token from ${token.endpointHost}, expires ${token.expiresAt.toISOString()} (in ${minutes} min)`,
+    );
+    return true;
+  } catch (err) {
+    if (!isImapEventSourceError(err)) throw err;
+    printStep(out, 'fail', 'TOKEN', err.message, err.hint);
+    return false;
+  }
 }
 
 async function reportMissingFolder(out: Writer, session: MailboxSession, folder: string): Promise<void> {

@@ -297,7 +297,10 @@ function networkCode(err: unknown): string {
   if (e?.name === 'TimeoutError' || e?.cause?.name === 'TimeoutError') return 'no answer in time (timeout)';
   const code = e?.cause?.code ?? e?.code;
   if (code) return `the connection failed (${code})`;
-  return `the request failed (${e?.name ?? 'Error'}${e?.cause && String(e.cause).includes('redirect') ? ', redirect refused' : ''})`;
+  // undici's own refusals (a redirect, a blocked port) are short fixed texts: safe to show.
+  const reason = (e?.cause as { message?: unknown } | undefined)?.message;
+  const detail = typeof reason === 'string' && /^[\w .,:'-]{1,80}$/.test(reason) ? `: ${reason}` : '';
+  return `the request failed (${e?.name ?? 'Error'}${detail})`;
 }
 
 const capitalize = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
