@@ -12,6 +12,7 @@ import { ImapFlowMailboxGateway } from '../../functions/poller/adapters/imapflow
 import { OAuth2TokenSource } from '../../functions/poller/adapters/oauth2-token-source.js';
 import { refreshTokenKey } from '../../functions/poller/contract/keys.js';
 import { validateSettings } from '../../functions/poller/core/settings.js';
+import type { RefreshTokenStore } from '../../functions/poller/ports.js';
 import { type DovecotServer, freePort } from '../support/dovecot.js';
 import { dovecot, startDovecot, tlsMaterial } from '../support/env.js';
 import { FakeOAuth2Server, GOOGLE_SCOPE, rsaCertificate, rsaKeyPair } from '../support/oauth2-server.js';
@@ -208,6 +209,40 @@ describe('each flow delivers events from a Dovecot that accepts only OAuth2', ()
     });
     await world.append(1);
     expect(await world.invoke()).toMatchObject({ published: 1 });
+  });
+  it('refresh-token: a rotation the store cannot take is kept in memory and used by the next request', async () => {
+    const clientId = `${RT_CLIENT}-2`;
+    let item: { sealed: string; version: number } | undefined;
+    let storeDown = true;
+    const store: RefreshTokenStore = {
+      load: async () => item,
+      save: async (sealed, expectedVersion) => {
+        if (storeDown) throw Object.assign(new Error('service unavailable'), { name: 'ServiceUnavailable' });
+        item = { sealed, version: expectedVersion + 1 };
+        return true;
+      },
+    };
+    let now = Date.now();
+    const tokens = new OAuth2TokenSource({ refreshTokens: store, now: () => now });
+    const settings = validateSettings({
+      host: 'localhost',
+      username: USERS.rt[1],
+      oauth2: {
+        provider: 'refresh-token',
+        tokenUrl: fake.refreshTokenUrl,
+        clientId,
+        clientSecret: RT_SECRET,
+        refreshToken: fake.issueRefreshToken(clientId),
+      },
+    });
+    await tokens.get(settings); // rotated; the store is down: kept in memory only
+    now += 3_600_000;
+    storeDown = false;
+    await tokens.get(settings); // the secret's token is dead by now: this works only with the kept one
+    expect(item?.version).toBe(1);
+    now += 3_600_000;
+    await tokens.get(settings); // from the store
+    expect(item?.version).toBe(2);
   });
 });
 

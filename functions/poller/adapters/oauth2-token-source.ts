@@ -55,8 +55,8 @@ interface Cached {
 export class OAuth2TokenSource implements AccessTokenSource {
   private readonly cache = new Map<string, Cached>();
   private readonly inflight = new Map<string, Promise<AccessToken>>();
-  /** The last rotated refresh token per credential, for when the store could not be written. */
-  private readonly rotated = new Map<string, string>();
+  /** A rotated refresh token the store could not take (or no store), with the store version it follows. */
+  private readonly rotated = new Map<string, { token: string; baseVersion: number }>();
 
   constructor(private readonly options: OAuth2TokenSourceOptions = {}) {}
 
@@ -155,8 +155,13 @@ export class OAuth2TokenSource implements AccessTokenSource {
     const store = this.options.refreshTokens;
     const credentialKey = cacheKey('', o);
     const stored = store ? await store.load() : undefined;
-    const fromStore = stored ? unseal(stored.sealed, o) : undefined;
-    const current = fromStore ?? this.rotated.get(credentialKey) ?? o.refreshToken;
+    const storedVersion = stored?.version ?? 0;
+    // Ours from an earlier run whose store write failed: still the newest while the store has not moved since.
+    const kept = this.rotated.get(credentialKey);
+    const current =
+      kept && kept.baseVersion === storedVersion
+        ? kept.token
+        : ((stored ? unseal(stored.sealed, o) : undefined) ?? o.refreshToken);
     const grant = await this.request(
       o,
       url,
@@ -171,20 +176,18 @@ export class OAuth2TokenSource implements AccessTokenSource {
     );
     if (grant.refreshToken !== undefined && grant.refreshToken !== current) {
       // Rotated: the old one may be dead already. Keep the new one before anything else can fail.
-      this.rotated.set(credentialKey, grant.refreshToken);
+      this.rotated.set(credentialKey, { token: grant.refreshToken, baseVersion: storedVersion });
       let saved = false;
       if (store) {
         try {
-          saved = await store.save(seal(grant.refreshToken, o), stored?.version ?? 0);
-          if (!saved)
-            this.options.log?.warn('Another run stored a refresh token at the same time; keeping ours in memory');
+          saved = await store.save(seal(grant.refreshToken, o), storedVersion);
+          if (saved) this.rotated.delete(credentialKey);
+          else this.options.log?.warn('Another run stored a refresh token at the same time; keeping ours in memory');
         } catch (err) {
-          this.options.log?.error(
-            'Storing the rotated refresh token failed; kept in memory, stored with the next rotation',
-            {
-              errorCode: (err as { code?: string }).code ?? (err as Error)?.name,
-            },
-          );
+          const errorCode = (err as { code?: string }).code ?? (err as Error)?.name;
+          this.options.log?.error('Storing the rotated refresh token failed; kept in memory for the next run', {
+            errorCode,
+          });
         }
       }
       this.options.onRefreshTokenRotated?.(saved);
@@ -203,9 +206,9 @@ export class OAuth2TokenSource implements AccessTokenSource {
     const endpoint = `the ${PROVIDER_NAMES[o.provider]} token endpoint ${host}`;
     const timeoutMs = this.options.timeoutMs ?? 10_000;
     // Our own bound, and the run's (its deadline): whichever ends first.
-    const signal = runSignal
-      ? AbortSignal.any([AbortSignal.timeout(timeoutMs), runSignal])
-      : AbortSignal.timeout(timeoutMs);
+    // (AbortSignal.any: Node 20.3+; older 20.x keep only our own bound.)
+    const own = AbortSignal.timeout(timeoutMs);
+    const signal = runSignal && typeof AbortSignal.any === 'function' ? AbortSignal.any([own, runSignal]) : own;
     let status: number;
     let body: unknown;
     try {
