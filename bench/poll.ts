@@ -37,7 +37,7 @@ try {
     startAt,
     maxMessagesPerRun: 100_000,
   });
-  const deps = composePollerDeps(config('bench', { kind: 'now' }), {
+  const deps = await composePollerDeps(config('bench', { kind: 'now' }), {
     log: silentLog,
     clientConfig: aws.clientConfig,
     onCommand: (verb) => commands.push(verb),

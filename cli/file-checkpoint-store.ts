@@ -1,19 +1,28 @@
 /**
- * CheckpointStore over a local JSON file, for `poll` and the demo: the same contract as the DynamoDB
- * store (conditional write on the version read), made safe for concurrent local runs with a lock file,
- * and crash-safe by writing a temp file and renaming it over the old one.
+ * CheckpointStore and LeaseStore over a local JSON file, for `poll` and the demo: the same contract as the
+ * DynamoDB store (conditional write on the version read; a lease per mailbox that expires), made safe for
+ * concurrent local runs with a lock file, and crash-safe by writing a temp file and renaming it over the old one.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Checkpoint } from '../functions/poller/core/types.js';
 import { CheckpointConflictError, CheckpointStoreError } from '../functions/poller/errors.js';
-import type { CheckpointStore } from '../functions/poller/ports.js';
+import type { CheckpointStore, LeaseStore } from '../functions/poller/ports.js';
+
+interface Lease {
+  readonly mailboxId: string;
+  readonly owner: string;
+  /** Epoch ms. */
+  readonly expiresAt: number;
+}
 
 interface StateFile {
   readonly format: 'imap-event-source-state';
   readonly formatVersion: 1;
   readonly checkpoints: Checkpoint[];
+  /** Runs in progress (added later within format version 1; older files have none). */
+  readonly leases?: Lease[];
 }
 
 const EMPTY: StateFile = { format: 'imap-event-source-state', formatVersion: 1, checkpoints: [] };
@@ -23,7 +32,7 @@ const STALE_LOCK_MS = 30_000;
 
 const sameKey = (c: Checkpoint, mailboxId: string, folder: string) => c.mailboxId === mailboxId && c.folder === folder;
 
-export class FileCheckpointStore implements CheckpointStore {
+export class FileCheckpointStore implements CheckpointStore, LeaseStore {
   constructor(readonly path: string) {}
 
   async get(mailboxId: string, folder: string): Promise<Checkpoint | undefined> {
@@ -49,6 +58,32 @@ export class FileCheckpointStore implements CheckpointStore {
     });
   }
 
+  async acquire(mailboxId: string, owner: string, now: Date, expiresAt: Date): Promise<boolean> {
+    return this.locked(async () => {
+      const state = await this.read();
+      const held = state.leases?.find((l) => l.mailboxId === mailboxId);
+      if (held && held.owner !== owner && held.expiresAt >= now.getTime()) return false;
+      const leases = [
+        ...(state.leases ?? []).filter((l) => l !== held),
+        { mailboxId, owner, expiresAt: expiresAt.getTime() },
+      ];
+      await this.writeAtomically({ ...state, leases });
+      return true;
+    });
+  }
+
+  async release(mailboxId: string, owner: string): Promise<void> {
+    await this.locked(async () => {
+      const state = await this.read();
+      const leases = state.leases ?? [];
+      const mine = leases.find((l) => l.mailboxId === mailboxId && l.owner === owner);
+      if (!mine) return;
+      const { leases: _, ...rest } = state;
+      const left = leases.filter((l) => l !== mine);
+      await this.writeAtomically(left.length > 0 ? { ...rest, leases: left } : rest);
+    });
+  }
+
   private async read(): Promise<StateFile> {
     let text: string;
     try {
@@ -67,7 +102,12 @@ export class FileCheckpointStore implements CheckpointStore {
     } catch {
       parsed = undefined;
     }
-    if (parsed?.format !== EMPTY.format || parsed.formatVersion !== 1 || !Array.isArray(parsed.checkpoints)) {
+    if (
+      parsed?.format !== EMPTY.format ||
+      parsed.formatVersion !== 1 ||
+      !Array.isArray(parsed.checkpoints) ||
+      (parsed.leases !== undefined && !Array.isArray(parsed.leases))
+    ) {
       throw new CheckpointStoreError(
         `The state file ${this.path} is not an imap-event-source state file (version 1).`,
         {
@@ -146,7 +186,7 @@ export class FileCheckpointStore implements CheckpointStore {
  * For `--dry-run`: reads the real store, keeps writes in memory. The run behaves exactly as a real one
  * (batches advance its own view of the checkpoint) but the state file is left as it was.
  */
-export class DryRunCheckpointStore implements CheckpointStore {
+export class DryRunCheckpointStore implements CheckpointStore, LeaseStore {
   private readonly written = new Map<string, Checkpoint>();
 
   constructor(private readonly inner: CheckpointStore) {}
@@ -164,4 +204,11 @@ export class DryRunCheckpointStore implements CheckpointStore {
     }
     this.written.set(JSON.stringify([next.mailboxId, next.folder]), { ...next, version: expectedVersion + 1 });
   }
+
+  /** A dry run writes nothing, so it needs no lease, and takes none (the state file stays as it was). */
+  async acquire(): Promise<boolean> {
+    return true;
+  }
+
+  async release(): Promise<void> {}
 }

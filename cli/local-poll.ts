@@ -1,11 +1,11 @@
 /**
- * One poll cycle on this machine with the Lambda's engine (pollMailbox): the same gateway and the same
- * checkpoint logic, with the checkpoint in a local JSON file and events printed as JSON lines (or sent
- * to EventBridge). Shared by `poll` and the demo.
+ * One poll cycle on this machine with the Lambda's engine (pollMailbox), composed by the same root
+ * (compose.ts: the same gateway, retry settings and lease semantics), with the checkpoint and the lease in a
+ * local JSON file and events printed as JSON lines (or sent to EventBridge). Shared by `poll` and the demo.
  */
-import { ImapFlowMailboxGateway } from '../functions/poller/adapters/imapflow-mailbox.js';
+import { composeLocalPollerDeps } from '../functions/poller/compose.js';
 import type { StartAt } from '../functions/poller/core/types.js';
-import type { CheckpointStore, EventPublisher, Log, SettingsSource } from '../functions/poller/ports.js';
+import type { Log, SettingsSource } from '../functions/poller/ports.js';
 import { type PollSummary, pollMailbox } from '../functions/poller/run/poll-mailbox.js';
 import { DryRunCheckpointStore, FileCheckpointStore } from './file-checkpoint-store.js';
 import { JsonLinesPublisher, type LineSink } from './json-lines-publisher.js';
@@ -31,39 +31,28 @@ export interface LocalPollOptions {
 export async function pollLocally(options: LocalPollOptions): Promise<PollSummary> {
   const now = () => new Date();
   const fileStore = new FileCheckpointStore(options.stateFile);
-  const checkpoints: CheckpointStore = options.dryRun ? new DryRunCheckpointStore(fileStore) : fileStore;
-  let publisher: EventPublisher;
-  if (options.bus) {
-    // Loaded only when used: the AWS SDK adds start-up time.
-    quietAwsSdk();
-    const [{ EventBridgeClient }, { EventBridgePublisher }] = await Promise.all([
-      import('@aws-sdk/client-eventbridge'),
-      import('../functions/poller/adapters/eventbridge-publisher.js'),
-    ]);
-    publisher = new EventBridgePublisher(new EventBridgeClient({}), { log: options.log });
-  } else {
-    publisher = new JsonLinesPublisher(options.stdout, { now, pretty: options.prettyEvents ?? false });
-  }
-  return pollMailbox(
+  // With --bus the AWS SDK is loaded (by compose), without it never: it adds start-up time.
+  if (options.bus) quietAwsSdk();
+  const deps = await composeLocalPollerDeps(
     {
       settings: options.settings,
-      checkpoints,
-      mailbox: new ImapFlowMailboxGateway({ log: options.log }),
-      publisher,
-      log: options.log,
-      now,
+      checkpoints: options.dryRun ? new DryRunCheckpointStore(fileStore) : fileStore,
+      ...(options.bus
+        ? {}
+        : { publisher: new JsonLinesPublisher(options.stdout, { now, pretty: options.prettyEvents ?? false }) }),
     },
-    {
-      mailboxId: options.mailboxId,
-      eventSource: options.eventSource,
-      eventBusName: options.bus ?? 'local',
-      startAt: options.startAt,
-      deadline: Date.now() + options.timeoutMs,
-      // A local run has no Lambda to hand over to: keep only a little time back.
-      reserveMs: Math.min(5_000, options.timeoutMs / 10),
-      ...(options.maxMessagesPerRun ? { maxMessagesPerRun: options.maxMessagesPerRun } : {}),
-    },
+    { log: options.log, now },
   );
+  return pollMailbox(deps, {
+    mailboxId: options.mailboxId,
+    eventSource: options.eventSource,
+    eventBusName: options.bus ?? 'local',
+    startAt: options.startAt,
+    deadline: Date.now() + options.timeoutMs,
+    // A local run has no Lambda to hand over to: keep only a little time back.
+    reserveMs: Math.min(5_000, options.timeoutMs / 10),
+    ...(options.maxMessagesPerRun ? { maxMessagesPerRun: options.maxMessagesPerRun } : {}),
+  });
 }
 
 /** One line for a human about what a poll did. */
@@ -77,7 +66,7 @@ export function describeSummary(s: PollSummary, options: { dryRun?: boolean; sta
     published: `${s.published} event(s) from ${where}${range}`,
     partial: `${s.published} event(s) from ${where}${range}; stopped early (${s.stoppedBy ?? 'limit'}), the next poll continues`,
     reset: `UIDVALIDITY of ${where} changed: published an "IMAP Mailbox Reset" event and ${s.published} message event(s)`,
-    skipped: `skipped: another run holds the lease`,
+    skipped: `skipped: another poll holds the lease of this mailbox${options.stateFile ? ` in ${options.stateFile}` : ''} (it expires 30 s after that poll's --timeout)`,
   };
   const state = options.dryRun ? 'dry run: state not saved' : options.stateFile ? `state: ${options.stateFile}` : '';
   return `${text[s.outcome]}${s.skipped ? `, ${s.skipped} passed over` : ''} [${s.durationMs} ms${state ? `; ${state}` : ''}]`;

@@ -74,22 +74,21 @@ export async function settingsSourceFrom(args: SettingsArgs): Promise<ResolvedSe
   if (config !== undefined) return { source: new FileSettingsSource(config), origin: `file "${config}"` };
   if (secretId === undefined) return undefined;
 
-  // The AWS SDK is loaded only when a secret is used: file-based commands start faster.
+  // The AWS SDK is loaded only when a secret is used (compose loads it lazily): file-based commands start faster.
   quietAwsSdk();
-  const [{ SecretsManagerClient }, { SecretsManagerSettingsSource }] = await Promise.all([
-    import('@aws-sdk/client-secrets-manager'),
-    import('../functions/poller/adapters/secrets-manager-settings.js'),
-  ]);
-  const client = new SecretsManagerClient({});
+  const { composeSecretsSettings } = await import('../functions/poller/compose.js');
+  const { source: secrets, region } = await composeSecretsSettings(
+    { secretId, ...(versionStage ? { versionStage } : {}) },
+    {},
+  );
   try {
-    await client.config.region();
+    await region();
   } catch (err) {
     throw new ConfigurationError('No AWS region is configured for reading the secret.', {
       cause: err,
       hint: 'set AWS_REGION (or AWS_PROFILE with a region), e.g. `AWS_REGION=eu-central-1 imap-event-source check --secret-id ...`.',
     });
   }
-  const secrets = new SecretsManagerSettingsSource(client, { secretId, ...(versionStage ? { versionStage } : {}) });
   return {
     source: {
       async load(options) {

@@ -3,8 +3,8 @@
  * (DNS, TCP, STARTTLS, TLS, login, folder) and says at the first failure what is wrong and how to fix it.
  */
 import { parseArgs } from 'node:util';
-import { ImapFlowMailboxGateway } from '../../functions/poller/adapters/imapflow-mailbox.js';
 import { OAuth2TokenSource } from '../../functions/poller/adapters/oauth2-token-source.js';
+import { composeMailboxGateway } from '../../functions/poller/compose.js';
 import { folderNotFoundHint } from '../../functions/poller/core/folders.js';
 import { describeOAuth2 } from '../../functions/poller/core/oauth2-settings.js';
 import { type MailboxSettings, splitPemBundle } from '../../functions/poller/core/settings.js';
@@ -14,7 +14,7 @@ import {
   isImapEventSourceError,
   SettingsValidationError,
 } from '../../functions/poller/errors.js';
-import type { MailboxSession } from '../../functions/poller/ports.js';
+import { type MailboxSession, silentLog } from '../../functions/poller/ports.js';
 import {
   connectTcp,
   formatAddress,
@@ -245,12 +245,10 @@ export async function runCheck(
   if (settings.oauth2 && !(await checkToken(out, tokens, settings))) return false;
 
   // LOGIN, FOLDER, STATUS: through the poller's own gateway.
-  const gateway = new ImapFlowMailboxGateway({
-    tokens,
-    connectTimeoutMs: timeoutMs,
-    greetingTimeoutMs: timeoutMs,
-    socketTimeoutMs: timeoutMs,
-  });
+  const gateway = composeMailboxGateway(
+    { log: silentLog, tokens },
+    { connectTimeoutMs: timeoutMs, greetingTimeoutMs: timeoutMs, socketTimeoutMs: timeoutMs },
+  );
   let session: MailboxSession;
   try {
     session = await gateway.connect(settings);

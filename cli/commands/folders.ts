@@ -1,7 +1,8 @@
 /** `imap-event-source folders`: the folder tree as the server has it, with its delimiter and flags. */
 import { parseArgs } from 'node:util';
-import { ImapFlowMailboxGateway } from '../../functions/poller/adapters/imapflow-mailbox.js';
+import { composeMailboxGateway } from '../../functions/poller/compose.js';
 import { isImapEventSourceError } from '../../functions/poller/errors.js';
+import { type MailboxSession, silentLog } from '../../functions/poller/ports.js';
 import type { Command } from '../context.js';
 import { renderFolderTree } from '../folders.js';
 import { printFailure, UsageError } from '../output.js';
@@ -28,9 +29,9 @@ export const foldersCommand: Command = {
     const resolved = await settingsSourceFrom(values);
     if (!resolved) throw new UsageError('folders needs --config FILE or --secret-id ID');
     const settings = await resolved.source.load({ fresh: true });
-    let folders: Awaited<ReturnType<Awaited<ReturnType<ImapFlowMailboxGateway['connect']>>['listFolders']>>;
+    let folders: Awaited<ReturnType<MailboxSession['listFolders']>>;
     try {
-      const session = await new ImapFlowMailboxGateway().connect(settings);
+      const session = await composeMailboxGateway({ log: silentLog }).connect(settings);
       try {
         folders = await session.listFolders();
       } finally {

@@ -1,32 +1,104 @@
-/** Builds the poller's adapters from its configuration: shared by the Lambda handler, benchmarks and tests. */
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { S3Client } from '@aws-sdk/client-s3';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { DynamoDbCheckpointStore } from './adapters/dynamodb-checkpoint-store.js';
-import { DynamoDbRefreshTokenStore } from './adapters/dynamodb-refresh-token-store.js';
-import { DynamoDbPollStatusStore } from './adapters/dynamodb-status-store.js';
-import { EventBridgePublisher } from './adapters/eventbridge-publisher.js';
-import { ImapFlowMailboxGateway } from './adapters/imapflow-mailbox.js';
+/**
+ * The composition root: the only place the poller's clients and adapters are built, for the Lambda handler, the
+ * CLI (`poll`, `check`, `folders`), the benchmarks and the tests. The AWS SDK is loaded only when an AWS adapter
+ * is asked for, so local runs with a settings file start without it.
+ */
+import { type ImapFlowGatewayOptions, ImapFlowMailboxGateway } from './adapters/imapflow-mailbox.js';
 import { OAuth2TokenSource } from './adapters/oauth2-token-source.js';
-import { S3RawMessageStore } from './adapters/s3-raw-store.js';
-import { SecretsManagerSettingsSource } from './adapters/secrets-manager-settings.js';
 import type { PollerConfig } from './contract/poller-env.js';
-import type { Log, PollDeps, PollStatusStore } from './ports.js';
+import type {
+  AccessTokenSource,
+  CheckpointStore,
+  EventPublisher,
+  LeaseStore,
+  Log,
+  MailboxGateway,
+  PollDeps,
+  PollStatusStore,
+  SettingsSource,
+} from './ports.js';
 import type { PollOptions } from './run/poll-mailbox.js';
+
+/**
+ * Whole-call retries of every AWS client: the SDK's standard strategy (throttling, 5xx and network errors, with
+ * exponential backoff and full jitter), 4 attempts in all. It is the ONLY layer that retries whole calls: the
+ * EventBridge publisher retries just the entries EventBridge refused, the run retries nothing.
+ */
+export const SDK_RETRY = { maxAttempts: 4, retryMode: 'standard' } as const;
+
+/** SDK client configuration: endpoint, region, credentials, a request handler (tests). */
+export type AwsClientConfig = Record<string, unknown>;
 
 export interface ComposeOptions {
   readonly log: Log;
   /** Extra SDK client configuration (endpoint, credentials); the default chain applies otherwise. */
-  readonly clientConfig?: Record<string, unknown>;
+  readonly clientConfig?: AwsClientConfig;
   /** See ImapFlowGatewayOptions.onCommand. */
   readonly onCommand?: (verb: string) => void;
+  readonly now?: () => Date;
 }
 
-export function composePollerDeps(config: PollerConfig, options: ComposeOptions): PollDeps {
-  // The SDK retries throttling and transient errors itself (standard mode, with backoff and jitter).
-  const sdk = { maxAttempts: 4, ...options.clientConfig };
-  const dynamodb = new DynamoDBClient(sdk);
+/** The configuration every AWS client gets: the retry strategy, then the caller's endpoint and credentials. */
+export function awsClientConfig(extra: AwsClientConfig = {}): AwsClientConfig {
+  return { ...SDK_RETRY, ...extra };
+}
+
+/**
+ * The IMAP gateway (imapflow), with the access-token source for `oauth2` settings (without one: tokens are
+ * fetched and cached in memory, a rotated refresh token is not kept); `timeouts` for interactive checks.
+ */
+export function composeMailboxGateway(
+  options: Pick<ComposeOptions, 'log' | 'onCommand'> & { readonly tokens?: AccessTokenSource },
+  timeouts: Pick<ImapFlowGatewayOptions, 'connectTimeoutMs' | 'greetingTimeoutMs' | 'socketTimeoutMs'> = {},
+): MailboxGateway {
+  return new ImapFlowMailboxGateway({
+    log: options.log,
+    tokens: options.tokens ?? new OAuth2TokenSource({ log: options.log }),
+    ...(options.onCommand ? { onCommand: options.onCommand } : {}),
+    ...timeouts,
+  });
+}
+
+/** Settings from a Secrets Manager secret (cached briefly; `versionStage` e.g. AWSPENDING for checks). */
+export async function composeSecretsSettings(
+  secret: { readonly secretId: string; readonly versionStage?: string },
+  options: Pick<ComposeOptions, 'clientConfig'>,
+): Promise<{ source: SettingsSource; region: () => Promise<string> }> {
+  const [{ SecretsManagerClient }, { SecretsManagerSettingsSource }] = await Promise.all([
+    import('@aws-sdk/client-secrets-manager'),
+    import('./adapters/secrets-manager-settings.js'),
+  ]);
+  const client = new SecretsManagerClient(awsClientConfig(options.clientConfig));
+  return { source: new SecretsManagerSettingsSource(client, secret), region: () => client.config.region() };
+}
+
+/** The EventBridge publisher (entry-level retries only; whole calls are the SDK's). */
+export async function composeEventPublisher(options: ComposeOptions): Promise<EventPublisher> {
+  const [{ EventBridgeClient }, { EventBridgePublisher }] = await Promise.all([
+    import('@aws-sdk/client-eventbridge'),
+    import('./adapters/eventbridge-publisher.js'),
+  ]);
+  return new EventBridgePublisher(new EventBridgeClient(awsClientConfig(options.clientConfig)), { log: options.log });
+}
+
+/** The Lambda's poller (also the benchmarks' and the integration tests'): everything from the configuration. */
+export async function composePollerDeps(config: PollerConfig, options: ComposeOptions): Promise<PollDeps> {
+  const [
+    { DynamoDBClient },
+    { DynamoDbCheckpointStore },
+    { DynamoDbRefreshTokenStore },
+    settings,
+    publisher,
+    rawStore,
+  ] = await Promise.all([
+    import('@aws-sdk/client-dynamodb'),
+    import('./adapters/dynamodb-checkpoint-store.js'),
+    import('./adapters/dynamodb-refresh-token-store.js'),
+    composeSecretsSettings({ secretId: config.secretId }, options),
+    composeEventPublisher(options),
+    config.rawBucket ? composeRawStore(config.rawBucket, options) : undefined,
+  ]);
+  const dynamodb = new DynamoDBClient(awsClientConfig(options.clientConfig));
   const checkpoints = new DynamoDbCheckpointStore(dynamodb, config.checkpointTable);
   // Built once per container: warm invocations reuse its access tokens until shortly before they expire.
   const tokens = new OAuth2TokenSource({
@@ -34,24 +106,58 @@ export function composePollerDeps(config: PollerConfig, options: ComposeOptions)
     refreshTokens: new DynamoDbRefreshTokenStore(dynamodb, config.checkpointTable, config.mailboxId),
   });
   return {
-    settings: new SecretsManagerSettingsSource(new SecretsManagerClient(sdk), { secretId: config.secretId }),
+    settings: settings.source,
     checkpoints,
     lease: checkpoints,
-    mailbox: new ImapFlowMailboxGateway({
-      log: options.log,
-      tokens,
-      ...(options.onCommand ? { onCommand: options.onCommand } : {}),
-    }),
-    publisher: new EventBridgePublisher(new EventBridgeClient(sdk), { log: options.log }),
-    ...(config.rawBucket ? { rawStore: new S3RawMessageStore(new S3Client(sdk), config.rawBucket) } : {}),
+    mailbox: composeMailboxGateway({ ...options, tokens }),
+    publisher,
+    ...(rawStore ? { rawStore } : {}),
     log: options.log,
-    now: () => new Date(),
+    now: options.now ?? (() => new Date()),
+  };
+}
+
+/**
+ * A poller on this machine (CLI `poll`, the demo): the Lambda's engine, gateway and retry settings, with a local
+ * checkpoint store that also holds the lease, and events printed or (without `publisher`) sent to EventBridge.
+ */
+export async function composeLocalPollerDeps(
+  parts: {
+    readonly settings: SettingsSource;
+    readonly checkpoints: CheckpointStore & LeaseStore;
+    readonly publisher?: EventPublisher;
+  },
+  options: ComposeOptions,
+): Promise<PollDeps> {
+  return {
+    settings: parts.settings,
+    checkpoints: parts.checkpoints,
+    lease: parts.checkpoints,
+    mailbox: composeMailboxGateway(options),
+    publisher: parts.publisher ?? (await composeEventPublisher(options)),
+    log: options.log,
+    now: options.now ?? (() => new Date()),
   };
 }
 
 /** The status item store (last success, last failure) in the checkpoint table. */
-export function composeStatusStore(table: string, options: Pick<ComposeOptions, 'clientConfig'>): PollStatusStore {
-  return new DynamoDbPollStatusStore(new DynamoDBClient({ maxAttempts: 4, ...options.clientConfig }), table);
+export async function composeStatusStore(
+  table: string,
+  options: Pick<ComposeOptions, 'clientConfig'>,
+): Promise<PollStatusStore> {
+  const [{ DynamoDBClient }, { DynamoDbPollStatusStore }] = await Promise.all([
+    import('@aws-sdk/client-dynamodb'),
+    import('./adapters/dynamodb-status-store.js'),
+  ]);
+  return new DynamoDbPollStatusStore(new DynamoDBClient(awsClientConfig(options.clientConfig)), table);
+}
+
+async function composeRawStore(bucket: string, options: ComposeOptions) {
+  const [{ S3Client }, { S3RawMessageStore }] = await Promise.all([
+    import('@aws-sdk/client-s3'),
+    import('./adapters/s3-raw-store.js'),
+  ]);
+  return new S3RawMessageStore(new S3Client(awsClientConfig(options.clientConfig)), bucket);
 }
 
 /** The pollMailbox options for a configuration and a deadline (epoch ms). */

@@ -19,22 +19,26 @@ const metrics = new Metrics({
   serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? SERVICE_NAME,
 });
 
-let container: { config: PollerConfig; deps: PollDeps; reporter: RunReporter } | undefined;
+type Container = { config: PollerConfig; deps: PollDeps; reporter: RunReporter };
+let container: Promise<Container> | undefined;
 
 /** Adapters are built once per container: warm invocations reuse clients and the settings cache. */
-function compose(): { config: PollerConfig; deps: PollDeps; reporter: RunReporter } {
-  if (container) return container;
-  const config = readPollerConfig(process.env);
-  const deps = composePollerDeps(config, { log: logger });
-  const reporter: RunReporter = {
-    log: logger,
-    metrics,
-    status: composeStatusStore(config.checkpointTable, {}),
-    now: () => new Date(),
-    secretId: config.secretId,
-    ...(config.staleAfterSeconds !== undefined ? { staleAfterSeconds: config.staleAfterSeconds } : {}),
-  };
-  container = { config, deps, reporter };
+function compose(): Promise<Container> {
+  container ??= (async () => {
+    const config = readPollerConfig(process.env);
+    const deps = await composePollerDeps(config, { log: logger });
+    const reporter: RunReporter = {
+      log: logger,
+      metrics,
+      status: await composeStatusStore(config.checkpointTable, {}),
+      now: () => new Date(),
+      secretId: config.secretId,
+      ...(config.staleAfterSeconds !== undefined ? { staleAfterSeconds: config.staleAfterSeconds } : {}),
+    };
+    return { config, deps, reporter };
+  })();
+  // A misconfigured container tries again on the next invocation (the environment may have been fixed).
+  container.catch(() => (container = undefined));
   return container;
 }
 
@@ -47,7 +51,7 @@ export async function handler(
   metrics.addDimension(MAILBOX_DIMENSION, mailboxId);
   let reporter: RunReporter = { log: logger, metrics, now: () => new Date() };
   try {
-    const composed = compose();
+    const composed = await compose();
     reporter = composed.reporter;
     mailboxId = composed.config.mailboxId;
     logger.appendKeys({ mailboxId });

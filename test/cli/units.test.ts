@@ -173,6 +173,26 @@ describe('FileCheckpointStore', () => {
     expect((err as CheckpointStoreError).explanation).toContain('delete this one');
   });
 
+  test('the lease in the state file: held by one poll at a time, taken over when expired, released by its owner', async () => {
+    const path = join(dir, 'lease.json');
+    const a = new FileCheckpointStore(path);
+    const b = new FileCheckpointStore(path);
+    const t = (s: number) => new Date(Date.UTC(2026, 10, 1, 8, 0, s));
+    await a.put(checkpoint(2), 0);
+    expect(await a.acquire('m', 'run-a', t(0), t(30))).toBe(true);
+    expect(await b.acquire('m', 'run-b', t(1), t(31))).toBe(false);
+    expect(await b.acquire('other', 'run-b', t(1), t(31))).toBe(true); // another mailbox, another lease
+    expect(await a.acquire('m', 'run-a', t(2), t(32))).toBe(true); // already ours
+    await b.release('m', 'run-b'); // not b's: nothing happens
+    expect(await b.acquire('m', 'run-b', t(3), t(33))).toBe(false);
+    expect(await b.acquire('m', 'run-b', t(33), t(63))).toBe(true); // a's lease expired (a crashed poll)
+    await b.release('m', 'run-b');
+    await b.release('other', 'run-b');
+    const state = JSON.parse(readFileSync(path, 'utf8'));
+    expect(state).not.toHaveProperty('leases');
+    expect(await a.get('m', 'INBOX')).toMatchObject({ lastUid: 2, version: 1 }); // checkpoints untouched
+  });
+
   test('DryRunCheckpointStore keeps writes in memory', async () => {
     const path = join(dir, 'dry.json');
     const real = new FileCheckpointStore(path);
@@ -181,6 +201,10 @@ describe('FileCheckpointStore', () => {
     await dry.put(checkpoint(4, 1), 1);
     expect(await dry.get('m', 'INBOX')).toMatchObject({ lastUid: 4, version: 2 });
     expect(await real.get('m', 'INBOX')).toMatchObject({ lastUid: 2, version: 1 });
+    const before = readFileSync(path, 'utf8');
+    expect(await dry.acquire()).toBe(true);
+    await dry.release();
+    expect(readFileSync(path, 'utf8')).toBe(before); // a dry run leaves the state file as it was, lease included
   });
 });
 

@@ -27,7 +27,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
 import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamodb-checkpoint-store.js';
 import { EventBridgePublisher } from '../../functions/poller/adapters/eventbridge-publisher.js';
-import { composePollerDeps } from '../../functions/poller/compose.js';
+import { type AwsClientConfig, awsClientConfig, composePollerDeps } from '../../functions/poller/compose.js';
 import { readPollerConfig } from '../../functions/poller/contract/poller-env.js';
 import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
 import type { Checkpoint, EventEntry } from '../../functions/poller/core/types.js';
@@ -116,6 +116,20 @@ class AwsFaults {
 
 type PublishFault = 'none' | 'partial' | 'lostResponse' | 'throttled';
 
+/** The adapters a container composes, with AWS through the AWS proxy. */
+function composeContainer(world: World, clientConfig: AwsClientConfig): Promise<PollDeps> {
+  return composePollerDeps(
+    readPollerConfig({
+      MAILBOX_ID: world.mailboxId,
+      SECRET_ID: world.secretName,
+      CHECKPOINT_TABLE: world.table,
+      EVENT_BUS_NAME: world.bus.busName,
+      START_AT: 'now',
+    }),
+    { log: silentLog, clientConfig },
+  );
+}
+
 /** A warm Lambda container: composed adapters reused by the runs it serves; its PutEvents can be scripted. */
 class Container {
   readonly deps: PollDeps;
@@ -123,20 +137,14 @@ class Container {
   publishFault: PublishFault = 'none';
   run?: RunRecord;
 
-  constructor(world: World, aws: AwsFaults, random: () => number) {
+  static async create(world: World, aws: AwsFaults, random: () => number): Promise<Container> {
     const clientConfig = { ...world.aws.clientConfig, endpoint: proxies.aws.url };
-    const base = composePollerDeps(
-      readPollerConfig({
-        MAILBOX_ID: world.mailboxId,
-        SECRET_ID: world.secretName,
-        CHECKPOINT_TABLE: world.table,
-        EVENT_BUS_NAME: world.bus.busName,
-        START_AT: 'now',
-      }),
-      { log: silentLog, clientConfig },
-    );
+    return new Container(await composeContainer(world, clientConfig), clientConfig, aws, random);
+  }
+
+  private constructor(base: PollDeps, clientConfig: AwsClientConfig, aws: AwsFaults, random: () => number) {
     // The EventBridge client goes through aws-sdk-client-mock, which forwards to a real client (through the AWS proxy).
-    const real = new EventBridgeClient({ ...clientConfig, maxAttempts: 4 });
+    const real = new EventBridgeClient(awsClientConfig(clientConfig));
     const client = new EventBridgeClient(clientConfig);
     mockClient(client)
       .on(PutEventsCommand)
@@ -295,7 +303,7 @@ describe('chaos', () => {
 
     const world = await World.create({ secret: { port: proxies.imap.port } });
     const aws = new AwsFaults();
-    const containers = [new Container(world, aws, random), new Container(world, aws, random)];
+    const containers = [await Container.create(world, aws, random), await Container.create(world, aws, random)];
     const appended: Appended[] = [];
     const runs: RunRecord[] = [];
     const faultCounts: Record<string, number> = {};
@@ -399,7 +407,7 @@ describe('chaos', () => {
         cycleFaults.push(f);
         count(f);
       };
-      if (random() < 0.1) containers[Math.floor(random() * 2)] = new Container(world, aws, random); // a cold start
+      if (random() < 0.1) containers[Math.floor(random() * 2)] = await Container.create(world, aws, random); // a cold start
 
       if (cycles === resetCycle) {
         await world.imap.setUidValidity(world.user, world.folder, 3_000_000_000 + between(1, 1_000_000));

@@ -6,6 +6,7 @@
  * and the next fault-free run delivers the rest; duplicates only where the fault explains them.
  */
 
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DeleteItemCommand,
@@ -25,7 +26,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamodb-checkpoint-store.js';
 import { EventBridgePublisher } from '../../functions/poller/adapters/eventbridge-publisher.js';
 import { ImapFlowMailboxGateway } from '../../functions/poller/adapters/imapflow-mailbox.js';
-import { composePollerDeps } from '../../functions/poller/compose.js';
+import { awsClientConfig, composePollerDeps } from '../../functions/poller/compose.js';
 import { readPollerConfig } from '../../functions/poller/contract/poller-env.js';
 import type { MailboxResetDetail, MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
 import type { ImapEventSourceError } from '../../functions/poller/errors.js';
@@ -60,9 +61,12 @@ function proxiedWorld(options: WorldOptions = {}): Promise<World> {
 }
 
 /** The real adapters as the handler composes them (AWS through the AWS proxy), for runs that need a hook. */
-function realDeps(world: World, overrides: Partial<PollDeps> = {}): PollDeps {
+async function realDeps(world: World, overrides: Partial<PollDeps> = {}): Promise<PollDeps> {
   const clientConfig = { ...world.aws.clientConfig, endpoint: proxies.aws.url };
-  return { ...composePollerDeps(readPollerConfig(handlerEnv(world)), { log: silentLog, clientConfig }), ...overrides };
+  return {
+    ...(await composePollerDeps(readPollerConfig(handlerEnv(world)), { log: silentLog, clientConfig })),
+    ...overrides,
+  };
 }
 
 function pollOptions(world: World, overrides: Partial<PollOptions> = {}): PollOptions {
@@ -220,7 +224,7 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
 
   it('connection dropped mid-FETCH: the published batches stay published, the rest comes with the next run, nothing twice', async () => {
     const world = await proxiedWorld();
-    const deps = realDeps(world);
+    const deps = await realDeps(world);
     await pollMailbox(deps, pollOptions(world));
     const uids = await appendBig(world, 4, 300_000);
     // Batches of 2 messages of ~300 KB: the connection dies in the FETCH of the second batch.
@@ -241,7 +245,7 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
 
   it('connection dropped at any point of a run (every 6 % of its bytes): never ahead, never twice', async () => {
     const world = await proxiedWorld();
-    const deps = realDeps(world);
+    const deps = await realDeps(world);
     await pollMailbox(deps, pollOptions(world));
     const uids = await world.append(3);
     // The bytes of a whole run (TLS, LOGIN, STATUS, EXAMINE, SEARCH, FETCH, LOGOUT), measured with a publisher
@@ -276,7 +280,7 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
 
   it('server goes silent mid-FETCH: the run ends before its deadline, consistent; the next run continues', async () => {
     const world = await proxiedWorld();
-    const deps = realDeps(world);
+    const deps = await realDeps(world);
     await pollMailbox(deps, pollOptions(world));
     const uids = await appendBig(world, 4, 300_000);
     await proxies.imap.setFault({ kind: 'silent', afterBytes: 900_000 });
@@ -343,7 +347,7 @@ describe('AWS network faults (TCP proxy in front of moto_server)', () => {
 
   it('endpoint goes silent during PutEvents: the run stops before its deadline; the lease is not left behind', async () => {
     const world = await proxiedWorld();
-    const deps = realDeps(world);
+    const deps = await realDeps(world);
     await pollMailbox(deps, pollOptions(world));
     const uids = await world.append(2);
     const inner = deps.publisher;
@@ -374,7 +378,7 @@ describe('AWS network faults (TCP proxy in front of moto_server)', () => {
 
   it('PutEvents response lost (connection reset after EventBridge accepted): the SDK retries and the event arrives twice', async () => {
     const world = await proxiedWorld();
-    const deps = realDeps(world);
+    const deps = await realDeps(world);
     await pollMailbox(deps, pollOptions(world));
     const uids = await world.append(1);
     const inner = deps.publisher;
@@ -448,7 +452,7 @@ describe.concurrent('PutEvents failures (aws-sdk-client-mock over the EventBridg
       maxDelayMs: 300,
       sleep: (ms) => (delays.push(ms), sleep(ms)),
     });
-    const deps = realDeps(world, { publisher });
+    const deps = await realDeps(world, { publisher });
     await pollMailbox(deps, pollOptions(world));
     const uids = await world.append(4);
     expect(await pollMailbox(deps, pollOptions(world))).toMatchObject({ outcome: 'published', published: 4 });
@@ -469,7 +473,7 @@ describe.concurrent('PutEvents failures (aws-sdk-client-mock over the EventBridg
           ? { fail: new Map([[0, 'InternalFailure']]) }
           : {},
     );
-    const deps = realDeps(world, { publisher: new EventBridgePublisher(eb.client, { baseDelayMs: 10 }) });
+    const deps = await realDeps(world, { publisher: new EventBridgePublisher(eb.client, { baseDelayMs: 10 }) });
     await pollMailbox(deps, pollOptions(world));
     const uids = await world.append(4);
     const error = await pollFailing(deps, pollOptions(world));
@@ -487,16 +491,18 @@ describe.concurrent('PutEvents failures (aws-sdk-client-mock over the EventBridg
     const counts = deliveries(await received(world, 6, 1_000));
     expect(Object.fromEntries(counts)).toEqual({ [uids[0]!]: 1, [uids[1]!]: 1, [uids[2]!]: 2, [uids[3]!]: 2 });
   });
+});
 
-  it('throttling of whole calls: retried with backoff until accepted; when it persists, nothing moves', async () => {
+describe("whole-call retries are the SDK's alone", () => {
+  it('throttled PutEvents calls: the SDK retries them (4 attempts in all), the publisher adds none; when it persists, nothing moves', async () => {
     const world = await World.create();
     let throttle = 2;
-    const eb = scriptedEventBridge(world, () => (throttle-- > 0 ? { throw: awsError('ThrottlingException') } : {}));
-    const deps = realDeps(world, { publisher: new EventBridgePublisher(eb.client, { baseDelayMs: 50 }) });
+    const eb = throttlingEventBridge(world, () => throttle-- > 0);
+    const deps = await realDeps(world, { publisher: new EventBridgePublisher(eb.client) });
     await pollMailbox(deps, pollOptions(world));
     const uids = await world.append(2);
     expect(await pollMailbox(deps, pollOptions(world))).toMatchObject({ outcome: 'published', published: 2 });
-    expect(eb.calls).toHaveLength(3);
+    expect(eb.requests()).toBe(3);
     expectExactlyOnce(await received(world, 2, 500), uids);
 
     throttle = 100;
@@ -504,12 +510,43 @@ describe.concurrent('PutEvents failures (aws-sdk-client-mock over the EventBridg
     const error = await pollFailing(deps, pollOptions(world));
     expect(error).toMatchObject({ code: 'EVENT_PUBLISH_FAILED', retryable: true });
     expect(error.message).toMatch(/ThrottlingException/);
+    expect(eb.requests()).toBe(3 + 4); // the SDK's 4 attempts, and not one PutEvents more
     expect(await world.checkpoint()).toMatchObject({ lastUid: uids[1] });
     throttle = 0;
     expect(await pollMailbox(deps, pollOptions(world))).toMatchObject({ published: 1 });
     expectExactlyOnce(await received(world, 1, 500), more);
   });
 });
+
+/**
+ * An EventBridge client configured as compose.ts configures every client (its retry strategy included), whose
+ * HTTP requests get EventBridge's throttling answer while `throttled()` says so, and go to moto otherwise.
+ */
+function throttlingEventBridge(world: World, throttled: () => boolean) {
+  const inner = new EventBridgeClient(world.aws.clientConfig).config.requestHandler as unknown as {
+    handle(request: unknown, options?: unknown): Promise<unknown>;
+  };
+  let requests = 0;
+  const requestHandler = {
+    handle(request: unknown, options?: unknown) {
+      requests++;
+      if (!throttled()) return inner.handle(request, options);
+      const body = JSON.stringify({ __type: 'ThrottlingException', message: 'Rate exceeded' });
+      return Promise.resolve({
+        response: {
+          statusCode: 400,
+          reason: 'Bad Request',
+          headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-errortype': 'ThrottlingException' },
+          body: Readable.from([Buffer.from(body)]),
+        },
+      });
+    },
+    updateHttpClientConfig() {},
+    httpHandlerConfigs: () => ({}),
+  };
+  const client = new EventBridgeClient(awsClientConfig({ ...world.aws.clientConfig, requestHandler }));
+  return { client, requests: () => requests };
+}
 
 /** A DynamoDB client whose commands go through `intercept` (aws-sdk-client-mock) before reaching moto. */
 function scriptedDynamoDb(
@@ -549,7 +586,7 @@ describe.concurrent('DynamoDB faults', () => {
         ? awsError('ProvisionedThroughputExceededException')
         : undefined,
     );
-    const deps = realDeps(world, { checkpoints: store, lease: store });
+    const deps = await realDeps(world, { checkpoints: store, lease: store });
     await pollMailbox(deps, pollOptions(world));
     const uids = await world.append(2);
     throttleWrites = true;
@@ -570,7 +607,7 @@ describe.concurrent('DynamoDB faults', () => {
     const store = scriptedDynamoDb(world, (command) =>
       throttleReads && command === 'GetItem' ? awsError('ThrottlingException') : undefined,
     );
-    const deps = realDeps(world, { checkpoints: store, lease: store });
+    const deps = await realDeps(world, { checkpoints: store, lease: store });
     await pollMailbox(deps, pollOptions(world));
     const uids = await world.append(1);
     throttleReads = true;
@@ -586,7 +623,7 @@ describe.concurrent('DynamoDB faults', () => {
 
   it('conditional-check conflict (another writer advanced the checkpoint meanwhile): the run stops without overwriting it', async () => {
     const world = await World.create();
-    const deps = realDeps(world);
+    const deps = await realDeps(world);
     await pollMailbox(deps, pollOptions(world));
     const uids = await world.append(3);
     const inner = deps.publisher;
@@ -622,7 +659,7 @@ describe.concurrent('the mailbox changes under the poller', () => {
         if (expungeAfterList && listed.length > 1) await world.imap.expunge(world.user, world.folder, listed[1]!);
       },
     });
-    const deps = realDeps(world, { mailbox });
+    const deps = await realDeps(world, { mailbox });
     await pollMailbox(deps, pollOptions(world));
     let uids = await world.append(3);
     expungeAfterList = true;
@@ -647,7 +684,7 @@ describe.concurrent('the mailbox changes under the poller', () => {
 
   it('folder deleted: fails clearly and is not retried as if transient; recreated, it resets without re-publishing old mail', async () => {
     const world = await World.create();
-    const deps = realDeps(world);
+    const deps = await realDeps(world);
     await pollMailbox(deps, pollOptions(world));
     const old = await world.append(2);
     await pollMailbox(deps, pollOptions(world));
@@ -672,7 +709,7 @@ describe.concurrent('the mailbox changes under the poller', () => {
   it('folder deleted between STATUS and EXAMINE: the run fails with FOLDER_NOT_FOUND and changes nothing', async () => {
     const world = await World.create();
     let deleteIt = false;
-    const deps = realDeps(world, {
+    const deps = await realDeps(world, {
       mailbox: hookedGateway({
         afterStatus: async () => {
           if (deleteIt) await world.imap.deleteFolder(world.user, world.folder);
@@ -690,7 +727,7 @@ describe.concurrent('the mailbox changes under the poller', () => {
 
   it('folder renamed away and back: fails while it is gone, then delivers what arrived meanwhile, once', async () => {
     const world = await World.create();
-    const deps = realDeps(world);
+    const deps = await realDeps(world);
     await pollMailbox(deps, pollOptions(world));
     const moved = `${world.folder}-moved`;
     await world.imap.renameFolder(world.user, world.folder, moved);
@@ -706,7 +743,7 @@ describe.concurrent('the mailbox changes under the poller', () => {
 describe('the Lambda deadline', () => {
   it('reached mid-backlog: stops between batches with a consistent checkpoint; the next run continues', async () => {
     const world = await World.create();
-    const deps = realDeps(world);
+    const deps = await realDeps(world);
     await pollMailbox(deps, pollOptions(world));
     const uids = await world.append(12);
     // Each batch takes more than 0.5 s: with 5 s reserved (the default), batches start during the first 3 s only.
@@ -760,7 +797,7 @@ describe('credentials rotated between runs', () => {
       expect(error.message).not.toContain('only-at-the-server');
     }
     expect(proxies.imap.stats.accepted - connections).toBe(2);
-    const direct = await pollFailing(realDeps(world), pollOptions(world));
+    const direct = await pollFailing(await realDeps(world), pollOptions(world));
     expect(direct).toMatchObject({ code: 'IMAP_AUTH_FAILED', retryable: false });
     await world.aws.putSecretValue(
       world.secretName,

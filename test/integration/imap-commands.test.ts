@@ -17,7 +17,7 @@ async function commandsOfOnePoll(world: World, startAt = 'now'): Promise<string[
     startAt: parseStartAt(startAt)!,
     maxMessagesPerRun: 1_000,
   };
-  const deps = composePollerDeps(config, {
+  const deps = await composePollerDeps(config, {
     log: silentLog,
     clientConfig: world.aws.clientConfig,
     onCommand: (verb) => commands.push(verb),

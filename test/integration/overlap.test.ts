@@ -50,9 +50,12 @@ async function invokeConcurrently(
   }
 }
 
-function realDeps(world: World, overrides: Partial<PollDeps> = {}): PollDeps {
+async function realDeps(world: World, overrides: Partial<PollDeps> = {}): Promise<PollDeps> {
   return {
-    ...composePollerDeps(readPollerConfig(handlerEnv(world)), { log: silentLog, clientConfig: world.aws.clientConfig }),
+    ...(await composePollerDeps(readPollerConfig(handlerEnv(world)), {
+      log: silentLog,
+      clientConfig: world.aws.clientConfig,
+    })),
     ...overrides,
   };
 }
@@ -148,7 +151,7 @@ describe('overlapping runs', () => {
     const world = await World.create();
     await world.invoke();
     const uids = await world.append(3);
-    const deps = realDeps(world);
+    const deps = await realDeps(world);
     const lease = deps.lease!;
     // The crashed run: its lease expires 2 s from now (a real one: 30 s after its deadline); it never releases it.
     const crashingLease: LeaseStore = {
@@ -180,7 +183,7 @@ describe('overlapping runs', () => {
     const world = await World.create();
     await world.invoke();
     const uids = await world.append(6);
-    const deps = realDeps(world, { lease: undefined });
+    const deps = await realDeps(world, { lease: undefined });
     const runs = await Promise.allSettled([
       pollMailbox(deps, pollOptions(world, { batchSize: 2 })),
       pollMailbox(deps, pollOptions(world, { batchSize: 2 })),

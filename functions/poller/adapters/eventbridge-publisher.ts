@@ -31,9 +31,11 @@ const PERMANENT_ENTRY_ERRORS = new Set([
 ]);
 
 /**
- * PutEvents in calls of at most 10 entries and 256 KB; entries EventBridge reports as failed are retried
- * with capped exponential backoff and jitter. Whole-call failures (throttling) are retried by the SDK's own
- * retry strategy and then here. Returns which entries were accepted.
+ * PutEvents in calls of at most 10 entries and 256 KB; entries EventBridge reports as failed (FailedEntryCount)
+ * are retried with capped exponential backoff and jitter. Whole calls are retried by the SDK's retry strategy
+ * only (configured in compose.ts): a call that still fails ends the publish, its entries and all not yet sent
+ * reported as failed with the call's error (so the caller keeps what was accepted before it), or thrown when no
+ * retry can help (missing bus, access denied). Returns which entries were accepted.
  */
 export class EventBridgePublisher implements EventPublisher {
   constructor(
@@ -55,7 +57,8 @@ export class EventBridgePublisher implements EventPublisher {
           backoffDelay(attempt - 1, random(), this.options.baseDelayMs ?? 200, this.options.maxDelayMs ?? 5_000),
         );
       const retry: typeof pending = [];
-      for (const chunk of chunkEntries(pending, (p) => eventEntrySize(p.entry))) {
+      const chunks = chunkEntries(pending, (p) => eventEntrySize(p.entry));
+      for (const [c, chunk] of chunks.entries()) {
         let results: PutEventsResultEntry[];
         try {
           const response = await this.client.send(
@@ -68,14 +71,15 @@ export class EventBridgePublisher implements EventPublisher {
           if (options.signal?.aborted) throw options.signal.reason ?? err;
           const mapped = mapCallError(err);
           if (!mapped.retryable) throw mapped;
-          this.options.log?.warn('PutEvents call failed; will retry', {
+          // The SDK already retried this call: stop here, the next poll retries what is left.
+          const unsent = chunks.slice(c).flat();
+          this.options.log?.warn('PutEvents call failed after the SDK retries', {
             errorName: (err as Error)?.name,
-            entries: chunk.length,
+            entries: unsent.length,
             attempt,
           });
-          for (const p of chunk) failed.set(p.index, (err as Error)?.name ?? 'Error');
-          retry.push(...chunk);
-          continue;
+          for (const p of unsent) failed.set(p.index, (err as Error)?.name ?? 'Error');
+          return { accepted, failed };
         }
         chunk.forEach((p, i) => {
           const r = results[i];

@@ -205,42 +205,13 @@ describe('EventBridgePublisher: failed entries', () => {
 });
 
 describe('EventBridgePublisher: failed calls', () => {
-  it('retries a throttled call', async () => {
-    eb.on(PutEventsCommand)
-      .rejectsOnce(named('ThrottlingException'))
-      .callsFake((input: { Entries: PutEventsRequestEntry[] }) => ({
-        FailedEntryCount: 0,
-        Entries: input.Entries.map((e) => ok(uidOf(e))),
-      }));
-    const result = await publisher().publish(entries(3));
-    expect(sentUids()).toEqual([
-      [0, 1, 2],
-      [0, 1, 2],
-    ]);
-    expect(result.accepted.size).toBe(3);
-    expect(result.failed.size).toBe(0);
-    expect(sleeps).toHaveLength(1);
-  });
-
-  it('retries only the chunk whose call failed', async () => {
-    let call = 0;
-    eb.on(PutEventsCommand).callsFake((input: { Entries: PutEventsRequestEntry[] }) => {
-      if (call++ === 1) throw named('ThrottlingException');
-      return { FailedEntryCount: 0, Entries: input.Entries.map((e) => ok(uidOf(e))) };
-    });
-    const result = await publisher().publish(entries(15));
-    expect(sentUids()).toEqual([
-      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
-      [10, 11, 12, 13, 14],
-      [10, 11, 12, 13, 14],
-    ]);
-    expect(result.accepted.size).toBe(15);
-  });
-
-  it('reports the call error for every entry when throttling never stops (no throw)', async () => {
+  // Whole calls are retried by the SDK (its retry strategy sits below `send`, which the mock replaces): a call
+  // that reaches the publisher as a failure has used up the SDK's attempts.
+  it('does not retry a failed call on top of the SDK: its entries are reported failed (no throw)', async () => {
     eb.on(PutEventsCommand).rejects(named('ThrottlingException'));
     const result = await publisher().publish(entries(2));
-    expect(eb.commandCalls(PutEventsCommand)).toHaveLength(4);
+    expect(eb.commandCalls(PutEventsCommand)).toHaveLength(1);
+    expect(sleeps).toEqual([]);
     expect(result.accepted.size).toBe(0);
     expect(result.failed).toEqual(
       new Map([
@@ -248,6 +219,53 @@ describe('EventBridgePublisher: failed calls', () => {
         [1, 'ThrottlingException'],
       ]),
     );
+  });
+
+  it('a failed call ends the publish: the chunks before it stay accepted, it and the rest are failed', async () => {
+    let call = 0;
+    eb.on(PutEventsCommand).callsFake((input: { Entries: PutEventsRequestEntry[] }) => {
+      if (call++ === 1) throw named('ThrottlingException');
+      return { FailedEntryCount: 0, Entries: input.Entries.map((e) => ok(uidOf(e))) };
+    });
+    const result = await publisher().publish(entries(25));
+    expect(sentUids()).toEqual([
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+      [10, 11, 12, 13, 14, 15, 16, 17, 18, 19],
+    ]);
+    expect([...result.accepted]).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect([...result.failed.keys()]).toEqual([10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24]);
+    expect(new Set(result.failed.values())).toEqual(new Set(['ThrottlingException']));
+  });
+
+  it('a failed call during an entry retry keeps the entry errors of the rest', async () => {
+    let call = 0;
+    eb.on(PutEventsCommand).callsFake((input: { Entries: PutEventsRequestEntry[] }) => {
+      if (call++ === 1) throw named('InternalServerException');
+      return {
+        FailedEntryCount: 1,
+        Entries: input.Entries.map((e) => (uidOf(e) === 1 ? fail('InternalFailure') : ok(uidOf(e)))),
+      };
+    });
+    const result = await publisher().publish(entries(3));
+    expect(sentUids()).toEqual([[0, 1, 2], [1]]);
+    expect([...result.accepted].sort()).toEqual([0, 2]);
+    expect(result.failed).toEqual(new Map([[1, 'InternalServerException']]));
+  });
+
+  it("passes the caller's signal to the SDK and makes no further attempt once it aborted", async () => {
+    const controller = new AbortController();
+    eb.on(PutEventsCommand).callsFake(() => {
+      controller.abort(new Error('the run gave up'));
+      throw named('AbortError');
+    });
+    const err = await publisher()
+      .publish(entries(15), { signal: controller.signal })
+      .catch((e: unknown) => e);
+    expect((err as Error).message).toBe('the run gave up');
+    expect(eb.commandCalls(PutEventsCommand)).toHaveLength(1);
+    expect((eb.commandCalls(PutEventsCommand)[0]!.args as unknown[])[1]).toMatchObject({
+      abortSignal: controller.signal,
+    });
   });
 
   it.each(['ResourceNotFoundException', 'AccessDeniedException'])(
