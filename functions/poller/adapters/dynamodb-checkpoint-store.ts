@@ -29,19 +29,8 @@ export class DynamoDbCheckpointStore implements CheckpointStore, LeaseStore {
         sendOptions(options),
       ),
     );
-    const item = response.Item;
-    if (!item) return undefined;
-    return {
-      mailboxId: item.mailboxId?.S ?? mailboxId,
-      folder: item.folder?.S ?? folder,
-      uidValidity: item.uidValidity?.S ?? '',
-      lastUid: Number(item.lastUid?.N ?? '0'),
-      version: Number(item.version?.N ?? '0'),
-      updatedAt: item.updatedAt?.S ?? new Date(0).toISOString(),
-      ...(item.lastInternalDate?.S ? { lastInternalDate: item.lastInternalDate.S } : {}),
-      recentMessageIds: item.recentMessageIds?.L?.map((v) => v.S ?? '').filter(Boolean) ?? [],
-      ...(item.rescanSince?.S ? { rescanSince: item.rescanSince.S } : {}),
-    };
+    if (!response.Item) return undefined;
+    return parseCheckpointItem(response.Item, { mailboxId, folder, table: this.tableName });
   }
 
   async put(next: Checkpoint, expectedVersion: number, options: CallOptions = {}): Promise<void> {
@@ -143,6 +132,84 @@ export class DynamoDbCheckpointStore implements CheckpointStore, LeaseStore {
       throw mapDynamoError(err, this.tableName, step);
     }
   }
+}
+
+/** Largest UID and UIDVALIDITY: both are 32-bit unsigned (RFC 3501). */
+const MAX_UINT32 = 4_294_967_295;
+
+/**
+ * The stored checkpoint, validated: a damaged item (a missing or non-numeric UIDVALIDITY, a UID out of range,
+ * wrong attribute types, someone's hand edit) is a clear error naming the key and the field, never read as
+ * "no UIDVALIDITY", which the plan would take for a mailbox reset and re-publish from.
+ */
+export function parseCheckpointItem(
+  item: Record<string, AttributeValue>,
+  where: { mailboxId: string; folder: string; table: string },
+): Checkpoint {
+  const key = checkpointKey(where.mailboxId, where.folder);
+  const damaged = (field: string, rule: string): CheckpointStoreError =>
+    new CheckpointStoreError(`The checkpoint item "${key}" in table "${where.table}" is damaged: ${field} ${rule}.`, {
+      retryable: false,
+      hint: 'restore the item from a backup (point-in-time recovery of the table), or delete it: the next poll then starts over as START_AT says. Never edit checkpoint items by hand.',
+    });
+  const string = (field: string, required: boolean): string | undefined => {
+    const value = item[field];
+    if (value === undefined) {
+      if (required) throw damaged(field, 'is missing');
+      return undefined;
+    }
+    if (typeof value.S !== 'string') throw damaged(field, 'must be a string (S)');
+    return value.S;
+  };
+  const integer = (field: string, min: number, max: number): number => {
+    const value = item[field];
+    if (value === undefined) throw damaged(field, 'is missing');
+    if (typeof value.N !== 'string') throw damaged(field, 'must be a number (N)');
+    const n = Number(value.N);
+    if (!/^\d+$/.test(value.N) || !Number.isSafeInteger(n) || n < min || n > max)
+      throw damaged(field, `must be an integer from ${min} to ${max}`);
+    return n;
+  };
+  const date = (field: string, required: boolean): string | undefined => {
+    const value = string(field, required);
+    if (value !== undefined && (value === '' || Number.isNaN(Date.parse(value))))
+      throw damaged(field, 'must be an ISO 8601 time');
+    return value;
+  };
+
+  for (const [field, expected] of [
+    ['mailboxId', where.mailboxId],
+    ['folder', where.folder],
+  ] as const) {
+    const value = string(field, false);
+    if (value !== undefined && value !== expected) throw damaged(field, 'does not match the key');
+  }
+  const uidValidity = string('uidValidity', true)!;
+  if (!/^\d{1,10}$/.test(uidValidity) || Number(uidValidity) > MAX_UINT32)
+    throw damaged('uidValidity', `must be a decimal number from 0 to ${MAX_UINT32}`);
+  const lastUid = integer('lastUid', 0, MAX_UINT32);
+  const version = integer('version', 1, Number.MAX_SAFE_INTEGER);
+  const updatedAt = date('updatedAt', true)!;
+  const lastInternalDate = date('lastInternalDate', false);
+  const rescanSince = date('rescanSince', false);
+  let recentMessageIds: string[] = [];
+  const recent = item.recentMessageIds;
+  if (recent !== undefined) {
+    if (!Array.isArray(recent.L) || !recent.L.every((v) => typeof v.S === 'string'))
+      throw damaged('recentMessageIds', 'must be a list of strings (L of S)');
+    recentMessageIds = recent.L.map((v) => v.S!).filter(Boolean);
+  }
+  return {
+    mailboxId: where.mailboxId,
+    folder: where.folder,
+    uidValidity,
+    lastUid,
+    version,
+    updatedAt,
+    ...(lastInternalDate ? { lastInternalDate } : {}),
+    recentMessageIds,
+    ...(rescanSince ? { rescanSince } : {}),
+  };
 }
 
 /** The SDK's per-request options: the run's signal cancels the request. */

@@ -103,6 +103,71 @@ describe('get', () => {
     expect(c).not.toHaveProperty('lastInternalDate');
   });
 
+  describe('a damaged item is a clear, non-retryable error naming the key and the field, never a reset', () => {
+    const valid: Record<string, AttributeValue> = {
+      pk: { S: 'checkpoint#support#INBOX' },
+      mailboxId: { S: 'support' },
+      folder: { S: 'INBOX' },
+      uidValidity: { S: '1700000000' },
+      lastUid: { N: '3' },
+      version: { N: '2' },
+      updatedAt: { S: full.updatedAt },
+      recentMessageIds: { L: [{ S: 'aaaa' }] },
+    };
+    const without = (field: string) => Object.fromEntries(Object.entries(valid).filter(([k]) => k !== field));
+
+    it.each<[string, Record<string, AttributeValue>, string]>([
+      ['uidValidity missing', without('uidValidity'), 'uidValidity is missing'],
+      ['uidValidity empty', { ...valid, uidValidity: { S: '' } }, 'uidValidity must be a decimal number'],
+      ['uidValidity not numeric', { ...valid, uidValidity: { S: 'abc' } }, 'uidValidity must be a decimal number'],
+      ['uidValidity over 32 bits', { ...valid, uidValidity: { S: '4294967296' } }, 'uidValidity must be a decimal'],
+      ['uidValidity a number attribute', { ...valid, uidValidity: { N: '17' } }, 'uidValidity must be a string (S)'],
+      ['lastUid missing', without('lastUid'), 'lastUid is missing'],
+      ['lastUid negative', { ...valid, lastUid: { N: '-1' } }, 'lastUid must be an integer from 0 to 4294967295'],
+      ['lastUid over 32 bits', { ...valid, lastUid: { N: '4294967296' } }, 'lastUid must be an integer from 0'],
+      ['lastUid fractional', { ...valid, lastUid: { N: '2.5' } }, 'lastUid must be an integer'],
+      ['lastUid a string attribute', { ...valid, lastUid: { S: '3' } }, 'lastUid must be a number (N)'],
+      ['version missing', without('version'), 'version is missing'],
+      ['version 0', { ...valid, version: { N: '0' } }, 'version must be an integer from 1'],
+      ['updatedAt missing', without('updatedAt'), 'updatedAt is missing'],
+      ['updatedAt not a time', { ...valid, updatedAt: { S: 'yesterday' } }, 'updatedAt must be an ISO 8601 time'],
+      ['rescanSince not a time', { ...valid, rescanSince: { S: 'soon' } }, 'rescanSince must be an ISO 8601 time'],
+      ['lastInternalDate a number', { ...valid, lastInternalDate: { N: '1' } }, 'lastInternalDate must be a string'],
+      ['recentMessageIds not a list', { ...valid, recentMessageIds: { S: 'x' } }, 'recentMessageIds must be a list'],
+      ['recentMessageIds of numbers', { ...valid, recentMessageIds: { L: [{ N: '1' }] } }, 'recentMessageIds must be'],
+      ['mailboxId of another mailbox', { ...valid, mailboxId: { S: 'sales' } }, 'mailboxId does not match the key'],
+      ['folder of another folder', { ...valid, folder: { S: 'Archive' } }, 'folder does not match the key'],
+    ])('%s', async (_case, item, problem) => {
+      ddb.on(GetItemCommand).resolves({ Item: item });
+      const err = (await store.get('support', 'INBOX').catch((e: unknown) => e)) as CheckpointStoreError;
+      expect(err).toBeInstanceOf(CheckpointStoreError);
+      expect(err).toMatchObject({ code: 'CHECKPOINT_STORE_FAILED', retryable: false });
+      expect(err.message).toBe(
+        `The checkpoint item "checkpoint#support#INBOX" in table "${TABLE}" is damaged: ${err.message.split('is damaged: ')[1]}`,
+      );
+      expect(err.message).toContain(problem);
+      expect(err.hint).toMatch(/point-in-time recovery|delete it/);
+    });
+
+    it("passes the run's signal to the SDK on every call", async () => {
+      const signal = new AbortController().signal;
+      ddb.on(GetItemCommand).resolves({ Item: valid });
+      ddb.on(PutItemCommand).resolves({});
+      ddb.on(DeleteItemCommand).resolves({});
+      await store.get('support', 'INBOX', { signal });
+      await store.put(full, 6, { signal });
+      await store.acquire('support', 'run', new Date(0), new Date(1), { signal });
+      await store.release('support', 'run', { signal });
+      for (const call of ddb.calls()) expect((call.args as unknown[])[1]).toEqual({ abortSignal: signal });
+      expect(ddb.calls()).toHaveLength(4);
+    });
+
+    it('the valid item reads as it was written', async () => {
+      ddb.on(GetItemCommand).resolves({ Item: valid });
+      expect(await store.get('support', 'INBOX')).toMatchObject({ uidValidity: '1700000000', lastUid: 3, version: 2 });
+    });
+  });
+
   it.each<[string, Error, boolean]>([
     [
       'ResourceNotFoundException',
