@@ -250,12 +250,20 @@ describe('token caching and expiry', () => {
   it('a warm container fetches one token for three invocations', async () => {
     const world = await oauth2World(exchangeLike, USERS.ms[1], microsoft());
     const before = fake.requests.microsoft;
-    expect(await world.invoke()).toMatchObject({ outcome: 'baseline' }); // cold start
-    await world.append(1);
-    expect(await world.invokeWarm()).toMatchObject({ published: 1 });
-    await world.append(1);
-    expect(await world.invokeWarm()).toMatchObject({ published: 1 });
+    const results: unknown[] = [];
+    const lines = await world.captureLogs(async () => {
+      results.push(await world.invoke()); // cold start
+      await world.append(1);
+      results.push(await world.invokeWarm());
+      await world.append(1);
+      results.push(await world.invokeWarm());
+    });
+    expect(results).toMatchObject([{ outcome: 'baseline' }, { published: 1 }, { published: 1 }]);
     expect(fake.requests.microsoft - before).toBe(1);
+    // Neither the credential nor the token in any log line of the three runs.
+    expect(lines.filter((l) => l.message === 'Poll finished')).toHaveLength(3);
+    expect(JSON.stringify(lines)).not.toContain(MS_SECRET);
+    expect(JSON.stringify(lines)).not.toMatch(/at-[A-Za-z0-9_-]{20}/);
     console.log(`[oauth2] token requests in a 3-invocation warm run: ${fake.requests.microsoft - before}`);
   });
 
