@@ -360,7 +360,7 @@ function verifyJwt(jwt: string, key: ReturnType<typeof createPublicKey>): Decode
   const parts = jwt.split('.');
   if (parts.length !== 3) return undefined;
   const decoded = decodeJwt(jwt);
-  if (!decoded || decoded.header.alg !== 'RS256' || decoded.header.typ !== 'JWT') return undefined;
+  if (decoded?.header.alg !== 'RS256' || decoded.header.typ !== 'JWT') return undefined;
   const ok = verify('sha256', Buffer.from(`${parts[0]}.${parts[1]}`), key, Buffer.from(parts[2]!, 'base64url'));
   return ok ? decoded : undefined;
 }
