@@ -9,13 +9,21 @@ import { demoCommand } from './commands/demo.js';
 import { foldersCommand } from './commands/folders.js';
 import { pollCommand } from './commands/poll.js';
 import { secretCommand } from './commands/secret.js';
+import { statusCommand } from './commands/status.js';
 import type { Command, CommandContext } from './context.js';
 import { printFailure, UsageError } from './output.js';
 
 /** The package's own package.json by self-reference: resolves alike from the sources and from dist/. */
 const { version } = createRequire(import.meta.url)('imap-event-source/package.json') as { version: string };
 
-const COMMANDS: readonly Command[] = [checkCommand, foldersCommand, pollCommand, secretCommand, demoCommand];
+const COMMANDS: readonly Command[] = [
+  checkCommand,
+  foldersCommand,
+  pollCommand,
+  statusCommand,
+  secretCommand,
+  demoCommand,
+];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

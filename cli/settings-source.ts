@@ -81,14 +81,7 @@ export async function settingsSourceFrom(args: SettingsArgs): Promise<ResolvedSe
     { secretId, ...(versionStage ? { versionStage } : {}) },
     {},
   );
-  try {
-    await region();
-  } catch (err) {
-    throw new ConfigurationError('No AWS region is configured for reading the secret.', {
-      cause: err,
-      hint: 'set AWS_REGION (or AWS_PROFILE with a region), e.g. `AWS_REGION=eu-central-1 imap-event-source check --secret-id ...`.',
-    });
-  }
+  await requireRegion(region, 'reading the secret', 'check --secret-id ...');
   return {
     source: {
       async load(options) {
@@ -110,6 +103,18 @@ export async function settingsSourceFrom(args: SettingsArgs): Promise<ResolvedSe
     },
     origin: `secret "${secretId}"${versionStage ? ` (${versionStage})` : ''}`,
   };
+}
+
+/** Fails with the fix when an SDK client finds no region (AWS_REGION, or a profile with one). */
+export async function requireRegion(region: () => Promise<string>, purpose: string, example: string): Promise<void> {
+  try {
+    await region();
+  } catch (err) {
+    throw new ConfigurationError(`No AWS region is configured for ${purpose}.`, {
+      cause: err,
+      hint: `set AWS_REGION (or AWS_PROFILE with a region), e.g. \`AWS_REGION=eu-central-1 imap-event-source ${example}\`.`,
+    });
+  }
 }
 
 /**

@@ -13,9 +13,11 @@ import { inspectCaBundle } from '../ca-bundle.js';
 import type { Command } from '../context.js';
 import { printInvalidSettings, printStep, UsageError } from '../output.js';
 import { readSettingsFile } from '../settings-source.js';
+import { ROTATION_HELP, ROTATION_SUBCOMMANDS, type RotationSubcommand, runRotation } from './secret-rotation.js';
 
 const HELP = `Usage: imap-event-source secret template [--ca-file FILE] [--oauth2 PROVIDER | --google-key FILE]
        imap-event-source secret validate [FILE | -]
+${ROTATION_HELP}
 
 template   prints a valid example of the mailbox secret (JSON) on stdout, to edit and store in
            Secrets Manager. --ca-file FILE embeds a PEM file as caBundle (with the JSON line breaks
@@ -86,10 +88,13 @@ const OAUTH2_TEMPLATES: Readonly<Record<OAuth2Provider, Record<string, unknown>>
 
 export const secretCommand: Command = {
   name: 'secret',
-  summary: 'print an example secret (template) or validate one (validate FILE)',
+  summary: 'example secret (template), offline check (validate), rotation (stage, verify, promote, rollback)',
   help: HELP,
   async run(argv, ctx) {
     const [sub, ...rest] = argv;
+    if ((ROTATION_SUBCOMMANDS as readonly string[]).includes(sub ?? '')) {
+      return runRotation(sub as RotationSubcommand, rest, ctx, readStdin);
+    }
     if (sub === 'template') {
       const { values } = parseArgs({
         args: rest,
@@ -159,8 +164,8 @@ export const secretCommand: Command = {
     }
     throw new UsageError(
       sub
-        ? `unknown secret subcommand "${sub}" (template or validate)`
-        : 'secret needs a subcommand: template or validate',
+        ? `unknown secret subcommand "${sub}" (template, validate, ${ROTATION_SUBCOMMANDS.join(', ')})`
+        : `secret needs a subcommand: template, validate, ${ROTATION_SUBCOMMANDS.join(', ')}`,
     );
   },
 };
@@ -203,7 +208,7 @@ export function googleKeyToOAuth2(text: string, file: string): Record<string, un
 }
 
 async function readStdin(): Promise<string> {
-  if (process.stdin.isTTY) throw new UsageError('secret validate: pass a FILE, or pipe the secret into stdin');
+  if (process.stdin.isTTY) throw new UsageError('pass a FILE, or pipe the secret into stdin');
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');

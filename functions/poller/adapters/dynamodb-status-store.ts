@@ -1,4 +1,10 @@
-import { type AttributeValue, type DynamoDBClient, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import {
+  type AttributeValue,
+  type DynamoDBClient,
+  GetItemCommand,
+  ScanCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
 import { leaseKey, statusKey } from '../contract/keys.js';
 import type { LeaseInfo, PollStatus } from '../core/health.js';
 import { CheckpointStoreError } from '../errors.js';
@@ -105,6 +111,31 @@ export class DynamoDbPollStatusStore implements PollStatusStore {
     };
   }
 
+  /**
+   * Ids of the mailboxes with a status item (any runner, any deployment mode), sorted; at most `limit`.
+   * A scan of the table: for the CLI, not for the poller.
+   */
+  async listMailboxIds(limit = 10_000): Promise<string[]> {
+    const ids: string[] = [];
+    let start: Record<string, AttributeValue> | undefined;
+    do {
+      const res = await this.call('status scan', () =>
+        this.client.send(
+          new ScanCommand({
+            TableName: this.tableName,
+            ProjectionExpression: 'pk',
+            FilterExpression: 'begins_with(pk, :prefix)',
+            ExpressionAttributeValues: { ':prefix': { S: statusKey('') } },
+            ...(start ? { ExclusiveStartKey: start } : {}),
+          }),
+        ),
+      );
+      for (const item of res.Items ?? []) ids.push(item.pk!.S!.slice(statusKey('').length));
+      start = res.LastEvaluatedKey;
+    } while (start && ids.length < limit);
+    return ids.sort().slice(0, limit);
+  }
+
   /** Fields both records carry: where the poller reads its settings and when the mailbox counts as stale. */
   private common(
     record: { secretId?: string; staleAfterSeconds?: number },
@@ -122,28 +153,30 @@ export class DynamoDbPollStatusStore implements PollStatusStore {
   }
 
   private async update(mailboxId: string, expression: string, values: Record<string, AttributeValue>): Promise<void> {
-    try {
-      await this.client.send(
+    await this.call('status write', () =>
+      this.client.send(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: { pk: { S: statusKey(mailboxId) } },
           UpdateExpression: expression,
           ExpressionAttributeValues: values,
         }),
-      );
-    } catch (err) {
-      throw storeError(err, this.tableName, 'status write');
-    }
+      ),
+    );
   }
 
   private async get(pk: string): Promise<Record<string, AttributeValue> | undefined> {
+    const res = await this.call('status read', () =>
+      this.client.send(new GetItemCommand({ TableName: this.tableName, Key: { pk: { S: pk } }, ConsistentRead: true })),
+    );
+    return res.Item;
+  }
+
+  private async call<T>(step: string, fn: () => Promise<T>): Promise<T> {
     try {
-      const res = await this.client.send(
-        new GetItemCommand({ TableName: this.tableName, Key: { pk: { S: pk } }, ConsistentRead: true }),
-      );
-      return res.Item;
+      return await fn();
     } catch (err) {
-      throw storeError(err, this.tableName, 'status read');
+      throw storeError(err, this.tableName, step);
     }
   }
 }
