@@ -5,7 +5,7 @@
  * `$id` -> `id`, `const` -> one-value `enum`, `$defs` -> `definitions` (with the `$ref`s), and any keyword
  * Draft 4 does not know is an error here, at synth time, rather than a failed deploy.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { DETAIL_TYPE_MESSAGE, DETAIL_TYPE_RESET } from '../functions/poller/core/types.js';
 
 export const DRAFT4 = 'http://json-schema.org/draft-04/schema#';
@@ -68,9 +68,7 @@ const SCHEMAS = [
 /** Reads schema/*.schema.json and returns one registry document per detail type, for events of `source`. */
 export function registrySchemas(source: string): RegistrySchema[] {
   return SCHEMAS.map(({ file, detailType }) => {
-    const detail = JSON.parse(
-      readFileSync(new URL(`../schema/${file}.schema.json`, import.meta.url), 'utf8'),
-    ) as Record<string, unknown>;
+    const detail = JSON.parse(readFileSync(schemaFile(file), 'utf8')) as Record<string, unknown>;
     return {
       name: `${source}@${detailType.replace(/\s+/g, '')}`,
       detailType,
@@ -78,6 +76,14 @@ export function registrySchemas(source: string): RegistrySchema[] {
       content: JSON.stringify(eventSchemaDraft4(detail, { source, detailType })),
     };
   });
+}
+
+/** schema/<name>.schema.json from the sources (lib/) or from the compiled package (dist/lib/). */
+function schemaFile(name: string): URL {
+  const candidates = [`../schema/${name}.schema.json`, `../../schema/${name}.schema.json`].map(
+    (path) => new URL(path, import.meta.url),
+  );
+  return candidates.find((url) => existsSync(url)) ?? candidates[0]!;
 }
 
 /** The Draft 4 schema of a whole event whose `detail` follows the given 2020-12 schema. */

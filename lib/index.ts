@@ -3,6 +3,8 @@
  * scheduled poller per watched mailbox folder, for a CDK app of your own. Event types for consumers:
  * `imap-event-source/types`; JSON Schemas: `imap-event-source/schema/<name>.schema.json`.
  */
+
+export { ImapEventSourceDashboard, type ImapEventSourceDashboardProps } from './dashboard.js';
 export {
   CHECKPOINT_TABLE_ACTIONS,
   checkpointItemKeys,
