@@ -37,7 +37,7 @@ function overview(): string {
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
     'Run `imap-event-source <command> --help` for the options of a command. Global: --debug.',
-    'Docs: docs/cli.md (commands), docs/operations.md (runbook: rotation, troubleshooting).',
+    'Docs: docs/cli.md (commands), docs/operations.md (runbook: status, alarms, rotation, troubleshooting).',
   ].join('\n');
 }
 
