@@ -20,7 +20,8 @@ interface StatusJson {
   mailboxes: MailboxStatusReport[];
 }
 
-describe('status', () => {
+// Each test starts the CLI several times: generous bounds for a loaded machine (no assertion on time).
+describe('status', { timeout: 180_000 }, () => {
   let healthy: World;
   let stale: World;
   let failing: World;
@@ -57,7 +58,7 @@ describe('status', () => {
     await failing.aws.putSecretValue(failing.secretName, failing.secretValue({ password: 'wrong-password-1' }));
     await failing.invokeFailing();
     await failing.invokeFailing();
-  });
+  }, 180_000);
 
   it('--json: healthy, stale and failing told apart; exit 1 because two are unhealthy', async () => {
     const r = await runCli(
