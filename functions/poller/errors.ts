@@ -78,6 +78,14 @@ export class StartTlsUnavailableError extends ImapEventSourceError {
   readonly code = 'STARTTLS_UNAVAILABLE';
 }
 
+/**
+ * Data arrived after the server's STARTTLS OK and before the TLS handshake (RFC 3501 6.2.1 forbids it): a possible
+ * man-in-the-middle injecting plaintext. Not retried silently: someone should look at the network path.
+ */
+export class StartTlsInjectionError extends ImapEventSourceError {
+  readonly code = 'STARTTLS_INJECTION';
+}
+
 /** The server rejected the user name or password (or, with OAuth2, the access token for this mailbox). */
 export class ImapAuthError extends ImapEventSourceError {
   readonly code = 'IMAP_AUTH_FAILED';

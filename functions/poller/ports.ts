@@ -98,8 +98,14 @@ export interface MailboxSession {
    * `complete` is false when more messages matched than `limit`.
    */
   listNew(fromUid: number, limit: number, since?: Date): Promise<{ messages: MessageSummary[]; complete: boolean }>;
-  /** The sources of these messages (one round trip), each bounded by `maxBytes`; expunged ones are absent. Never sets \Seen. */
+  /**
+   * The sources of these messages (one round trip), each bounded by `maxBytes` (also when the server ignores the
+   * partial request); rows for UIDs not asked for are ignored. A message absent from the result may be expunged, or
+   * the server failed to send it: `exists` tells which. Never sets \Seen.
+   */
   fetchSources(uids: readonly number[], options: FetchOptions): Promise<Map<number, MessageSource>>;
+  /** Which of these UIDs the folder still holds (a fresh UID SEARCH), in UID order. */
+  exists(uids: readonly number[]): Promise<number[]>;
   /** Streams the whole message (for raw storage) without holding it in memory; undefined if expunged. */
   streamSource(uid: number): Promise<{ stream: NodeJS.ReadableStream; size: number } | undefined>;
   /** All folder paths as the server names them (for "folder not found" errors). */

@@ -34,6 +34,8 @@ export async function reportFinished(reporter: RunReporter, summary: PollSummary
   reporter.log.info(LOG_POLL_FINISHED, { ...summary, waiting });
   if (summary.outcome === 'skipped') return; // another run holds the lease: neither a success nor a failure
   reporter.metrics.addMetric(HEARTBEAT_METRIC, 'Count', 1);
+  // Only on the anomaly (a server restored from a backup): costs nothing while the server behaves.
+  if (summary.uidNextBelowCheckpoint) reporter.metrics.addMetric('UidNextBelowCheckpoint', 'Count', 1);
   await record(reporter, () =>
     reporter.status?.recordSuccess(summary.mailboxId, {
       at: reporter.now(),

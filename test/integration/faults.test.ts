@@ -192,6 +192,7 @@ function hookedGateway(hooks: {
           return listed;
         },
         fetchSources: (uids, options) => session.fetchSources(uids, options),
+        exists: (uids) => session.exists(uids),
         streamSource: (uid) => session.streamSource(uid),
         listFolders: () => session.listFolders(),
         close: () => session.close(),

@@ -149,6 +149,7 @@ export type SessionCall =
   | { op: 'listNew'; fromUid: number; limit: number; since?: string }
   | { op: 'fetchSources'; uids: number[]; maxBytes: number }
   | { op: 'streamSource'; uid: number }
+  | { op: 'exists'; uids: number[] }
   | { op: 'listFolders' }
   | { op: 'close' };
 
@@ -222,11 +223,17 @@ export class FakeSession implements MailboxSession {
     const result = new Map<number, MessageSource>();
     for (const uid of uids) {
       const m = folder.messages.find((x) => x.uid === uid);
-      if (!m) continue;
+      if (!m || this.mailbox.hooks.withheld?.has(uid)) continue;
       const bytes = m.raw.subarray(0, options.maxBytes);
       result.set(uid, { uid, bytes, partial: bytes.length < m.raw.length });
     }
     return result;
+  }
+
+  async exists(uids: readonly number[]): Promise<number[]> {
+    this.calls.push({ op: 'exists', uids: [...uids] });
+    const held = new Set(this.opened().messages.map((m) => m.uid));
+    return uids.filter((uid) => held.has(uid)).sort((a, b) => a - b);
   }
 
   async streamSource(uid: number): Promise<{ stream: NodeJS.ReadableStream; size: number } | undefined> {
@@ -256,6 +263,8 @@ export interface MailboxHooks {
   onOpen?: (folder: FakeFolder) => void;
   /** Runs before a fetch of sources (e.g. to expunge a listed message). */
   beforeFetch?: (folder: FakeFolder, uids: readonly number[]) => void;
+  /** UIDs left out of the body FETCH although they still exist (a broken server). */
+  withheld?: ReadonlySet<number>;
 }
 
 /** MailboxGateway over FakeFolders. `connectErrors` are thrown by the next connects, in order. */

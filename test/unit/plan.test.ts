@@ -127,7 +127,8 @@ describe('planPoll on a UIDVALIDITY change', () => {
   });
 
   it.each<[string, Partial<Checkpoint>, string]>([
-    ['nothing ever published: the last write time', {}, '2026-11-20T08:00:00.000Z'],
+    // The last write time is the Lambda's clock: with the server's clock behind, mail would be skipped for good.
+    ['no server time known: the whole folder (never the last write time)', {}, '1970-01-01T00:00:00.000Z'],
     [
       'published: the highest internalDate',
       { lastInternalDate: '2026-11-19T10:00:00.000Z' },

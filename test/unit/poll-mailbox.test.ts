@@ -134,8 +134,11 @@ describe('pollMailbox: first run (no checkpoint)', () => {
     expect(w.store.puts).toEqual([
       { next: expect.objectContaining({ lastUid: 3, uidValidity: V1 }), expectedVersion: 0, ok: true },
     ]);
-    expect(w.checkpoint()).toMatchObject({ lastUid: 3, version: 1 });
-    expect(w.session().ops()).toEqual(['status', 'close']);
+    // The newest message's arrival time is the server's time basis for a later re-scan; its Message-ID is remembered.
+    const newest = w.folder.messages.at(-1)!;
+    expect(w.checkpoint()).toMatchObject({ lastUid: 3, version: 1, lastInternalDate: newest.internalDate });
+    expect(w.checkpoint()?.recentMessageIds).toHaveLength(1);
+    expect(w.session().ops()).toEqual(['status', 'open', 'listNew', 'close']);
   });
 
   it('START_AT=now on an empty folder baselines at 0, and the next run publishes the first mail', async () => {

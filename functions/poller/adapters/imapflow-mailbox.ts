@@ -1,5 +1,7 @@
 import { type FetchMessageObject, ImapFlow, type ImapFlowOptions, type MessageAddressObject } from 'imapflow';
 import { folderNotFoundHint } from '../core/folders.js';
+import { commandByteBudget, imapResponseLimits } from '../core/imap-limits.js';
+import { invalidFolderField, isNzNumber, requestedRows } from '../core/imap-numbers.js';
 import { mailboxGrantHint } from '../core/oauth2-token.js';
 import type { MailboxSettings } from '../core/settings.js';
 import type { Address, FolderStatus, MessageSummary } from '../core/types.js';
@@ -11,6 +13,7 @@ import {
   ImapEventSourceError,
   ImapProtocolError,
   OAuth2UnsupportedError,
+  StartTlsInjectionError,
   StartTlsUnavailableError,
   TlsCertificateError,
 } from '../errors.js';
@@ -37,6 +40,8 @@ export interface ImapFlowGatewayOptions {
   readonly onCommand?: (verb: string) => void;
   /** Access tokens for settings with `oauth2` (required for those). */
   readonly tokens?: AccessTokenSource;
+  /** The download bound per message (PollOptions.maxMessageBytes); imapflow's response limits derive from it. @default 2 MiB */
+  readonly maxMessageBytes?: number;
 }
 
 /** MailboxGateway over imapflow: connects with verified TLS, maps failures to the poller's errors. */
@@ -68,27 +73,17 @@ export class ImapFlowMailboxGateway implements MailboxGateway {
 
   private async login(settings: MailboxSettings, options: CallOptions, accessToken?: string): Promise<MailboxSession> {
     const client = new ImapFlow(imapFlowOptions(settings, this.options, accessToken));
-    // Without a listener a late socket error would crash the process.
-    let socketError: unknown;
-    client.on('error', (err: unknown) => {
-      socketError = err;
-      this.options.log?.debug('IMAP connection error', { code: errorCode(err) });
-    });
-    // The caller gave up (its deadline) or ended: close the connection, which fails any command still waiting.
-    const { signal } = options;
-    const abort = (): void => client.close();
-    signal?.addEventListener('abort', abort, { once: true });
-    const detach = (): void => signal?.removeEventListener('abort', abort);
+    const state = watchClient(client, options.signal, this.options.log);
     try {
-      if (signal?.aborted) throw signal.reason;
-      await client.connect();
+      if (options.signal?.aborted) throw options.signal.reason;
+      await withReadBudget(client, CONNECT_BYTE_BUDGET, () => client.connect());
     } catch (err) {
-      detach();
+      state.detach();
       client.close();
-      if (accessToken !== undefined) throw mapOAuth2LoginError(err ?? socketError, settings, client, accessToken);
-      throw mapImapError(err ?? socketError, settings, 'connect');
+      if (accessToken !== undefined) throw mapOAuth2LoginError(state.explain(err), settings, client, accessToken);
+      throw mapImapError(state.explain(err), settings, 'connect');
     }
-    return new ImapFlowSession(client, settings, detach);
+    return new ImapFlowSession(client, settings, { state, ...(this.options.log ? { log: this.options.log } : {}) });
   }
 }
 
@@ -119,6 +114,8 @@ export function imapFlowOptions(
     // Keep the session to what a poll needs (no ENABLE round trip for CONDSTORE/QRESYNC).
     disableAutoEnable: true,
     clientInfo: { name: 'imap-event-source' },
+    // Bounded memory whatever the server sends (core/imap-limits.ts has the rationale).
+    ...imapResponseLimits(options.maxMessageBytes),
   };
 }
 
@@ -148,35 +145,56 @@ const DOWNLOAD_CHUNK_BYTES = 256 * 1024;
 
 /** Exported for unit tests only; use ImapFlowMailboxGateway.connect. */
 export class ImapFlowSession implements MailboxSession {
+  /** Commands under way; a session closed while one is (cut off by the hard stop) is destroyed without LOGOUT. */
+  private busy = 0;
+  /** FETCH rows for UIDs not asked for are logged once per session (= per run). */
+  private unrequestedLogged = false;
+  private readonly state: ClientState;
+  private readonly log?: Log;
+
   constructor(
     private readonly client: ImapFlow,
     private readonly settings: MailboxSettings,
-    /** Called once the session is closed (stops watching the caller's signal). */
-    private readonly onClose: () => void = () => {},
-  ) {}
+    options: { state?: ClientState; log?: Log } = {},
+  ) {
+    this.state = options.state ?? { explain: (err) => err, detach: () => {} };
+    this.log = options.log;
+  }
 
   async status(folder: string): Promise<FolderStatus> {
     let result: Awaited<ReturnType<ImapFlow['status']>>;
     try {
-      result = await this.client.status(folder, { uidNext: true, uidValidity: true, messages: true });
+      result = await this.command(STATUS_BYTE_BUDGET, () =>
+        this.client.status(folder, { uidNext: true, uidValidity: true, messages: true }),
+      );
     } catch (err) {
       if (errorCode(err) === 'NotFound' || isNoResponse(err)) throw await this.folderNotFound(folder, err);
-      throw mapImapError(err, this.settings, 'status');
+      throw this.mapError(err, 'status');
     }
-    if (!result || result.uidValidity === undefined || result.uidNext === undefined) {
-      if (!this.client.usable) throw mapImapError(undefined, this.settings, 'status');
-      throw await this.folderNotFound(folder);
+    // imapflow answers false when the server refused STATUS (NO/BAD) for a folder that LIST shows: not a missing
+    // folder (that is NotFound above), and not something a new secret fixes.
+    if (!result) {
+      if (!this.client.usable) throw this.mapError(undefined, 'status');
+      throw this.protocolError(`refused STATUS for "${folder}"`);
     }
-    return { uidValidity: result.uidValidity.toString(), uidNext: result.uidNext, messages: result.messages ?? 0 };
+    return this.folderState(folder, 'STATUS', {
+      uidValidity: result.uidValidity,
+      uidNext: result.uidNext,
+      messages: result.messages,
+    });
   }
 
   async open(folder: string): Promise<FolderStatus> {
     try {
-      const box = await this.client.mailboxOpen(folder, { readOnly: true });
-      return { uidValidity: box.uidValidity.toString(), uidNext: box.uidNext, messages: box.exists };
+      const box = await this.command(STATUS_BYTE_BUDGET, () => this.client.mailboxOpen(folder, { readOnly: true }));
+      return this.folderState(folder, 'EXAMINE', {
+        uidValidity: box.uidValidity,
+        uidNext: box.uidNext,
+        messages: box.exists,
+      });
     } catch (err) {
       if (errorCode(err) === 'NotFound' || isNoResponse(err)) throw await this.folderNotFound(folder, err);
-      throw mapImapError(err, this.settings, 'examine');
+      throw this.mapError(err, 'examine');
     }
   }
 
@@ -193,9 +211,9 @@ export class ImapFlowSession implements MailboxSession {
     if (since) query.since = new Date(since.getTime() - 24 * 3600 * 1000);
     let found: Awaited<ReturnType<ImapFlow['search']>>;
     try {
-      found = await this.client.search(query, { uid: true });
+      found = await this.command(SEARCH_BYTE_BUDGET, () => this.client.search(query, { uid: true }));
     } catch (err) {
-      throw mapImapError(err, this.settings, 'search');
+      throw this.mapError(err, 'search');
     }
     // imapflow answers a refused SEARCH (NO/BAD) with false: that is a failure, never "no new mail"
     // (taken as an empty result, the checkpoint would move over unpublished messages).
@@ -207,64 +225,172 @@ export class ImapFlowSession implements MailboxSession {
         },
       );
     }
+    // A UID outside 1..2^32-1 is no UID: the checkpoint must never move to it.
+    if (!found.every(isNzNumber)) throw this.protocolError('answered UID SEARCH with a UID outside 1..4294967295');
     const uids = found.filter((uid) => uid >= fromUid);
     uids.sort((a, b) => a - b);
     const complete = uids.length <= limit;
     const wanted = uids.slice(0, limit);
     if (wanted.length === 0) return { messages: [], complete };
-    let fetched: FetchMessageObject[];
-    try {
-      fetched = await this.client.fetchAll(
-        wanted.join(','),
-        { uid: true, flags: true, envelope: true, internalDate: true, size: true },
-        { uid: true },
-      );
-    } catch (err) {
-      throw mapImapError(err, this.settings, 'fetch');
-    }
-    const messages = fetched
-      .filter((m) => m.uid >= fromUid)
-      .map(toSummary)
-      .sort((a, b) => a.uid - b.uid);
+    const rows = await this.fetchRows(
+      wanted,
+      { uid: true, flags: true, envelope: true, internalDate: true, size: true },
+      commandByteBudget(wanted.length, SUMMARY_ROW_BYTES),
+    );
+    const messages = rows.map(toSummary).sort((a, b) => a.uid - b.uid);
     return { messages, complete };
   }
 
   async fetchSources(uids: readonly number[], options: FetchOptions): Promise<Map<number, MessageSource>> {
     const result = new Map<number, MessageSource>();
     if (uids.length === 0) return result;
-    try {
-      // Collect first, process later: running another command inside the fetch loop deadlocks imapflow.
-      for await (const m of this.client.fetch(
-        uids.join(','),
-        { uid: true, size: true, source: { start: 0, maxLength: options.maxBytes } },
-        { uid: true },
-      )) {
-        if (!m.source) continue;
-        const size = m.size ?? m.source.length;
-        result.set(m.uid, { uid: m.uid, bytes: m.source, partial: m.source.length < size });
-      }
-    } catch (err) {
-      throw mapImapError(err, this.settings, 'fetch');
+    const rows = await this.fetchRows(
+      uids,
+      { uid: true, size: true, source: { start: 0, maxLength: options.maxBytes } },
+      commandByteBudget(uids.length, imapResponseLimits(options.maxBytes).maxResponseSize),
+    );
+    for (const m of rows) {
+      if (!m.source) continue;
+      // A server that ignores the partial sends the whole message: keep the download bound (a copy, so the rest of
+      // the literal is freed now, not when the event is built).
+      const cut = m.source.length > options.maxBytes;
+      const bytes = cut ? Buffer.from(m.source.subarray(0, options.maxBytes)) : m.source;
+      const size = Math.max(m.size ?? 0, m.source.length);
+      result.set(m.uid, { uid: m.uid, bytes, partial: bytes.length < size });
     }
     return result;
   }
 
+  async exists(uids: readonly number[]): Promise<number[]> {
+    if (uids.length === 0) return [];
+    let found: Awaited<ReturnType<ImapFlow['search']>>;
+    try {
+      found = await this.command(SEARCH_BYTE_BUDGET, () => this.client.search({ uid: uids.join(',') }, { uid: true }));
+    } catch (err) {
+      throw this.mapError(err, 'search');
+    }
+    if (!Array.isArray(found)) throw this.protocolError(`refused UID SEARCH in "${this.settings.folder}"`);
+    const asked = new Set(uids);
+    return found.filter((uid) => asked.has(uid)).sort((a, b) => a - b);
+  }
+
   async streamSource(uid: number): Promise<{ stream: NodeJS.ReadableStream; size: number } | undefined> {
     try {
-      const download = await this.client.download(String(uid), undefined, {
-        uid: true,
-        chunkSize: DOWNLOAD_CHUNK_BYTES,
-      });
+      const download = await this.command(Number.POSITIVE_INFINITY, () =>
+        this.client.download(String(uid), undefined, {
+          uid: true,
+          chunkSize: DOWNLOAD_CHUNK_BYTES,
+        }),
+      );
       if (!download || !('content' in download) || !download.content) return undefined;
       return { stream: download.content, size: download.meta?.expectedSize ?? 0 };
     } catch (err) {
-      throw mapImapError(err, this.settings, 'fetch');
+      throw this.mapError(err, 'fetch');
     }
   }
 
   async listFolders(): Promise<{ path: string; delimiter: string; specialUse?: string; flags: string[] }[]> {
-    const list = await this.client.list();
-    return list.map((f) => ({
+    return this.listFoldersWithin(LIST_BYTE_BUDGET, LIST_TIMEOUT_MS);
+  }
+
+  async close(): Promise<void> {
+    try {
+      // A command still under way (cut off by the run's hard stop) would keep LOGOUT waiting: just close.
+      if (this.busy === 0 && this.client.usable) await withTimeout(this.client.logout(), 3_000);
+    } catch {
+      // LOGOUT is a courtesy; the socket is closed below either way.
+    } finally {
+      this.client.close();
+      this.state.detach(); // after LOGOUT: the run's signal still closes a LOGOUT that hangs
+    }
+  }
+
+  /** One UID FETCH, keeping only the rows asked for (streamed: nothing else is collected). */
+  private async fetchRows(
+    uids: readonly number[],
+    query: Parameters<ImapFlow['fetch']>[1],
+    budget: number,
+  ): Promise<FetchMessageObject[]> {
+    const wanted = new Set(uids);
+    const rows: FetchMessageObject[] = [];
+    let ignored = 0;
+    try {
+      await this.command(budget, async () => {
+        // Collect first, process later: running another command inside the fetch loop deadlocks imapflow.
+        for await (const m of this.client.fetch(uids.join(','), query, { uid: true })) {
+          const kept = requestedRows([m], wanted);
+          ignored += kept.ignored;
+          if (kept.rows.length > 0) {
+            wanted.delete(m.uid);
+            rows.push(m);
+          }
+        }
+      });
+    } catch (err) {
+      throw this.mapError(err, 'fetch');
+    }
+    if (ignored > 0 && !this.unrequestedLogged) {
+      this.unrequestedLogged = true;
+      this.log?.warn('The IMAP server sent FETCH rows for UIDs that were not asked for; ignored', {
+        host: this.settings.host,
+        ignoredRows: ignored,
+      });
+    }
+    return rows;
+  }
+
+  /** Runs one imapflow call within a byte budget (and counts it as under way). */
+  private async command<T>(budget: number, call: () => Promise<T>): Promise<T> {
+    this.busy++;
+    try {
+      return await withReadBudget(this.client, budget, call);
+    } finally {
+      this.busy--;
+    }
+  }
+
+  private folderState(
+    folder: string,
+    verb: 'STATUS' | 'EXAMINE',
+    raw: { uidValidity: unknown; uidNext: unknown; messages: unknown },
+  ): FolderStatus {
+    const field = invalidFolderField(raw);
+    if (field) {
+      const value = raw[field === 'UIDVALIDITY' ? 'uidValidity' : field === 'UIDNEXT' ? 'uidNext' : 'messages'];
+      const shown = typeof value === 'number' || typeof value === 'bigint' ? ` ${value}` : ' (missing or not a number)';
+      throw this.protocolError(
+        `answered ${verb} "${folder}" with ${field}${shown}, outside ${field === 'MESSAGES' ? '0' : '1'}..4294967295`,
+      );
+    }
+    return { uidValidity: String(raw.uidValidity), uidNext: raw.uidNext as number, messages: raw.messages as number };
+  }
+
+  private protocolError(what: string): ImapProtocolError {
+    return new ImapProtocolError(`The IMAP server ${this.settings.host}:${this.settings.port} ${what}.`, {
+      hint: 'the checkpoint did not move; the next poll retries. If this repeats, the server is broken: check it (or the proxy in front of it).',
+    });
+  }
+
+  private mapError(err: unknown, step: string): ImapEventSourceError {
+    return mapImapError(this.state.explain(err), this.settings, step);
+  }
+
+  /** The folder list for "did you mean", bounded in bytes and time: a server that lists endlessly is cut off. */
+  private async listFoldersWithin(
+    maxBytes: number,
+    timeMs: number,
+  ): Promise<{ path: string; delimiter: string; specialUse?: string; flags: string[] }[]> {
+    let list: Awaited<ReturnType<ImapFlow['list']>> | undefined;
+    try {
+      list = await this.command(maxBytes, () => withTimeout(this.client.list(), timeMs));
+    } catch (err) {
+      throw this.mapError(err, 'list');
+    }
+    if (!list) {
+      this.client.close(); // LIST still under way: this connection is of no further use
+      throw this.protocolError(`did not finish LIST within ${timeMs / 1000} s`);
+    }
+    return list.slice(0, MAX_LISTED_FOLDERS).map((f) => ({
       path: f.path,
       delimiter: f.delimiter,
       ...(f.specialUse ? { specialUse: f.specialUse } : {}),
@@ -272,21 +398,10 @@ export class ImapFlowSession implements MailboxSession {
     }));
   }
 
-  async close(): Promise<void> {
-    try {
-      if (this.client.usable) await withTimeout(this.client.logout(), 3_000);
-    } catch {
-      // LOGOUT is a courtesy; the socket is closed below either way.
-    } finally {
-      this.client.close();
-      this.onClose();
-    }
-  }
-
   private async folderNotFound(folder: string, cause?: unknown): Promise<ImapEventSourceError> {
     let existing: Awaited<ReturnType<MailboxSession['listFolders']>> = [];
     try {
-      existing = await this.listFolders();
+      existing = await this.listFoldersWithin(SUGGESTION_LIST_BYTE_BUDGET, SUGGESTION_LIST_TIMEOUT_MS);
     } catch {
       // Listing is best effort: the error below is still right.
     }
@@ -295,6 +410,98 @@ export class ImapFlowSession implements MailboxSession {
       existing.map((f) => f.path),
       { cause, hint: folderNotFoundHint(folder, existing) },
     );
+  }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Bounds on what a server may make a run read, and the connection's life (closed when the run ends).
+
+/** Greeting, CAPABILITY and LOGIN answers are a few KB; a server that sends more during login is cut off. */
+const CONNECT_BYTE_BUDGET = 1024 * 1024;
+/** STATUS or EXAMINE (and imapflow's LIST of that one name after a NO). */
+const STATUS_BYTE_BUDGET = 1024 * 1024;
+/** One UID SEARCH answer: at most a line (core/imap-limits.ts MAX_LINE_BYTES) and its status lines. */
+const SEARCH_BYTE_BUDGET = imapResponseLimits().maxLineLength + 1024 * 1024;
+/** A FETCH row of flags, INTERNALDATE, size and ENVELOPE; 256 KiB is an envelope of thousands of addresses. */
+const SUMMARY_ROW_BYTES = 256 * 1024;
+/**
+ * The folder listing: about 20,000 folders of 50 bytes. imapflow collects the whole listing before it returns
+ * (about 1 KB of heap per entry), so this also bounds its memory (about 20 MB).
+ */
+const LIST_BYTE_BUDGET = 1024 * 1024;
+const LIST_TIMEOUT_MS = 30_000;
+/** The "did you mean" listing of a missing folder: a diagnosis, not worth more than this. */
+const SUGGESTION_LIST_BYTE_BUDGET = 1024 * 1024;
+const SUGGESTION_LIST_TIMEOUT_MS = 5_000;
+/** At most this many folders are compared for suggestions. */
+const MAX_LISTED_FOLDERS = 10_000;
+/** How often a command's bytes read are compared with its budget. */
+const BUDGET_CHECK_MS = 20;
+
+/** What the gateway knows about a client beyond imapflow's promises: its last error, and the run's abort signal. */
+export interface ClientState {
+  /** The error to report for `err`: a response over imapflow's limits arrives as an 'error' event, the command only sees the closed connection. */
+  explain(err: unknown): unknown;
+  /** Stops listening to the run's signal (the session is closed). */
+  detach(): void;
+}
+
+/** Listens to the client's errors (without a listener a late socket error crashes the process) and to the run's signal. */
+function watchClient(client: ImapFlow, signal: AbortSignal | undefined, log: Log | undefined): ClientState {
+  let failure: unknown;
+  client.on('error', (err: unknown) => {
+    failure ??= err;
+    log?.debug('IMAP connection error', { code: errorCode(err) });
+  });
+  // The run ended or reached its hard stop: whatever is under way (a login that never completes, an endless
+  // answer), the socket goes now, not when a socket timeout fires in a frozen container.
+  const abort = () => client.close();
+  signal?.addEventListener('abort', abort, { once: true });
+  return {
+    explain: (err) => {
+      if (err instanceof ReadBudgetExceeded) return err;
+      const code = errorCode(failure);
+      if (code && (LIMIT_CODES.has(code) || code === 'STARTTLS_INJECTION')) return failure;
+      return err ?? failure;
+    },
+    detach: () => signal?.removeEventListener('abort', abort),
+  };
+}
+
+class ReadBudgetExceeded extends Error {
+  readonly code = 'ReadBudgetExceeded';
+  constructor(readonly budget: number) {
+    super(`the server sent more than ${budget} bytes in answer to one command`);
+  }
+}
+
+/**
+ * Runs `call` while watching the bytes the client reads: past `budget` the connection is closed (an endless
+ * stream of untagged responses, a listing that never ends) and the call fails with ReadBudgetExceeded.
+ */
+async function withReadBudget<T>(client: ImapFlow, budget: number, call: () => Promise<T>): Promise<T> {
+  if (!Number.isFinite(budget)) return call();
+  const socketOf = () => (client as unknown as { socket?: { bytesRead: number } }).socket;
+  let socket = socketOf();
+  let start = socket?.bytesRead ?? 0;
+  let exceeded = false;
+  const timer = setInterval(() => {
+    const current = socketOf();
+    if (current !== socket) {
+      socket = current; // the socket changes when STARTTLS upgrades it
+      start = 0;
+    }
+    if (current && current.bytesRead - start > budget) {
+      exceeded = true;
+      client.close();
+    }
+  }, BUDGET_CHECK_MS);
+  try {
+    return await call();
+  } catch (err) {
+    throw exceeded ? new ReadBudgetExceeded(budget) : err;
+  } finally {
+    clearInterval(timer);
   }
 }
 
@@ -338,6 +545,15 @@ function errorCode(err: unknown): string | undefined {
 function isNoResponse(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { responseStatus?: string }).responseStatus === 'NO';
 }
+
+/** imapflow's codes for a response over its limits (imapResponseLimits) or too many rows for one command. */
+const LIMIT_CODES = new Set([
+  'LineTooLarge',
+  'LiteralTooLarge',
+  'ResponseTooLarge',
+  'TooManyTokens',
+  'TooManyResponses',
+]);
 
 const TLS_CODES: Record<string, string> = {
   UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'is signed by a certificate authority that is not trusted',
@@ -427,6 +643,24 @@ export function mapImapError(
       tlsCode: code,
       hint: 'check that the port speaks the configured security ("tls" = implicit TLS, usually 993; "starttls" = plain port with upgrade, usually 143) and supports TLS 1.2 or newer.',
     });
+  }
+  if (code === 'STARTTLS_INJECTION') {
+    return new StartTlsInjectionError(
+      `The IMAP server ${where} (or something between it and the poller) sent data after agreeing to STARTTLS and before the TLS handshake: a possible man-in-the-middle injecting plaintext commands. The connection was closed before login.`,
+      {
+        cause: err,
+        hint: 'check the network path to the server (proxies, middleboxes, DNS) and the server itself; until then prefer security "tls" on the implicit-TLS port (usually 993), which leaves no plaintext phase.',
+      },
+    );
+  }
+  if (code && (LIMIT_CODES.has(code) || code === 'ReadBudgetExceeded')) {
+    return new ImapProtocolError(
+      `The IMAP server ${where} sent more than a poll accepts during ${step}: ${redact(e.message ?? code, settings)} (${code}).`,
+      {
+        cause: err,
+        hint: 'the connection was closed and the checkpoint did not move; the next poll retries. If it repeats, the server answers with far more than asked for (a whole message for a partial fetch, an endless line or listing): check the server or the proxy in front of it.',
+      },
+    );
   }
   // After the TLS codes: imapflow also sets tlsFailed when the upgrade's handshake rejects the certificate.
   if (e.tlsFailed) {

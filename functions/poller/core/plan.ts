@@ -41,11 +41,13 @@ export function planPoll(checkpoint: Checkpoint | undefined, status: FolderStatu
 
 /**
  * After a UIDVALIDITY change, mail that arrived since the last published message's arrival time may be new.
- * A pending re-scan keeps its own start; a checkpoint that never published anything uses its last write time.
+ * A pending re-scan keeps its own start. Only the server's time basis counts (INTERNALDATE, recorded at the baseline
+ * too): a checkpoint that knows none re-scans the whole folder (skipping the Message-IDs it remembers), since
+ * comparing arrival dates with the Lambda's clock skips mail for good when the server's clock is behind.
  */
 export function rescanStart(checkpoint: Checkpoint): Date {
   const candidates = [checkpoint.rescanSince, checkpoint.lastInternalDate].filter((d): d is string => d !== undefined);
-  if (candidates.length === 0) return new Date(checkpoint.updatedAt);
+  if (candidates.length === 0) return new Date(0);
   return new Date(candidates.reduce((a, b) => (new Date(a) <= new Date(b) ? a : b)));
 }
 

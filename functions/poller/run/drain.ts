@@ -86,6 +86,14 @@ export async function drain(input: DrainInput): Promise<DrainResult> {
       toUid = checkpoint.lastUid;
       for (const p of done) p.entry ? published++ : skipped++;
     }
+    if (done.length < prepared.length && prepared[done.length]!.withheld) {
+      throw new ImapProtocolError(
+        `The IMAP server did not send UID ${prepared[done.length]!.uid} of "${target.folder}" although UID SEARCH still finds it.`,
+        {
+          hint: 'the checkpoint stopped before it; the next poll retries. If it repeats, check that message on the server.',
+        },
+      );
+    }
     if (done.length < prepared.length) {
       const codes = [...new Set(result.failed.values())].join(', ');
       throw new EventPublishError(
@@ -131,7 +139,7 @@ async function publish(
       ? await input.deadline.call((signal) => input.publisher.publish(entries, { signal }), publisherSilent)
       : NOTHING_PUBLISHED;
   let index = 0;
-  const accepted = prepared.map((p) => (p.entry ? result.accepted.has(index++) : true));
+  const accepted = prepared.map((p) => (p.entry ? result.accepted.has(index++) : !p.withheld));
   const done = publishedPrefix(prepared, (_p, i) => accepted[i]!);
   return { done, result };
 }

@@ -5,15 +5,23 @@
  */
 import { randomUUID } from 'node:crypto';
 import { buildResetDetail } from '../core/build-detail.js';
-import { emptyCheckpoint, rebaseline } from '../core/checkpoint.js';
-import { planPoll } from '../core/plan.js';
+import { advanceCheckpoint, emptyCheckpoint, rebaseline } from '../core/checkpoint.js';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../core/imap-limits.js';
+import { isUidNextBelowCheckpoint } from '../core/imap-numbers.js';
+import { hasUidValidityChanged, planPoll } from '../core/plan.js';
 import { type MailboxSettings, sameCredentials } from '../core/settings.js';
-import { type Checkpoint, DETAIL_TYPE_RESET, type StartAt } from '../core/types.js';
-import { EventPublishError, ImapAuthError } from '../errors.js';
+import {
+  type Checkpoint,
+  DETAIL_TYPE_RESET,
+  type FolderStatus,
+  type MessageSummary,
+  type StartAt,
+} from '../core/types.js';
+import { EventPublishError, ImapAuthError, ImapProtocolError } from '../errors.js';
 import type { MailboxSession, PollDeps } from '../ports.js';
 import { Deadline, imapSilent, publisherSilent, secretsSilent, storeSilent } from './deadline.js';
 import { type DrainResult, drain } from './drain.js';
-import { type EventTarget, eventEntry } from './prepare.js';
+import { type EventTarget, eventEntry, messageIdHash } from './prepare.js';
 import { TimedSession } from './timed-session.js';
 
 export interface PollOptions {
@@ -53,6 +61,8 @@ export interface PollSummary {
   readonly outcome: PollOutcome;
   /** Why a `partial` run stopped early. */
   readonly stoppedBy?: 'deadline' | 'maxMessagesPerRun';
+  /** UIDNEXT was below the checkpoint (a server restored from a backup, or a broken one): logged as a warning. */
+  readonly uidNextBelowCheckpoint?: true;
   readonly durationMs: number;
 }
 
@@ -165,6 +175,7 @@ async function planAndDrain(
   session: TimedSession,
 ): Promise<RunResult> {
   const status = await session.status(settings.folder);
+  const restored = checkpoint !== undefined && uidNextBelowCheckpoint(deps, checkpoint, status);
   const plan = planPoll(checkpoint, status, options.startAt);
   const before: RunResult = {
     ...NOTHING,
@@ -172,6 +183,7 @@ async function planAndDrain(
     uidValidity: plan.uidValidity,
     uidNext: status.uidNext,
     toUid: checkpoint?.lastUid ?? null,
+    ...(restored ? { uidNextBelowCheckpoint: true as const } : {}),
   };
   const target: EventTarget = {
     mailboxId: options.mailboxId,
@@ -188,7 +200,7 @@ async function planAndDrain(
       limits: {
         maxMessagesPerRun: options.maxMessagesPerRun ?? 1_000,
         batchSize: options.batchSize ?? 10,
-        maxMessageBytes: options.maxMessageBytes ?? 2 * 1024 * 1024,
+        maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
       },
       checkpoints: deps.checkpoints,
       publisher: deps.publisher,
@@ -204,10 +216,22 @@ async function planAndDrain(
   switch (plan.kind) {
     case 'idle':
       return before;
-    case 'baseline':
-      await write(emptyCheckpoint(options.mailboxId, settings.folder, plan.uidValidity, plan.lastUid, deps.now()), 0);
+    case 'baseline': {
+      // The newest message's INTERNALDATE is the server's time basis for a later re-scan (never the Lambda clock).
+      const newest = plan.lastUid > 0 ? await newestMessage(session, settings.folder, plan.lastUid) : undefined;
+      const empty = emptyCheckpoint(options.mailboxId, settings.folder, plan.uidValidity, plan.lastUid, deps.now());
+      await write(newest ? advanceCheckpoint(empty, [newest], deps.now(), { messageIdHash }) : empty, 0);
       return { ...before, outcome: 'baseline', toUid: plan.lastUid };
+    }
     case 'reset': {
+      // STATUS alone is not enough to tell subscribers the mailbox was reset: EXAMINE must confirm it.
+      const confirmed = await session.open(settings.folder);
+      if (confirmed.uidValidity !== plan.uidValidity) {
+        throw new ImapProtocolError(
+          `The IMAP server reported UIDVALIDITY ${plan.uidValidity} for "${settings.folder}" in STATUS but ${confirmed.uidValidity} on EXAMINE.`,
+          { hint: 'nothing was published and the checkpoint did not move; the next poll checks again.' },
+        );
+      }
       const detail = buildResetDetail({
         mailboxId: options.mailboxId,
         folder: settings.folder,
@@ -257,6 +281,25 @@ function withDrain(before: RunResult, drained: DrainResult, outcome: PollOutcome
     outcome,
     ...(drained.stoppedBy ? { stoppedBy: drained.stoppedBy } : {}),
   };
+}
+
+/** Warns (once per run) when a server assigns UIDs the checkpoint already passed: a restore from a backup. */
+function uidNextBelowCheckpoint(deps: PollDeps, checkpoint: Checkpoint, status: FolderStatus): boolean {
+  if (hasUidValidityChanged(checkpoint, status) || !isUidNextBelowCheckpoint(checkpoint.lastUid, status.uidNext))
+    return false;
+  deps.log.warn('UIDNEXT is below the checkpoint: mail the server assigns these UIDs again is not published', {
+    uidNext: status.uidNext,
+    lastUid: checkpoint.lastUid,
+    hint: 'a server restored from a backup keeps its UIDVALIDITY; if so, set the checkpoint back (or delete it to rebaseline)',
+  });
+  return true;
+}
+
+/** The summary of message `uid` (the newest at a baseline), if the folder still holds it. */
+async function newestMessage(session: TimedSession, folder: string, uid: number): Promise<MessageSummary | undefined> {
+  await session.open(folder);
+  const listed = await session.listNew(uid, 1);
+  return listed.messages.find((m) => m.uid === uid);
 }
 
 /** Connects; on an authentication failure re-reads the settings once (a rotated password) and retries if they changed. */

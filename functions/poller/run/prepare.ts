@@ -23,6 +23,8 @@ export interface PreparedMessage {
   readonly summary: MessageSummary;
   /** The message's event; absent when the message is passed over (re-scan, or expunged meanwhile). */
   readonly entry?: EventEntry;
+  /** Listed, not sent by the body FETCH, and still in the folder: neither published nor passed over. */
+  readonly withheld?: true;
 }
 
 export interface PrepareInput {
@@ -38,7 +40,10 @@ export interface PrepareInput {
   readonly rawStore?: RawMessageStore;
 }
 
-/** One entry per message of the batch that is to be published, in UID order; the others are passed over. */
+/**
+ * One entry per message of the batch that is to be published, in UID order; the others are passed over. Ends at
+ * the first message the server withheld (listed, still there, but not sent), which is marked `withheld`.
+ */
 export async function prepareBatch(input: PrepareInput): Promise<PreparedMessage[]> {
   const { batch, checkpoint, target, session, deadline, rawStore } = input;
   const wanted = batch.filter((m) => isRescanCandidate(checkpoint, m, messageIdHash));
@@ -46,9 +51,17 @@ export async function prepareBatch(input: PrepareInput): Promise<PreparedMessage
     wanted.map((m) => m.uid),
     { maxBytes: input.maxMessageBytes },
   );
+  // A message the FETCH left out is passed over only when a fresh search confirms it is gone (expunged meanwhile).
+  const missing = wanted.filter((m) => !sources.has(m.uid)).map((m) => m.uid);
+  const stillThere = new Set(missing.length > 0 ? await session.exists(missing) : []);
   const prepared: PreparedMessage[] = [];
   for (const summary of batch) {
     const source = sources.get(summary.uid);
+    if (stillThere.has(summary.uid)) {
+      // Nothing after it is prepared either: the checkpoint stops before it, the next run retries from there.
+      prepared.push({ uid: summary.uid, summary, withheld: true });
+      break;
+    }
     if (!source) {
       // Passed over by the re-scan, or expunged between listing and fetching: nothing to publish.
       prepared.push({ uid: summary.uid, summary });

@@ -30,6 +30,10 @@ export class TimedSession {
     return this.timed('fetchSources', () => this.session.fetchSources(uids, options));
   }
 
+  exists(uids: readonly number[]): Promise<number[]> {
+    return this.timed('exists', () => this.session.exists(uids));
+  }
+
   streamSource(uid: number): Promise<{ stream: NodeJS.ReadableStream; size: number } | undefined> {
     return this.timed('streamSource', () => this.session.streamSource(uid));
   }

@@ -248,7 +248,7 @@ describe('imapFlowOptions', () => {
 
 describe('ImapFlowSession.listNew', () => {
   const session = (search: () => Promise<unknown>) =>
-    new ImapFlowSession({ search, fetchAll: async () => [], usable: true } as unknown as ImapFlow, settings);
+    new ImapFlowSession({ search, fetch: async function* () {}, usable: true } as unknown as ImapFlow, settings);
 
   it('a refused SEARCH (imapflow answers false) is an error, never "no new mail"', async () => {
     await expect(session(async () => false).listNew(5, 100)).rejects.toBeInstanceOf(ImapProtocolError);
