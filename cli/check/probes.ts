@@ -141,6 +141,11 @@ class LineReader {
     }
   }
 
+  /** Bytes received and not yet read as lines. */
+  get pending(): number {
+    return this.buffer.length;
+  }
+
   /** Stops reading, so the socket can be handed to TLS. */
   detach(): void {
     this.socket.off('data', this.onData);
@@ -151,7 +156,8 @@ class LineReader {
 
 /**
  * The STARTTLS exchange (RFC 3501 6.2.1): greeting, CAPABILITY, STARTTLS. Resolves when the server is ready
- * for the TLS handshake on `socket`; throws ProbeError('STARTTLS_UNAVAILABLE') when it does not offer it.
+ * for the TLS handshake on `socket`; throws ProbeError('STARTTLS_UNAVAILABLE') when it does not offer it, and
+ * ProbeError('STARTTLS_INJECTION') when data follows its OK before the handshake.
  */
 export async function startTls(socket: Socket, timeoutMs: number): Promise<{ greeting: string }> {
   const reader = new LineReader(socket);
@@ -176,6 +182,13 @@ export async function startTls(socket: Socket, timeoutMs: number): Promise<{ gre
     const lines = await reader.until((l) => l.startsWith('C2 '), timeoutMs, 'STARTTLS');
     if (!/^C2 OK/i.test(lines[lines.length - 1]!)) {
       throw new ProbeError('STARTTLS_REFUSED', 'the server refused STARTTLS');
+    }
+    // RFC 3501 6.2.1: nothing may follow the OK before the handshake. Bytes that do were injected in plaintext.
+    if (reader.pending > 0) {
+      throw new ProbeError(
+        'STARTTLS_INJECTION',
+        'the server sent data after agreeing to STARTTLS, before the TLS handshake: a possible man-in-the-middle injecting plaintext',
+      );
     }
     return { greeting };
   } finally {

@@ -177,6 +177,7 @@ export async function runCheck(
         const e = asProbeError(err);
         const fix: Record<string, string> = {
           STARTTLS_UNAVAILABLE: `use security "tls" with the server's implicit-TLS port (usually 993), or enable STARTTLS on the server. The poller never falls back to plaintext.`,
+          STARTTLS_INJECTION: `do not use this connection: check the network path to ${settings.host} (proxies, middleboxes, DNS) and the server; until then prefer security "tls" on the implicit-TLS port (usually 993), which has no plaintext phase. The poller refuses such a server (STARTTLS_INJECTION).`,
           NOT_IMAP: `port ${settings.port} does not speak plain IMAP; if it is the implicit-TLS port (usually 993), set security "tls".`,
           ETIMEDOUT: `the server sent no IMAP greeting; if port ${settings.port} is an implicit-TLS port (usually 993), set security "tls".`,
         };

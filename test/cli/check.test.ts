@@ -9,6 +9,7 @@ import { generateDemoCertificates } from '../../cli/demo/certificates.js';
 import type { DovecotServer, User } from '../support/dovecot.js';
 import { freePort } from '../support/dovecot.js';
 import { dovecot, dovecotNoTls, mailboxSecret, startDovecot, tlsMaterial } from '../support/env.js';
+import { FakeImapServer } from '../support/fake-imap-server.js';
 import { runCli, tempDir, writeConfig } from './run-cli.js';
 
 const dir = tempDir();
@@ -205,6 +206,30 @@ describe('check: each failure names the cause and the fix', () => {
     expect(r.stdout).toMatch(
       /Fix: use security "tls" with the server's implicit-TLS port \(usually 993\), or enable STARTTLS on the server/,
     );
+  });
+
+  test.concurrent('STARTTLS with plaintext injected after the OK: a possible man-in-the-middle, not "not offered"', async () => {
+    const tls = tlsMaterial();
+    const fake = await FakeImapServer.start({ starttls: { key: tls.serverKeyPem, cert: tls.serverCertPem } });
+    fake.faults = { starttlsInjection: true };
+    try {
+      const r = await check('starttls-injection', {
+        host: 'localhost',
+        port: fake.port,
+        security: 'starttls',
+        username: fake.username,
+        password: fake.password,
+        folder: fake.folder,
+        caBundle: tls.caCertPem,
+      });
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(/^✖ STARTTLS +the server sent data after agreeing to STARTTLS.*man-in-the-middle/m);
+      expect(r.stdout).toMatch(/Fix: do not use this connection/);
+      expect(r.stdout).not.toContain('does not offer STARTTLS');
+      expect(fake.commands).not.toContain('LOGIN');
+    } finally {
+      await fake.close();
+    }
   });
 
   test.concurrent('implicit TLS configured on the plain IMAP port', async () => {

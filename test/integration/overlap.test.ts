@@ -4,7 +4,7 @@
  * taken over. Without the lease, the conditional checkpoint writes still keep two runs from both advancing it.
  * Real handler invocations against Dovecot and moto_server.
  */
-import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { composePollerDeps } from '../../functions/poller/compose.js';
 import { readPollerConfig } from '../../functions/poller/contract/poller-env.js';
@@ -16,8 +16,6 @@ import type { EventEnvelope } from '../support/moto.js';
 import { World } from './world.js';
 
 const { handler, resetContainer } = await import('../../functions/poller/handler.js');
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function handlerEnv(world: World): Record<string, string> {
   return {
@@ -96,6 +94,19 @@ async function holdLease(world: World, owner: string, expiresAt: number): Promis
   );
 }
 
+/** Lets the lease's expiry pass (rewrites it as expired a minute ago), instead of sleeping on a wall clock under load. */
+async function expireLease(world: World): Promise<void> {
+  const item = await world.aws.dynamodb.send(
+    new GetItemCommand({
+      TableName: world.table,
+      Key: { pk: { S: `lease#${world.mailboxId}` } },
+      ConsistentRead: true,
+    }),
+  );
+  expect(item.Item, 'a lease is held').toBeDefined();
+  await holdLease(world, item.Item!.owner!.S!, Date.now() - 60_000);
+}
+
 describe('overlapping runs', () => {
   it('two invocations at the same time: one works, the other is skipped; every message once', async () => {
     const world = await World.create();
@@ -134,10 +145,11 @@ describe('overlapping runs', () => {
     const world = await World.create();
     await world.invoke();
     const uids = await world.append(2);
-    await holdLease(world, 'run-still-working', Date.now() + 2_500);
+    // Lease times far from "now" either way, so that no load on the machine can turn one into the other.
+    await holdLease(world, 'run-still-working', Date.now() + 10 * 60_000);
     expect(await world.invoke()).toEqual({ outcome: 'skipped', published: 0 });
     expect(await world.events(0, 300)).toEqual([]);
-    await sleep(2_600);
+    await expireLease(world); // the time passes: the holder never came back
     expect(await world.invoke()).toEqual({ outcome: 'published', published: 2 });
     expect(deliveries(await world.events(2, 1_000))).toEqual(once(uids));
 
@@ -153,9 +165,9 @@ describe('overlapping runs', () => {
     const uids = await world.append(3);
     const deps = await realDeps(world);
     const lease = deps.lease!;
-    // The crashed run: its lease expires 2 s from now (a real one: 30 s after its deadline); it never releases it.
+    // The crashed run: it never releases its lease (which expires 30 s after its deadline).
     const crashingLease: LeaseStore = {
-      acquire: (mailboxId, owner, now) => lease.acquire(mailboxId, owner, now, new Date(now.getTime() + 2_000)),
+      acquire: (mailboxId, owner, now, expiresAt) => lease.acquire(mailboxId, owner, now, expiresAt),
       release: async () => {},
     };
     const inner = deps.publisher;
@@ -171,7 +183,7 @@ describe('overlapping runs', () => {
     expect(await world.checkpoint()).toMatchObject({ lastUid: 0 });
 
     expect(await world.invoke()).toEqual({ outcome: 'skipped', published: 0 });
-    await sleep(2_100);
+    await expireLease(world); // its expiry passes
     expect(await world.invoke()).toEqual({ outcome: 'published', published: 3 });
     // Published by the crashed run and again by its successor: the documented duplicates of a crash between
     // PutEvents and the checkpoint write (same eventId).
