@@ -551,6 +551,48 @@ describe('pollMailbox: expunged messages', () => {
   });
 });
 
+describe('pollMailbox: a server that withholds or lies (issue #9)', () => {
+  it('a listed message the body FETCH left out but a fresh search still finds: the checkpoint stops before it', async () => {
+    const w = world();
+    w.folder.appendMany(5);
+    w.seed({ lastUid: 0 });
+    w.mailbox.hooks.withheld = new Set([3]);
+    await expect(w.run()).rejects.toThrow(/did not send UID 3/);
+    // Nothing after it was published either (no event to repeat on the next run).
+    expect(w.publisher.publishedUids()).toEqual([1, 2]);
+    expect(w.checkpoint()!.lastUid).toBe(2);
+    expect(w.session().ops()).toContain('exists');
+    w.mailbox.hooks.withheld = undefined;
+    expect(await w.run()).toMatchObject({ outcome: 'published', published: 3, toUid: 5 });
+    expect(w.publisher.publishedUids()).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('a UIDVALIDITY change in STATUS that EXAMINE does not confirm: no reset event, nothing moves', async () => {
+    const w = world();
+    w.folder.appendMany(3);
+    const before = w.seed({ lastUid: 3 });
+    w.folder.uidValidity = V2;
+    w.mailbox.hooks.onOpen = (folder) => {
+      folder.uidValidity = V1;
+    };
+    const err = await w.run().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImapProtocolError);
+    expect((err as ImapProtocolError).retryable).toBe(true);
+    expect(w.publisher.calls).toEqual([]);
+    expect(w.checkpoint()).toEqual(before);
+  });
+
+  it('UIDNEXT below the checkpoint (a restored server): a warning and a flag for the metric, nothing moves', async () => {
+    const w = world();
+    w.folder.appendMany(3);
+    const before = w.seed({ lastUid: 10 });
+    const summary = await w.run();
+    expect(summary).toMatchObject({ outcome: 'idle', uidNextBelowCheckpoint: true });
+    expect(w.log.lines.filter((l) => l.level === 'warn' && /UIDNEXT is below/.test(l.message))).toHaveLength(1);
+    expect(w.checkpoint()).toEqual(before);
+  });
+});
+
 describe('pollMailbox: UIDVALIDITY change', () => {
   /** Five messages published under V1, then the folder is recreated (V2) with them and two new ones. */
   function recreatedFolder() {
