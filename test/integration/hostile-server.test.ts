@@ -13,9 +13,11 @@ import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamod
 import type { Checkpoint } from '../../functions/poller/core/types.js';
 import { moto, tlsMaterial } from '../support/env.js';
 import { FakeImapServer, type FakeImapServerOptions } from '../support/fake-imap-server.js';
+import { buildMessage } from '../support/messages.js';
 import type { EventEnvelope } from '../support/moto.js';
 import { uniqueName } from '../support/moto.js';
 import { bundleHandlerRunner, type ChildRun, runHandlerInChild } from '../support/run-handler.js';
+import { World } from './world.js';
 
 /** The Lambda's memory (the construct's default). */
 const LAMBDA_MB = 256;
@@ -391,6 +393,31 @@ describe('UIDVALIDITY and UIDNEXT changes', () => {
     expect(run.report.result).toEqual({ outcome: 'idle', published: 0 });
     expect(run.logs.some((l) => l.level === 'WARN' && String(l.message).startsWith('UIDNEXT is below'))).toBe(true);
     expect(await world.checkpoint()).toMatchObject({ lastUid: 10 });
+  });
+});
+
+describe('the re-scan after a reset uses the server time basis (Dovecot)', () => {
+  it("a server clock 2 h behind the Lambda's: mail that arrived after the baseline is re-scanned, older mail is not", async () => {
+    const world = await World.create();
+    const hour = 3_600_000;
+    const at = (msAgo: number) => new Date(Date.now() - msAgo);
+    const append = (subjects: string[], internalDate: Date) =>
+      world.imap.appendMany(
+        world.user,
+        world.folder,
+        subjects.map((subject) => ({ raw: buildMessage({ subject }), internalDate })),
+      );
+    await append(['old 1'], at(4 * hour));
+    await append(['old 2'], at(3 * hour));
+    expect(await world.invoke()).toEqual({ outcome: 'baseline', published: 0 });
+    // Arrived after the baseline, stamped by a server whose clock is 2 h behind: before the baseline's write time.
+    const fresh = await append(['new 1', 'new 2'], at(2 * hour));
+    await world.imap.setUidValidity(world.user, world.folder, 4242);
+    expect(await world.invoke()).toEqual({ outcome: 'reset', published: 2 });
+    const events = await world.events<{ uid?: number; subject?: string }>(3);
+    const messages = events.filter((e) => e['detail-type'] === 'IMAP Message Received');
+    expect(messages.map((e) => e.detail.subject).sort()).toEqual(['new 1', 'new 2']);
+    expect(messages.map((e) => e.detail.uid).sort()).toEqual(fresh);
   });
 });
 
