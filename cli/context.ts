@@ -1,9 +1,15 @@
-/** What every command gets: output streams and the global flags. */
+/** What every command gets: its streams and the global flags. Commands touch no other process state. */
 import type { Writer } from './output.js';
 
-export interface CommandContext {
+/** The process streams a command may use; `main` gets them from the process, tests pass their own. */
+export interface CommandIo {
   readonly stdout: Writer;
   readonly stderr: Writer;
+  /** Piped input (`secret validate` without FILE). */
+  readonly stdin: AsyncIterable<Uint8Array | string> & { readonly isTTY?: boolean };
+}
+
+export interface CommandContext extends CommandIo {
   /** --debug: stack traces and debug logs. */
   readonly debug: boolean;
 }

@@ -6,6 +6,7 @@
 import type { EventEntry } from '../functions/poller/core/types.js';
 import type { EventPublisher, PublishResult } from '../functions/poller/ports.js';
 
+/** Where the lines go; `callback` is called once a line is written (process.stdout does). */
 export interface LineSink {
   write(text: string, callback: (err?: Error | null) => void): unknown;
 }

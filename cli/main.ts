@@ -10,7 +10,7 @@ import { foldersCommand } from './commands/folders.js';
 import { pollCommand } from './commands/poll.js';
 import { secretCommand } from './commands/secret.js';
 import { statusCommand } from './commands/status.js';
-import type { Command, CommandContext } from './context.js';
+import type { Command, CommandContext, CommandIo } from './context.js';
 import { printFailure, UsageError } from './output.js';
 
 /** The package's own package.json by self-reference: resolves alike from the sources and from dist/. */
@@ -41,10 +41,11 @@ function overview(): string {
   ].join('\n');
 }
 
-export async function main(
-  argv: readonly string[],
-  io: Pick<CommandContext, 'stdout' | 'stderr'> = process,
-): Promise<number> {
+/**
+ * Runs one command and returns its exit code. Everything it reads and writes goes through `io`, so tests run
+ * commands in-process; bin/cli.ts passes the process's streams.
+ */
+export async function main(argv: readonly string[], io: CommandIo = process): Promise<number> {
   const debug = argv.includes('--debug');
   const args = argv.filter((a) => a !== '--debug');
   const [name, ...rest] = args;

@@ -6,8 +6,9 @@
 import { describeError, isImapEventSourceError, type SettingsValidationError } from '../functions/poller/errors.js';
 import type { Log } from '../functions/poller/ports.js';
 
+/** An output stream: process.stdout/stderr, or a test's capture. Calls `callback` once the text is written. */
 export interface Writer {
-  write(text: string): unknown;
+  write(text: string, callback?: (err?: Error | null) => void): unknown;
 }
 
 const useColor = (stream: Writer) => !process.env.NO_COLOR && (stream as { isTTY?: boolean }).isTTY === true;

@@ -3,6 +3,7 @@
  * (DNS, TCP, STARTTLS, TLS, login, folder) and says at the first failure what is wrong and how to fix it.
  */
 import { parseArgs } from 'node:util';
+import { CERTIFICATE_CODES, FIXES } from '../../functions/poller/adapters/imap-diagnosis.js';
 import { OAuth2TokenSource } from '../../functions/poller/adapters/oauth2-token-source.js';
 import { composeMailboxGateway } from '../../functions/poller/compose.js';
 import { folderNotFoundHint } from '../../functions/poller/core/folders.js';
@@ -48,15 +49,6 @@ Exit code 0 when every step passed, 1 when one failed, 2 on wrong usage.
 Examples:
   imap-event-source check --config mailbox.json
   imap-event-source check --secret-id prod/support-mailbox --version-stage AWSPENDING`;
-
-const UNTRUSTED = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_UNTRUSTED',
-]);
 
 const day = (d: Date) => d.toISOString().slice(0, 10);
 
@@ -176,7 +168,7 @@ export async function runCheck(
       } catch (err) {
         const e = asProbeError(err);
         const fix: Record<string, string> = {
-          STARTTLS_UNAVAILABLE: `use security "tls" with the server's implicit-TLS port (usually 993), or enable STARTTLS on the server. The poller never falls back to plaintext.`,
+          STARTTLS_UNAVAILABLE: FIXES.starttls,
           STARTTLS_INJECTION: `do not use this connection: check the network path to ${settings.host} (proxies, middleboxes, DNS) and the server; until then prefer security "tls" on the implicit-TLS port (usually 993), which has no plaintext phase. The poller refuses such a server (STARTTLS_INJECTION).`,
           NOT_IMAP: `port ${settings.port} does not speak plain IMAP; if it is the implicit-TLS port (usually 993), set security "tls".`,
           ETIMEDOUT: `the server sent no IMAP greeting; if port ${settings.port} is an implicit-TLS port (usually 993), set security "tls".`,
@@ -260,7 +252,7 @@ export async function runCheck(
         'fail',
         'LOGIN',
         `the server rejected user "${settings.username}" (wrong user name or password, or IMAP access disabled for the account)`,
-        'check "username" (often the full e-mail address) and "password". If the password was changed on the mail server, put the new one into the secret (docs/operations.md, "Rotate the password"). Some providers also require IMAP access to be enabled per account.',
+        FIXES.login,
       );
       return false;
     }
@@ -339,7 +331,7 @@ function handshakeFix(e: ProbeError, settings: MailboxSettings): string {
   if (/PROTOCOL|VERSION|NO_PROTOCOLS/i.test(e.code + e.message)) {
     return "the server offers only TLS versions older than 1.2, which the poller refuses: upgrade the server's TLS configuration.";
   }
-  return "check the server's TLS configuration (certificate and key installed, TLS 1.2 or newer enabled).";
+  return FIXES.handshake;
 }
 
 /** The failure line and the fix for a certificate the poller would reject. */
@@ -349,35 +341,28 @@ function certificateProblem(r: TlsReport, settings: MailboxSettings): [string, s
     ? `the certificate is for ${names}; tlsServername is "${settings.tlsServername}": set it to one of the certificate's names, or remove it.`
     : `the certificate is for ${names}; set tlsServername to "${r.names[0] ?? ''}" or use that host.`;
   const code = r.error ?? 'UNKNOWN';
-  if (UNTRUSTED.has(code)) {
-    const selfSigned = code === 'DEPTH_ZERO_SELF_SIGNED_CERT';
-    let fix = selfSigned
-      ? `the server's certificate is self-signed: put that certificate itself into caBundle (PEM).`
-      : settings.caBundle && r.bundleSubjects.includes(r.issuer)
-        ? `caBundle holds a certificate named ${r.issuer}, but not the one that signed this server certificate (same name, another key: was the CA renewed?). Put the server's current CA certificate into caBundle.`
-        : settings.caBundle
-          ? `caBundle (${r.bundleSubjects.join('; ') || 'no parseable certificate'}) does not hold the CA that issued this certificate: put the server's CA certificate (${r.issuer}) into caBundle.`
-          : `put the server's CA certificate (${r.issuer}) into caBundle (PEM).`;
+  // The gateway's table says what the code means; the probe adds the names and subjects it saw.
+  const problem = CERTIFICATE_CODES[code]?.problem;
+  if (problem === 'untrusted' || problem === 'self-signed') {
+    let fix =
+      problem === 'self-signed'
+        ? FIXES.selfSigned
+        : settings.caBundle && r.bundleSubjects.includes(r.issuer)
+          ? `caBundle holds a certificate named ${r.issuer}, but not the one that signed this server certificate (same name, another key: was the CA renewed?). Put the server's current CA certificate into caBundle.`
+          : settings.caBundle
+            ? `caBundle (${r.bundleSubjects.join('; ') || 'no parseable certificate'}) does not hold the CA that issued this certificate: put the server's CA certificate (${r.issuer}) into caBundle.`
+            : `put the server's CA certificate (${r.issuer}) into caBundle (PEM).`;
     if (!r.nameMatches) fix += ` Also, ${nameFix}`;
     return [`certificate not trusted (${code}): subject ${r.subject}, issuer ${r.issuer}`, fix];
   }
-  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID' || !r.nameMatches) {
+  if (problem === 'name' || !r.nameMatches) {
     return [`certificate name mismatch (${code}): the certificate is for ${names}, not "${r.expectedName}"`, nameFix];
   }
-  if (code === 'CERT_HAS_EXPIRED') {
-    return [
-      `certificate expired on ${day(r.validTo)} (${code}): subject ${r.subject}`,
-      "have the server's certificate renewed (or check this machine's clock).",
-    ];
+  if (problem === 'expired') {
+    return [`certificate expired on ${day(r.validTo)} (${code}): subject ${r.subject}`, FIXES.expired];
   }
-  if (code === 'CERT_NOT_YET_VALID') {
-    return [
-      `certificate not valid before ${day(r.validFrom)} (${code})`,
-      'check the clocks of this machine and of the server.',
-    ];
+  if (problem === 'not-yet-valid') {
+    return [`certificate not valid before ${day(r.validFrom)} (${code})`, FIXES.notYetValid];
   }
-  return [
-    `certificate rejected (${code}): subject ${r.subject}, issuer ${r.issuer}`,
-    "have the server's certificate chain fixed, or put its CA certificate into caBundle.",
-  ];
+  return [`certificate rejected (${code}): subject ${r.subject}, issuer ${r.issuer}`, FIXES.untrusted];
 }

@@ -119,7 +119,7 @@ export const demoCommand: Command = {
     let delivered = 0;
     let nextDelivery = Date.now() + intervalMs * 1.5;
     let firstEventShown = false;
-    const pretty = (process.stdout as { isTTY?: boolean }).isTTY === true;
+    const pretty = (ctx.stdout as { isTTY?: boolean }).isTTY === true;
     try {
       while (!stop.signal.aborted) {
         if (delivered < total && Date.now() >= nextDelivery) {
@@ -148,7 +148,7 @@ export const demoCommand: Command = {
             stateFile,
             startAt: { kind: 'all' },
             eventSource: 'imap-event-source',
-            stdout: process.stdout,
+            stdout: { write: (text, callback) => ctx.stdout.write(text, callback) },
             prettyEvents: pretty,
             log,
             timeoutMs: 20_000,

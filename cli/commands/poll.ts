@@ -114,7 +114,7 @@ export const pollCommand: Command = {
         startAt: startAt ?? (demo ? { kind: 'all' } : { kind: 'now' }),
         eventSource: values.source,
         ...(values.bus ? { bus: values.bus } : {}),
-        stdout: process.stdout,
+        stdout: { write: (text, callback) => ctx.stdout.write(text, callback) },
         log,
         timeoutMs,
         ...(max ? { maxMessagesPerRun: max } : {}),

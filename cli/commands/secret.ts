@@ -10,7 +10,7 @@ import {
 import { type MailboxSettings, parseSettings } from '../../functions/poller/core/settings.js';
 import { SettingsValidationError } from '../../functions/poller/errors.js';
 import { inspectCaBundle } from '../ca-bundle.js';
-import type { Command } from '../context.js';
+import type { Command, CommandContext } from '../context.js';
 import { printInvalidSettings, printStep, UsageError } from '../output.js';
 import { readSettingsFile } from '../settings-source.js';
 import { ROTATION_HELP, ROTATION_SUBCOMMANDS, type RotationSubcommand, runRotation } from './secret-rotation.js';
@@ -93,7 +93,7 @@ export const secretCommand: Command = {
   async run(argv, ctx) {
     const [sub, ...rest] = argv;
     if ((ROTATION_SUBCOMMANDS as readonly string[]).includes(sub ?? '')) {
-      return runRotation(sub as RotationSubcommand, rest, ctx, readStdin);
+      return runRotation(sub as RotationSubcommand, rest, ctx, () => readStdin(ctx.stdin));
     }
     if (sub === 'template') {
       const { values } = parseArgs({
@@ -136,7 +136,7 @@ export const secretCommand: Command = {
       if (positionals.length > 1) throw new UsageError('secret validate takes one FILE (or - for stdin)');
       const file = positionals[0] ?? '-';
       const origin = file === '-' ? 'stdin' : `file "${file}"`;
-      const text = file === '-' ? await readStdin() : await readSettingsFile(file);
+      const text = file === '-' ? await readStdin(ctx.stdin) : await readSettingsFile(file);
       let settings: MailboxSettings;
       try {
         settings = parseSettings(text, origin);
@@ -207,9 +207,9 @@ export function googleKeyToOAuth2(text: string, file: string): Record<string, un
   return oauth2;
 }
 
-async function readStdin(): Promise<string> {
-  if (process.stdin.isTTY) throw new UsageError('pass a FILE, or pipe the secret into stdin');
+async function readStdin(stdin: CommandContext['stdin']): Promise<string> {
+  if (stdin.isTTY) throw new UsageError('pass a FILE, or pipe the secret into stdin');
   const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  for await (const chunk of stdin) chunks.push(Buffer.from(chunk));
   return Buffer.concat(chunks).toString('utf8');
 }

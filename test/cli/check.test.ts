@@ -1,16 +1,16 @@
 /**
  * `check` against the shared Dovecot: the success report and every failure class, each with its cause
- * and its fix. Runs the real command as a child process.
+ * and its fix. Runs the command in-process (main(argv, io)) against real servers.
  */
 import { once } from 'node:events';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { generateDemoCertificates } from '../../cli/demo/certificates.js';
+import { runCli, tempDir, writeConfig } from '../support/cli.js';
 import type { DovecotServer, User } from '../support/dovecot.js';
 import { freePort } from '../support/dovecot.js';
 import { dovecot, dovecotNoTls, mailboxSecret, startDovecot, tlsMaterial } from '../support/env.js';
 import { FakeImapServer } from '../support/fake-imap-server.js';
-import { runCli, tempDir, writeConfig } from './run-cli.js';
 
 const dir = tempDir();
 let server: DovecotServer;

@@ -1,16 +1,19 @@
-/** The CLI as a whole: help, usage errors, the package launcher, and settings from Secrets Manager. */
+/**
+ * The CLI as a whole, end to end: the real binary in a child process (help, usage errors, the package launcher,
+ * settings from Secrets Manager with AWS credentials from the environment). Every other CLI test runs in-process.
+ */
 
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { describe, expect, test } from 'vitest';
+import { REPO, runCli, spawnCli } from '../support/cli.js';
 import { dovecot, mailboxSecret, moto } from '../support/env.js';
-import { REPO, runCli } from './run-cli.js';
 
 describe('help and usage', () => {
   test('overview lists every command', async () => {
-    const r = await runCli(['--help']);
+    const r = await spawnCli(['--help']);
     expect(r.code).toBe(0);
     for (const name of ['check', 'folders', 'poll', 'secret', 'demo'])
       expect(r.stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
@@ -23,10 +26,10 @@ describe('help and usage', () => {
   });
 
   test('unknown command and unknown option exit 2 with a pointer to --help', async () => {
-    const unknown = await runCli(['chek']);
+    const unknown = await spawnCli(['chek']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('Unknown command "chek"');
-    const option = await runCli(['check', '--config', 'x.json', '--pasword', 'x']);
+    const option = await spawnCli(['check', '--config', 'x.json', '--pasword', 'x']);
     expect(option.code).toBe(2);
     expect(option.stderr).toMatch(/Unknown option '--pasword'/);
     expect(option.stderr).toContain('See: imap-event-source check --help');
@@ -58,14 +61,14 @@ describe('check --secret-id (Secrets Manager, rotation)', () => {
       }),
     );
 
-    const pending = await runCli(['check', '--secret-id', name, '--version-stage', 'AWSPENDING'], {
+    const pending = await spawnCli(['check', '--secret-id', name, '--version-stage', 'AWSPENDING'], {
       env: aws.awsEnv(),
     });
     expect(pending.code).toBe(0);
     expect(pending.stdout).toMatch(new RegExp(`^✔ SETTINGS +secret "${name}" \\(AWSPENDING\\): tls to localhost`, 'm'));
     expect(pending.stdout).toMatch(/^✔ LOGIN/m);
 
-    const current = await runCli(['check', '--secret-id', name], { env: aws.awsEnv() });
+    const current = await spawnCli(['check', '--secret-id', name], { env: aws.awsEnv() });
     expect(current.code).toBe(1);
     expect(current.stdout).toMatch(/^✖ LOGIN/m);
     expect(current.stdout + current.stderr).not.toMatch(/old-password|${user.password}/);
@@ -73,7 +76,7 @@ describe('check --secret-id (Secrets Manager, rotation)', () => {
 
   test('a missing secret is explained', async () => {
     const aws = moto();
-    const r = await runCli(['check', '--secret-id', 'cli/does-not-exist'], { env: aws.awsEnv() });
+    const r = await spawnCli(['check', '--secret-id', 'cli/does-not-exist'], { env: aws.awsEnv() });
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^✖ SETTINGS +The secret "cli\/does-not-exist" does not exist/m);
   });

@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
-import { REPO } from './run-cli.js';
+import { REPO } from '../support/cli.js';
 
 test('demo: shows events, delivers new mail while running, exits 0 on SIGINT', async () => {
   const started = Date.now();

@@ -1,9 +1,9 @@
 /** `folders`: the tree as the server has it, indented like the seed's example, for '/' and '.' servers. */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type DemoServer, startDemoServer } from '../../cli/demo/demo-server.js';
+import { runCli, tempDir, writeConfig } from '../support/cli.js';
 import type { DovecotServer, User } from '../support/dovecot.js';
 import { dovecot, mailboxSecret, startDovecot } from '../support/env.js';
-import { runCli, tempDir, writeConfig } from './run-cli.js';
 
 const dir = tempDir();
 

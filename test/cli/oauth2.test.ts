@@ -6,10 +6,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { runCli, tempDir, writeConfig } from '../support/cli.js';
 import { type DovecotServer, freePort } from '../support/dovecot.js';
 import { startDovecot, tlsMaterial } from '../support/env.js';
 import { FakeOAuth2Server, rsaKeyPair } from '../support/oauth2-server.js';
-import { runCli, tempDir, writeConfig } from './run-cli.js';
 
 const TENANT = 'cli-tenant';
 const CLIENT = 'cli-client';

@@ -6,10 +6,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { runCli, spawnCli, tempDir, writeConfig } from '../support/cli.js';
 import type { DovecotServer, User } from '../support/dovecot.js';
 import { dovecot, mailboxSecret, moto, startDovecot } from '../support/env.js';
 import { buildMessage } from '../support/messages.js';
-import { runCli, tempDir, writeConfig } from './run-cli.js';
 
 interface PrintedEvent {
   source: string;
@@ -119,7 +119,7 @@ describe('poll on a "/" server', () => {
   test('--bus sends the events to EventBridge instead of stdout', async () => {
     const aws = moto();
     const bus = await aws.createBusWithSubscriber(`cli-poll-${Date.now()}`);
-    const r = await runCli(
+    const r = await spawnCli(
       [
         'poll',
         '--config',

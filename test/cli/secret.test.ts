@@ -1,9 +1,9 @@
-/** `secret template | secret validate`, and validation failures, as child processes. */
+/** `secret template | secret validate`, and validation failures, in-process. */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { generateDemoCertificates } from '../../cli/demo/certificates.js';
-import { runCli, tempDir } from './run-cli.js';
+import { runCli, tempDir } from '../support/cli.js';
 
 const dir = tempDir();
 

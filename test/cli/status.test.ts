@@ -11,7 +11,7 @@ import type { MailboxStatusReport } from '../../cli/commands/status.js';
 import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamodb-checkpoint-store.js';
 import { DynamoDbPollStatusStore } from '../../functions/poller/adapters/dynamodb-status-store.js';
 import { World } from '../integration/world.js';
-import { runCli, tempDir } from './run-cli.js';
+import { spawnCli as runCli, tempDir } from '../support/cli.js';
 
 const dir = tempDir(); // no cdk.json here: mailboxes come from --mailbox or the table
 

@@ -26,6 +26,7 @@ import type {
   MailboxSession,
   MessageSource,
 } from '../ports.js';
+import { CERTIFICATE_CODES, certificateFix, FIXES, UNREACHABLE_CODES } from './imap-diagnosis.js';
 import { buildTlsOptions } from './tls-options.js';
 
 export interface ImapFlowGatewayOptions {
@@ -555,17 +556,6 @@ const LIMIT_CODES = new Set([
   'TooManyResponses',
 ]);
 
-const TLS_CODES: Record<string, string> = {
-  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'is signed by a certificate authority that is not trusted',
-  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'is signed by a certificate authority that is not trusted',
-  UNABLE_TO_GET_ISSUER_CERT: 'is signed by a certificate authority that is not trusted',
-  SELF_SIGNED_CERT_IN_CHAIN: 'chains to a self-signed root that is not trusted',
-  DEPTH_ZERO_SELF_SIGNED_CERT: 'is self-signed and not trusted',
-  CERT_HAS_EXPIRED: 'has expired',
-  CERT_NOT_YET_VALID: 'is not yet valid',
-  ERR_TLS_CERT_ALTNAME_INVALID: 'does not match the host name',
-};
-
 /** A failed OAuth2 login: the token refused for this mailbox, or no OAuth2 mechanism offered; else as mapImapError. */
 function mapOAuth2LoginError(
   err: unknown,
@@ -618,22 +608,16 @@ export function mapImapError(
   if (e.authenticationFailed) {
     return new ImapAuthError(`The IMAP server ${where} rejected the login of user "${settings.username}".`, {
       cause: err,
-      hint: 'check username and password in the secret (an admin who changed the password must update the secret too).',
+      hint: FIXES.login,
     });
   }
-  if (code && code in TLS_CODES) {
+  const certificate = code ? CERTIFICATE_CODES[code] : undefined;
+  if (code && certificate) {
     const name = settings.tlsServername ?? settings.host;
-    const detail =
-      code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? ` "${name}" (${e.reason ?? 'name not in the certificate'})` : '';
-    const hint =
-      code === 'ERR_TLS_CERT_ALTNAME_INVALID'
-        ? `connect to a host name the certificate is issued for, or set tlsServername to that name.`
-        : code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID'
-          ? 'renew the server certificate (or check the clock of the server).'
-          : "put the server's CA certificate (or its self-signed certificate) into caBundle as PEM.";
-    return new TlsCertificateError(`The TLS certificate of ${where} ${TLS_CODES[code]}${detail} (${code}).`, {
+    const detail = certificate.problem === 'name' ? ` "${name}" (${e.reason ?? 'name not in the certificate'})` : '';
+    return new TlsCertificateError(`The TLS certificate of ${where} ${certificate.text}${detail} (${code}).`, {
       cause: err,
-      hint,
+      hint: certificateFix(certificate.problem),
       tlsCode: code,
     });
   }
@@ -641,7 +625,7 @@ export function mapImapError(
     return new TlsCertificateError(`TLS handshake with ${where} failed (${code}).`, {
       cause: err,
       tlsCode: code,
-      hint: 'check that the port speaks the configured security ("tls" = implicit TLS, usually 993; "starttls" = plain port with upgrade, usually 143) and supports TLS 1.2 or newer.',
+      hint: FIXES.handshake,
     });
   }
   if (code === 'STARTTLS_INJECTION') {
@@ -668,35 +652,15 @@ export function mapImapError(
       `The IMAP server ${where} does not offer STARTTLS, and security is "starttls" (required upgrade).`,
       {
         cause: err,
-        hint: 'use security "tls" with the server\'s implicit-TLS port (usually 993), or enable STARTTLS on the server; never fall back to plaintext.',
+        hint: FIXES.starttls,
       },
     );
   }
-  const unreachable: Record<string, string> = {
-    ENOTFOUND: 'the host name does not resolve (DNS)',
-    EAI_AGAIN: 'DNS lookup failed temporarily',
-    ECONNREFUSED: 'the connection was refused',
-    ECONNRESET: 'the connection was reset',
-    EPIPE: 'the connection was closed',
-    ETIMEDOUT: 'the connection timed out',
-    EHOSTUNREACH: 'the host is unreachable',
-    ENETUNREACH: 'the network is unreachable',
-    CONNECT_TIMEOUT: 'the connection timed out',
-    GREETING_TIMEOUT: 'the server sent no greeting in time',
-    UPGRADE_TIMEOUT: 'the STARTTLS upgrade timed out',
-    ETIMEOUT: 'the server went silent (socket timeout)',
-    NoConnection: 'the connection is closed',
-    EConnectionClosed: 'the server closed the connection',
-    ClosedAfterConnectText: 'the server closed the connection right after connecting (wrong port or security?)',
-    ClosedAfterConnectTLS: 'the server closed the TLS connection right after connecting',
-  };
-  if (code && code in unreachable) {
+
+  if (code && code in UNREACHABLE_CODES) {
     return new ImapConnectionError(
-      `Cannot talk to the IMAP server ${where} during ${step}: ${unreachable[code]} (${code}).`,
-      {
-        cause: err,
-        hint: 'check host, port and security in the secret, the server, and the network path (security groups, firewall, VPC routing).',
-      },
+      `Cannot talk to the IMAP server ${where} during ${step}: ${UNREACHABLE_CODES[code]} (${code}).`,
+      { cause: err, hint: FIXES.unreachable },
     );
   }
   if (err === undefined || err === null) {

@@ -1,9 +1,15 @@
-/** Runs the real CLI as a child process (`node --import tsx bin/cli.ts ...`), as an admin would. */
+/**
+ * Running the CLI in tests: in-process through `main(argv, io)` (the default: fast, no child process), or as
+ * the real binary in a child process (`spawnCli`, for the few end-to-end tests of the entry point itself and
+ * of commands that need another environment, e.g. AWS credentials).
+ */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { main } from '../../cli/main.js';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 /** tsx's loader by URL, so the CLI also starts from a working directory outside the repository. */
@@ -11,12 +17,37 @@ const TSX = import.meta.resolve('tsx');
 
 export interface CliResult {
   code: number | null;
-  signal: NodeJS.Signals | null;
+  signal?: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
 }
 
-export function runCli(
+/** Runs `imap-event-source <args>` in this process, with captured output and `input` as stdin. */
+export async function runCli(args: string[], options: { input?: string } = {}): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, {
+    stdout: {
+      write: (text, callback) => {
+        stdout += text;
+        callback?.();
+        return true;
+      },
+    },
+    stderr: {
+      write: (text, callback) => {
+        stderr += text;
+        callback?.();
+        return true;
+      },
+    },
+    stdin: Readable.from(options.input === undefined ? [] : [Buffer.from(options.input)]),
+  });
+  return { code, stdout, stderr };
+}
+
+/** Runs the real CLI as a child process (`node --import tsx bin/cli.ts ...`), as an admin would. */
+export function spawnCli(
   args: string[],
   options: { env?: Record<string, string>; input?: string; cwd?: string; timeoutMs?: number } = {},
 ): Promise<CliResult> {
