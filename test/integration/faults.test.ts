@@ -26,17 +26,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamodb-checkpoint-store.js';
 import { EventBridgePublisher } from '../../functions/poller/adapters/eventbridge-publisher.js';
 import { ImapFlowMailboxGateway } from '../../functions/poller/adapters/imapflow-mailbox.js';
-import { awsClientConfig, composePollerDeps } from '../../functions/poller/compose.js';
-import { readPollerConfig } from '../../functions/poller/contract/poller-env.js';
+import { awsClientConfig } from '../../functions/poller/compose.js';
 import type { MailboxResetDetail, MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
 import type { ImapEventSourceError } from '../../functions/poller/errors.js';
-import {
-  type EventPublisher,
-  type MailboxGateway,
-  type MailboxSession,
-  type PollDeps,
-  silentLog,
-} from '../../functions/poller/ports.js';
+import type { EventPublisher, MailboxGateway, MailboxSession, PollDeps } from '../../functions/poller/ports.js';
 import { type PollOptions, pollMailbox } from '../../functions/poller/run/poll-mailbox.js';
 import { proxiesToSharedServers } from '../support/env.js';
 import { buildMessage } from '../support/messages.js';
@@ -60,26 +53,6 @@ function proxiedWorld(options: WorldOptions = {}): Promise<World> {
   });
 }
 
-/** The real adapters as the handler composes them (AWS through the AWS proxy), for runs that need a hook. */
-async function realDeps(world: World, overrides: Partial<PollDeps> = {}): Promise<PollDeps> {
-  const clientConfig = { ...world.aws.clientConfig, endpoint: proxies.aws.url };
-  return {
-    ...(await composePollerDeps(readPollerConfig(handlerEnv(world)), { log: silentLog, clientConfig })),
-    ...overrides,
-  };
-}
-
-function pollOptions(world: World, overrides: Partial<PollOptions> = {}): PollOptions {
-  return {
-    mailboxId: world.mailboxId,
-    eventSource: 'imap-event-source',
-    eventBusName: world.bus.busName,
-    startAt: { kind: 'now' },
-    deadline: Date.now() + 30_000,
-    ...overrides,
-  };
-}
-
 /** Runs pollMailbox and returns its error (fails the test when it succeeds). */
 async function pollFailing(deps: PollDeps, options: PollOptions): Promise<ImapEventSourceError> {
   const result = await pollMailbox(deps, options).then(
@@ -93,17 +66,15 @@ async function pollFailing(deps: PollDeps, options: PollOptions): Promise<ImapEv
 
 /** Environment of the handler for `world` (what the CDK stack sets), AWS through the proxy. */
 function handlerEnv(world: World, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    ...world.aws.awsEnv(),
-    AWS_ENDPOINT_URL: proxies.aws.url,
-    MAILBOX_ID: world.mailboxId,
-    SECRET_ID: world.secretName,
-    CHECKPOINT_TABLE: world.table,
-    EVENT_BUS_NAME: world.bus.busName,
-    START_AT: 'now',
-    ...extra,
-  };
+  return world.handlerEnv({ AWS_ENDPOINT_URL: proxies.aws.url, START_AT: 'now', ...extra });
 }
+
+/** The real adapters as the handler composes them (AWS through the AWS proxy), for runs that need a hook. */
+function realDeps(world: World, overrides: Partial<PollDeps> = {}): Promise<PollDeps> {
+  return world.deps({ endpoint: proxies.aws.url, overrides });
+}
+
+const pollOptions = (world: World, overrides: Partial<PollOptions> = {}): PollOptions => world.pollOptions(overrides);
 
 /** Invokes the handler in the SAME container as the previous invocation (warm: clients and settings cache kept). */
 async function invokeWarm(world: World, remainingMs = 60_000): Promise<{ outcome: string; published: number }> {
@@ -152,21 +123,10 @@ function expectExactlyOnce(events: Received[], uids: readonly number[]): void {
 }
 
 /** The lease item of the world's mailbox, if any. */
-async function leaseItem(world: World): Promise<Record<string, unknown> | undefined> {
-  const res = await world.aws.dynamodb.send(
-    new GetItemCommand({
-      TableName: world.table,
-      Key: { pk: { S: `lease#${world.mailboxId}` } },
-      ConsistentRead: true,
-    }),
-  );
-  return res.Item;
-}
-
 /** Waits (bounded) until the mailbox's lease item is gone. */
 async function leaseReleased(world: World, timeoutMs = 5_000): Promise<boolean> {
   for (const until = Date.now() + timeoutMs; Date.now() < until; await sleep(100))
-    if (!(await leaseItem(world))) return true;
+    if (!(await world.leaseItem())) return true;
   return false;
 }
 
@@ -216,7 +176,7 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
     await proxies.imap.setFault({ kind: 'refuse', mode: 'reset' });
     expect((await world.invokeFailing()).message).toMatch(/^IMAP_UNREACHABLE: /);
     expect(await world.checkpoint()).toEqual(before);
-    expect(await leaseItem(world)).toBeUndefined();
+    expect(await world.leaseItem()).toBeUndefined();
 
     await proxies.imap.setFault({ kind: 'pass' });
     expect(await world.invoke()).toEqual({ outcome: 'published', published: 3 });
@@ -291,7 +251,7 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
     expect(error).toMatchObject({ code: 'IMAP_UNREACHABLE', retryable: true });
     expect(error.message).toMatch(/did not answer in time \(fetchSources\)/);
     expect(await world.checkpoint()).toMatchObject({ lastUid: uids[1] });
-    expect(await leaseItem(world)).toBeUndefined();
+    expect(await world.leaseItem()).toBeUndefined();
 
     await proxies.imap.setFault({ kind: 'pass' });
     expect(await pollMailbox(deps, pollOptions(world, { batchSize: 2 }))).toMatchObject({
@@ -595,7 +555,7 @@ describe.concurrent('DynamoDB faults', () => {
     expect(error).toMatchObject({ code: 'CHECKPOINT_STORE_FAILED', retryable: true });
     expect(error.message).toMatch(/throttled beyond retries/);
     expect(await world.checkpoint()).toMatchObject({ lastUid: 0 });
-    expect(await leaseItem(world)).toBeUndefined();
+    expect(await world.leaseItem()).toBeUndefined();
     throttleWrites = false;
     expect(await pollMailbox(deps, pollOptions(world))).toMatchObject({ published: 2 });
     const counts = deliveries(await received(world, 4, 1_000));

@@ -6,27 +6,16 @@
  */
 import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
-import { composePollerDeps } from '../../functions/poller/compose.js';
-import { readPollerConfig } from '../../functions/poller/contract/poller-env.js';
 import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
 import { CheckpointConflictError } from '../../functions/poller/errors.js';
-import { type EventPublisher, type LeaseStore, type PollDeps, silentLog } from '../../functions/poller/ports.js';
-import { type PollOptions, pollMailbox } from '../../functions/poller/run/poll-mailbox.js';
+import type { EventPublisher, LeaseStore } from '../../functions/poller/ports.js';
+import { pollMailbox } from '../../functions/poller/run/poll-mailbox.js';
 import type { EventEnvelope } from '../support/moto.js';
 import { World } from './world.js';
 
 const { handler, resetContainer } = await import('../../functions/poller/handler.js');
 
-function handlerEnv(world: World): Record<string, string> {
-  return {
-    ...world.aws.awsEnv(),
-    MAILBOX_ID: world.mailboxId,
-    SECRET_ID: world.secretName,
-    CHECKPOINT_TABLE: world.table,
-    EVENT_BUS_NAME: world.bus.busName,
-    START_AT: 'now',
-  };
-}
+const handlerEnv = (world: World): Record<string, string> => world.handlerEnv({ START_AT: 'now' });
 
 /** `n` handler invocations at the same moment, each in its own (cold) container, as Lambda would run them. */
 async function invokeConcurrently(
@@ -46,27 +35,6 @@ async function invokeConcurrently(
     process.env = saved;
     resetContainer();
   }
-}
-
-async function realDeps(world: World, overrides: Partial<PollDeps> = {}): Promise<PollDeps> {
-  return {
-    ...(await composePollerDeps(readPollerConfig(handlerEnv(world)), {
-      log: silentLog,
-      clientConfig: world.aws.clientConfig,
-    })),
-    ...overrides,
-  };
-}
-
-function pollOptions(world: World, overrides: Partial<PollOptions> = {}): PollOptions {
-  return {
-    mailboxId: world.mailboxId,
-    eventSource: 'imap-event-source',
-    eventBusName: world.bus.busName,
-    startAt: { kind: 'now' },
-    deadline: Date.now() + 30_000,
-    ...overrides,
-  };
 }
 
 /** Delivered message events by UID. */
@@ -163,7 +131,7 @@ describe('overlapping runs', () => {
     const world = await World.create();
     await world.invoke();
     const uids = await world.append(3);
-    const deps = await realDeps(world);
+    const deps = await world.deps();
     const lease = deps.lease!;
     // The crashed run: it never releases its lease (which expires 30 s after its deadline).
     const crashingLease: LeaseStore = {
@@ -178,7 +146,7 @@ describe('overlapping runs', () => {
       },
     };
     await expect(
-      pollMailbox({ ...deps, lease: crashingLease, publisher: crashing }, pollOptions(world)),
+      pollMailbox({ ...deps, lease: crashingLease, publisher: crashing }, world.pollOptions()),
     ).rejects.toThrow('the process died here');
     expect(await world.checkpoint()).toMatchObject({ lastUid: 0 });
 
@@ -195,21 +163,21 @@ describe('overlapping runs', () => {
     const world = await World.create();
     await world.invoke();
     const uids = await world.append(6);
-    const deps = await realDeps(world, { lease: undefined });
+    const deps = await world.deps({ overrides: { lease: undefined } });
     const runs = await Promise.allSettled([
-      pollMailbox(deps, pollOptions(world, { batchSize: 2 })),
-      pollMailbox(deps, pollOptions(world, { batchSize: 2 })),
+      pollMailbox(deps, world.pollOptions({ batchSize: 2 })),
+      pollMailbox(deps, world.pollOptions({ batchSize: 2 })),
     ]);
     const failures = runs.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
     expect(failures.length).toBeLessThanOrEqual(1);
     expect(failures.every((e) => e instanceof CheckpointConflictError)).toBe(true);
     // Whatever happened, the checkpoint only moved forward over published messages; a later run finishes the job.
-    await pollMailbox(deps, pollOptions(world));
+    await pollMailbox(deps, world.pollOptions());
     expect(await world.checkpoint()).toMatchObject({ lastUid: uids.at(-1) });
     const counts = deliveries(await world.events(6, 1_500));
     expect(Object.keys(counts).map(Number)).toEqual(uids);
     // Each message at most once per run.
     expect(Object.values(counts).every((n) => n <= 2)).toBe(true);
-    expect(await pollMailbox(deps, pollOptions(world))).toMatchObject({ outcome: 'idle' });
+    expect(await pollMailbox(deps, world.pollOptions())).toMatchObject({ outcome: 'idle' });
   });
 });

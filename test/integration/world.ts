@@ -6,7 +6,11 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { vi } from 'vitest';
 import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamodb-checkpoint-store.js';
+import { composePollerDeps } from '../../functions/poller/compose.js';
+import { readPollerConfig } from '../../functions/poller/contract/poller-env.js';
 import type { Checkpoint } from '../../functions/poller/core/types.js';
+import { type PollDeps, silentLog } from '../../functions/poller/ports.js';
+import type { PollOptions } from '../../functions/poller/run/poll-mailbox.js';
 import type { DovecotServer, User } from '../support/dovecot.js';
 import { dovecot, mailboxSecret, moto, type Security } from '../support/env.js';
 import { type BusWithSubscriber, type EventEnvelope, uniqueName } from '../support/moto.js';
@@ -65,6 +69,45 @@ export class World {
       ...options.env,
     });
     return world;
+  }
+
+  /** The handler's environment for this world (what the CDK stack sets), with `extra` on top. */
+  handlerEnv(extra: Record<string, string> = {}): Record<string, string> {
+    return { ...this.env, ...extra };
+  }
+
+  /** The real adapters as the handler composes them; `endpoint` sends AWS calls elsewhere (e.g. a proxy). */
+  async deps(options: { endpoint?: string; overrides?: Partial<PollDeps> } = {}): Promise<PollDeps> {
+    const clientConfig = { ...this.aws.clientConfig, ...(options.endpoint ? { endpoint: options.endpoint } : {}) };
+    return {
+      ...(await composePollerDeps(readPollerConfig(this.env), { log: silentLog, clientConfig })),
+      ...options.overrides,
+    };
+  }
+
+  /** pollMailbox options for this world: START_AT=now, 30 s to the deadline, unless overridden. */
+  pollOptions(overrides: Partial<PollOptions> = {}): PollOptions {
+    return {
+      mailboxId: this.mailboxId,
+      eventSource: 'imap-event-source',
+      eventBusName: this.bus.busName,
+      startAt: { kind: 'now' },
+      deadline: Date.now() + 30_000,
+      ...overrides,
+    };
+  }
+
+  /** The lease item of this world's mailbox, if any. */
+  async leaseItem(): Promise<Record<string, unknown> | undefined> {
+    const { GetItemCommand } = await import('@aws-sdk/client-dynamodb');
+    const res = await this.aws.dynamodb.send(
+      new GetItemCommand({
+        TableName: this.table,
+        Key: { pk: { S: `lease#${this.mailboxId}` } },
+        ConsistentRead: true,
+      }),
+    );
+    return res.Item;
   }
 
   /** The settings currently in the secret. */
