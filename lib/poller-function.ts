@@ -80,6 +80,8 @@ export function pollerFunction(
       sourceMap: POLLER_BUNDLE.sourceMap,
       sourcesContent: POLLER_BUNDLE.sourcesContent,
       externalModules: [...POLLER_BUNDLE.externalModules],
+      // import() of the external SDK as require(): the runtime's SDK is found by require, not by ESM resolution.
+      esbuildArgs: { '--supported:dynamic-import': 'false' },
     },
   });
 }

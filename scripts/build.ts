@@ -40,6 +40,8 @@ await build({
   sourcemap: POLLER_BUNDLE.sourceMap,
   sourcesContent: POLLER_BUNDLE.sourcesContent,
   external: [...POLLER_BUNDLE.externalModules],
+  // import() of the external SDK as require(): the runtime's SDK is found by require, not by ESM resolution.
+  supported: { 'dynamic-import': false },
   logLevel: 'warning',
 });
 // The package is ESM ("type": "module"); the handler directory is its own CommonJS scope, in the
