@@ -6,6 +6,7 @@ import {
   fitDetailToBudget,
   jsonSize,
   MAX_ENTRY_BYTES,
+  serializeDetail,
   utf8Length,
 } from '../../functions/poller/core/event-size.js';
 import { DETAIL_TYPE_MESSAGE } from '../../functions/poller/core/types.js';
@@ -233,5 +234,20 @@ describe('fitDetailToBudget', () => {
 
   it('throws RangeError when the identity fields alone are too large', () => {
     expect(() => fitDetailToBudget(detail({ folder: 'f'.repeat(300_000) }), BUDGET)).toThrow(RangeError);
+  });
+});
+
+describe('serializeDetail', () => {
+  it('is the JSON of the detail when it fits, else the JSON of the detail fitDetailToBudget cut', () => {
+    const small = detail({ text: 'kurz' });
+    expect(serializeDetail(small, BUDGET)).toBe(JSON.stringify(small));
+    for (const text of ['ä'.repeat(200_000), 'x'.repeat(300_000), '€'.repeat(87_000)]) {
+      const big = detail({ text });
+      const json = serializeDetail(big, BUDGET);
+      expect(json).toBe(JSON.stringify(fitDetailToBudget(big, BUDGET)));
+      expect(
+        eventEntrySize({ Source: BUDGET.source, DetailType: BUDGET.detailType, Detail: json }),
+      ).toBeLessThanOrEqual(MAX_ENTRY_BYTES);
+    }
   });
 });

@@ -181,3 +181,19 @@ export function fitDetailToBudget(
   else delete out.originalSizes;
   return out;
 }
+
+/**
+ * The `Detail` string of a message event: `detail` serialized once, and only when it does not fit, cut by
+ * fitDetailToBudget and serialized again. (Sizing field by field first cost a second full serialization for every
+ * message, although nearly every message fits.)
+ */
+export function serializeDetail(
+  detail: MessageReceivedDetail,
+  budget: { source: string; detailType: string; maxBytes?: number },
+): string {
+  const json = JSON.stringify(detail);
+  const limit = (budget.maxBytes ?? MAX_ENTRY_BYTES) - utf8Length(budget.source) - utf8Length(budget.detailType);
+  // Bytes are at least characters and at most 3 per UTF-16 unit: count them only when that bound is not decisive.
+  if (json.length * 3 <= limit || (json.length <= limit && utf8Length(json) <= limit)) return json;
+  return JSON.stringify(fitDetailToBudget(detail, budget));
+}

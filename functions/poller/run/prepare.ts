@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { rawMessageKey } from '../contract/keys.js';
 import { buildMessageDetail } from '../core/build-detail.js';
 import { isRescanCandidate } from '../core/checkpoint.js';
-import { fitDetailToBudget } from '../core/event-size.js';
+import { serializeDetail } from '../core/event-size.js';
 import { parseMessageContent } from '../core/message-content.js';
 import { type Checkpoint, DETAIL_TYPE_MESSAGE, type EventEntry, type MessageSummary } from '../core/types.js';
 import type { RawMessageStore } from '../ports.js';
@@ -79,7 +79,7 @@ export async function prepareBatch(input: PrepareInput): Promise<PreparedMessage
       }
     }
     const content = await parseMessageContent(source.bytes, { partial: source.partial });
-    const detail = fitDetailToBudget(
+    const detail = serializeDetail(
       buildMessageDetail({
         mailboxId: target.mailboxId,
         folder: target.folder,
@@ -94,7 +94,7 @@ export async function prepareBatch(input: PrepareInput): Promise<PreparedMessage
     prepared.push({
       uid: summary.uid,
       summary,
-      entry: { ...eventEntry(target, DETAIL_TYPE_MESSAGE, JSON.stringify(detail)), uid: summary.uid },
+      entry: { ...eventEntry(target, DETAIL_TYPE_MESSAGE, detail), uid: summary.uid },
     });
   }
   return prepared;
