@@ -4,7 +4,7 @@
  * come from the structured summary lines (Logs Insights, no custom metrics); the heartbeat and the Lambda
  * metrics (free) give the time series.
  */
-import { Duration } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
 import { LOG_POLL_FAILED, LOG_POLL_FINISHED } from '../functions/poller/contract/telemetry.js';
@@ -54,7 +54,7 @@ export class ImapEventSourceDashboard extends Construct {
     this.dashboard.addWidgets(
       new cloudwatch.AlarmStatusWidget({
         title: 'Alarms: no successful poll (Stale) / polls keep failing (Failure)',
-        alarms: pollers.flatMap((p) => [p.staleAlarm, p.failureAlarm]),
+        alarms: pollers.flatMap((p) => [p.staleAlarm, p.failureAlarm]).map((alarm) => byName(this, alarm)),
         width: 24,
         height: Math.min(12, 2 + Math.ceil((pollers.length * 2) / 4)),
       }),
@@ -127,4 +127,18 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
+}
+
+/**
+ * The alarm as the widget needs it, its ARN built from the alarm's name (a `Ref`) instead of `Fn::GetAtt ... Arn`:
+ * the same ARN, and a template the AWS emulator (moto) also deploys, since it has no `Arn` attribute for alarms.
+ */
+function byName(scope: Construct, alarm: cloudwatch.IAlarm): cloudwatch.IAlarm {
+  const arn = Stack.of(scope).formatArn({
+    service: 'cloudwatch',
+    resource: 'alarm',
+    resourceName: alarm.alarmName,
+    arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+  });
+  return cloudwatch.Alarm.fromAlarmArn(scope, `${alarm.node.path.replaceAll('/', '-')}-ByName`, arn);
 }
