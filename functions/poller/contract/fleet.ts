@@ -1,0 +1,112 @@
+/**
+ * Fleet mode: the names that cross the fleet construct (lib/), the dispatcher and worker Lambdas
+ * (functions/fleet/) and the CLI (`imap-event-source mailbox ...`). Change them here only.
+ *
+ * Shape: one table (the same key schema as per-mailbox mode: partition key `pk`), holding checkpoints,
+ * leases and status items exactly as in per-mailbox mode, plus one registry item per mailbox and host
+ * connection slots. A dispatcher on a one-minute schedule queries the `due` index for mailboxes whose
+ * `dueAt` has passed and sends one SQS message per mailbox; a pool of workers polls them.
+ */
+
+/** The registry item of a mailbox. */
+export function registryKey(mailboxId: string): string {
+  return `mailbox#${mailboxId}`;
+}
+
+/** Prefix of every registry item's `pk` (for `mailbox list`). */
+export const REGISTRY_KEY_PREFIX = 'mailbox#';
+
+/** One of `cap` connection slots for an IMAP host (a lease item, like the mailbox lease). */
+export function hostSlotKey(host: string, slot: number): string {
+  return `hostslot#${host.toLowerCase()}#${slot}`;
+}
+
+/**
+ * The sparse global secondary index of due mailboxes: only registry items that are not paused carry
+ * `shard` and `dueAt`. The dispatcher queries every shard for `dueAt <= now` (oldest first).
+ */
+export const DUE_INDEX = {
+  name: 'due',
+  partitionKey: 'shard',
+  sortKey: 'dueAt',
+  /** Shards spread the index's write load; the dispatcher queries all of them. */
+  shards: 16,
+} as const;
+
+/** Environment of the dispatcher function. */
+export const DISPATCHER_ENV = {
+  table: 'CHECKPOINT_TABLE',
+  queueUrl: 'POLL_QUEUE_URL',
+  /** S3 location of the mailboxes declared in cdk.json (`DeclaredMailboxesFile`), upserted into the registry. */
+  declaredBucket: 'DECLARED_MAILBOXES_BUCKET',
+  declaredKey: 'DECLARED_MAILBOXES_KEY',
+  /** Upper bound of mailboxes sent per dispatch cycle (the rest stay due for the next cycle). */
+  maxPerCycle: 'MAX_DISPATCH_PER_CYCLE',
+} as const;
+
+/** Environment of the worker (pool) function. */
+export const WORKER_ENV = {
+  table: 'CHECKPOINT_TABLE',
+  queueUrl: 'POLL_QUEUE_URL',
+  eventBusName: 'EVENT_BUS_NAME',
+  eventSource: 'EVENT_SOURCE',
+  rawBucket: 'RAW_BUCKET',
+  /** Only secrets whose name starts with this prefix may be registered and read (the IAM policy's resource). */
+  secretPrefix: 'SECRET_PREFIX',
+  /** Concurrent IMAP connections per host across the pool. */
+  hostConnectionCap: 'HOST_CONNECTION_CAP',
+  /** Messages one mailbox may publish per turn before it goes back into the queue. */
+  maxMessagesPerTurn: 'MAX_MESSAGES_PER_TURN',
+} as const;
+
+export const FLEET_DEFAULTS = {
+  secretPrefix: 'imap-event-source/',
+  /** Below Gmail's 15 per account and Exchange Online's ~20 per mailbox. */
+  hostConnectionCap: 10,
+  maxMessagesPerTurn: 500,
+  maxPerCycle: 2_000,
+  /** Worker pool size (reserved concurrency of the worker function; SQS event source maximum concurrency). */
+  poolConcurrency: 20,
+} as const;
+
+/** The body of one SQS message: one mailbox to poll now. */
+export interface PollRequest {
+  readonly mailboxId: string;
+  /** Epoch ms when the dispatcher (or the worker re-queueing a mailbox with more work) sent it. */
+  readonly sentAt: number;
+}
+
+/** Where a registry item comes from: cdk.json (kept in sync at each deploy) or the CLI. */
+export type RegistrySource = 'cdk' | 'cli';
+
+/** The file (an S3 asset) listing the mailboxes declared in cdk.json in fleet mode. */
+export interface DeclaredMailboxesFile {
+  readonly version: 1;
+  readonly mailboxes: readonly DeclaredMailbox[];
+}
+
+/** A mailbox as declared in cdk.json or added with the CLI. */
+export interface DeclaredMailbox {
+  readonly id: string;
+  /** Secret name or ARN; must be under the fleet's secret prefix. */
+  readonly secretId: string;
+  /** Overrides the secret's `username` (a shared secret serving a whole tenant). */
+  readonly username?: string;
+  /** Overrides the secret's `folder`. */
+  readonly folder?: string;
+  /** `rate(...)` or an evenly spaced `cron(...)` (see lib/schedule-interval.ts); default `rate(1 minute)`. */
+  readonly schedule?: string;
+  /** As START_AT in per-mailbox mode; default `now`. */
+  readonly startAt?: string;
+}
+
+/** Aggregate metrics (namespace METRIC_NAMESPACE, dimension `service` only: a fixed number, not per mailbox). */
+export const FLEET_METRICS = {
+  /** Registered, not paused, and not polled successfully for more than two intervals. */
+  overdue: 'MailboxesOverdue',
+  /** In exponential backoff after persistent failures. */
+  inBackoff: 'MailboxesInBackoff',
+  dispatched: 'MailboxesDispatched',
+  /** Polls that could not get a host connection slot (sent back with a delay). */
+  hostCapDeferred: 'HostCapDeferred',
+} as const;
