@@ -31,6 +31,14 @@ export const DUE_INDEX = {
   sortKey: 'dueAt',
   /** Shards spread the index's write load; the dispatcher queries all of them. */
   shards: 16,
+  /**
+   * DynamoDB attribute types of the index keys (the table declares them; an item whose `shard` or `dueAt` has
+   * another type is rejected): `shard` a number 0..shards-1, `dueAt` epoch milliseconds.
+   */
+  partitionKeyType: 'N',
+  sortKeyType: 'N',
+  /** The index projects every attribute (a registry item is far below 1 KB, so this costs no extra write units). */
+  projection: 'ALL',
 } as const;
 
 /** Environment of the dispatcher function. */
@@ -110,3 +118,34 @@ export const FLEET_METRICS = {
   /** Polls that could not get a host connection slot (sent back with a delay). */
   hostCapDeferred: 'HostCapDeferred',
 } as const;
+
+/** Bounds of the fleet's options (cdk.json `fleet`, the construct's props, the workers' environment). */
+export const FLEET_LIMITS = {
+  /** The SQS event source's maximum concurrency is 2 to 1,000. */
+  poolConcurrency: { min: 2, max: 1_000 },
+  hostConnectionCap: { min: 1, max: 1_000 },
+  maxMessagesPerTurn: { min: 1, max: 100_000 },
+  maxPerCycle: { min: 1, max: 100_000 },
+} as const;
+
+/** The rule for a secret prefix, in words (never with the value). */
+export const SECRET_PREFIX_RULE =
+  'must be 1-256 of A-Z a-z 0-9 / _ + = . @ - (the start of the secret names the pool may read; end it with "/")';
+
+/** A non-empty Secrets Manager name prefix: an empty one would let the pool read every secret of the account. */
+export function isSecretPrefix(value: unknown): value is string {
+  return typeof value === 'string' && /^[A-Za-z0-9/_+=.@-]{1,256}$/.test(value);
+}
+
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:(.+)$/;
+
+/** The secret's name from its name or ARN (a complete ARN's 6-character suffix removed). */
+export function secretNameOf(secretId: string): string {
+  const arn = SECRET_ARN.exec(secretId);
+  return arn ? arn[1]!.replace(/-[A-Za-z0-9]{6}$/, '') : secretId;
+}
+
+/** True when the pool may read the secret (a name or an ARN): its name starts with the fleet's secret prefix. */
+export function isUnderSecretPrefix(secretId: string, prefix: string): boolean {
+  return secretNameOf(secretId).startsWith(prefix);
+}
