@@ -37,9 +37,24 @@ export const DUE_INDEX = {
    */
   partitionKeyType: 'N',
   sortKeyType: 'N',
-  /** The index projects every attribute (a registry item is far below 1 KB, so this costs no extra write units). */
+  /**
+   * The dispatcher reads the whole active registry through this index each cycle (due mailboxes, and the
+   * overdue / in-backoff gauges need `lastSuccessAt`, `backoffUntil`, `intervalMs`), so it projects ALL
+   * attributes (a registry item is far below 1 KB, so this costs no extra write units).
+   */
   projection: 'ALL',
 } as const;
+
+/**
+ * What each function does to AWS (for its IAM policy):
+ * - dispatcher: dynamodb Query on the `due` index; Scan, GetItem, PutItem, UpdateItem, DeleteItem on the table
+ *   (registry items only); s3 GetObject on the declared-mailboxes file; sqs SendMessage on the queue.
+ * - worker: the per-mailbox poller's table actions (GetItem, PutItem, UpdateItem, DeleteItem) on the table;
+ *   secretsmanager GetSecretValue on secrets under SECRET_PREFIX; events PutEvents on the bus; s3 PutObject on
+ *   RAW_BUCKET when set; sqs SendMessage (re-queue a mailbox with more work or deferred by the host cap), plus
+ *   ReceiveMessage / DeleteMessage / GetQueueAttributes / ChangeMessageVisibility for the SQS event source.
+ *   The worker reports partial batch failures: the event source needs `reportBatchItemFailures`.
+ */
 
 /** Environment of the dispatcher function. */
 export const DISPATCHER_ENV = {
