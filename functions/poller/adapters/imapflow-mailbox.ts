@@ -27,7 +27,7 @@ import type {
   MessageSource,
 } from '../ports.js';
 import { CERTIFICATE_CODES, certificateFix, FIXES, UNREACHABLE_CODES } from './imap-diagnosis.js';
-import { buildTlsOptions } from './tls-options.js';
+import { cachedTlsOptions } from './tls-options.js';
 
 export interface ImapFlowGatewayOptions {
   /** TCP + TLS handshake budget. @default 10_000 */
@@ -74,6 +74,7 @@ export class ImapFlowMailboxGateway implements MailboxGateway {
 
   private async login(settings: MailboxSettings, options: CallOptions, accessToken?: string): Promise<MailboxSession> {
     const client = new ImapFlow(imapFlowOptions(settings, this.options, accessToken));
+    skipUnneededSessionCommands(client, { namespaceCheck: accessToken !== undefined });
     const state = watchClient(client, options.signal, this.options.log);
     try {
       if (options.signal?.aborted) throw options.signal.reason;
@@ -86,6 +87,24 @@ export class ImapFlowMailboxGateway implements MailboxGateway {
     }
     return new ImapFlowSession(client, settings, { state, ...(this.options.log ? { log: this.options.log } : {}) });
   }
+}
+
+/**
+ * imapflow's session setup sends ID (before and again after login) and NAMESPACE; a poll needs neither, and each is
+ * a round trip on every new connection. ID: the poll has nothing to learn from the server's identity. NAMESPACE:
+ * imapflow only uses it to put the personal namespace's prefix in front of a path that lacks it, and a poll names its
+ * folder exactly as the server lists it (contract 1), prefix included. NAMESPACE stays for an OAuth2 login, where it
+ * doubles as the login check: Exchange Online accepts a token for a mailbox the app may not open and fails only the
+ * next command ("User is authenticated but not connected"), which imapflow turns into an authentication failure
+ * there (after STATUS it would be an unexplained refusal).
+ */
+function skipUnneededSessionCommands(client: ImapFlow, options: { namespaceCheck: boolean }): void {
+  const skipped = new Set(options.namespaceCheck ? ['ID'] : ['ID', 'NAMESPACE']);
+  // imapflow's internal command runner (not in its types): the one place every session-setup command passes.
+  const internal = client as unknown as { run(command: string, ...args: unknown[]): Promise<unknown> };
+  const run = internal.run.bind(client);
+  internal.run = (command, ...args) =>
+    skipped.has(command.toUpperCase()) ? Promise.resolve(undefined) : run(command, ...args);
 }
 
 export function imapFlowOptions(
@@ -101,7 +120,8 @@ export function imapFlowOptions(
     // starttls: the upgrade is REQUIRED (imapflow fails instead of falling back to plaintext);
     // none: never try (explicit plaintext opt-in).
     doSTARTTLS: settings.security === 'starttls' ? true : settings.security === 'none' ? false : undefined,
-    tls: settings.security === 'none' ? undefined : buildTlsOptions(settings),
+    // The trust (public roots + caBundle) is built once per container and CA bundle, not on every connect.
+    tls: settings.security === 'none' ? undefined : cachedTlsOptions(settings),
     // With a token imapflow uses AUTHENTICATE OAUTHBEARER where offered, else XOAUTH2.
     auth:
       accessToken !== undefined

@@ -12,10 +12,17 @@ export interface SecretsManagerSettingsOptions {
   readonly secretId: string;
   /** Version stage to read. @default 'AWSCURRENT' */
   readonly versionStage?: string;
-  /** How long settings are reused by warm invocations. @default 60_000 */
+  /**
+   * How long settings are reused by warm invocations. Longer than a 1-minute schedule's interval, so that most polls
+   * read no secret; a changed password applies at once anyway (re-read on an authentication failure), any other
+   * change (CA bundle, folder, host) within this time. @default 300_000
+   */
   readonly cacheTtlMs?: number;
   readonly now?: () => number;
 }
+
+/** How long a warm container reuses the settings it read: 5 polls of a 1-minute schedule read the secret once. */
+export const SETTINGS_CACHE_TTL_MS = 300_000;
 
 /**
  * Settings from one Secrets Manager secret (contract 1), cached briefly so rotation takes effect
@@ -31,7 +38,7 @@ export class SecretsManagerSettingsSource implements SettingsSource {
 
   async load(options: { fresh?: boolean } & CallOptions = {}): Promise<MailboxSettings> {
     const now = (this.options.now ?? Date.now)();
-    const ttl = this.options.cacheTtlMs ?? 60_000;
+    const ttl = this.options.cacheTtlMs ?? SETTINGS_CACHE_TTL_MS;
     if (!options.fresh && this.cached && now - this.cached.at < ttl) return this.cached.settings;
     const settings = parseSettings(await this.readSecretString(options.signal), `secret "${this.options.secretId}"`);
     this.cached = { settings, at: now };

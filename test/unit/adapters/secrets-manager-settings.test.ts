@@ -82,10 +82,14 @@ describe('SecretsManagerSettingsSource', () => {
     expect(calls()).toBe(2);
   });
 
-  it('defaults the TTL to one minute', async () => {
+  it('defaults the TTL to five minutes: a 1-minute schedule reads the secret on one poll in five', async () => {
     sm.on(GetSecretValueCommand).resolves({ SecretString: secret() });
     const s = source();
     await s.load();
+    for (let i = 0; i < 4; i++) {
+      clock += 60_000;
+      await s.load();
+    }
     clock += 59_000;
     await s.load();
     expect(calls()).toBe(1);

@@ -1,6 +1,7 @@
 import { type PeerCertificate, rootCertificates } from 'node:tls';
 import { describe, expect, it } from 'vitest';
-import { buildTlsOptions } from '../../../functions/poller/adapters/tls-options.js';
+import { generateDemoCertificates } from '../../../cli/demo/certificates.js';
+import { buildTlsOptions, cachedTlsOptions } from '../../../functions/poller/adapters/tls-options.js';
 import type { MailboxSettings } from '../../../functions/poller/core/settings.js';
 
 const PEM_A = '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUAAAA\n-----END CERTIFICATE-----';
@@ -63,5 +64,22 @@ describe('buildTlsOptions', () => {
     const ipCert = { subject: { CN: 'x' }, subjectaltname: 'IP Address:192.0.2.10' } as unknown as PeerCertificate;
     expect(options.checkServerIdentity!('lb.internal', ipCert)).toBeUndefined();
     expect(options.checkServerIdentity!('lb.internal', cert('lb.internal'))).toBeInstanceOf(Error);
+  });
+});
+
+describe('cachedTlsOptions', () => {
+  it('builds the trust once per CA bundle and keeps the per-connection options', () => {
+    const CA_PEM = generateDemoCertificates({ caName: 'Unit CA' }).caCertPem;
+    const a = cachedTlsOptions(base);
+    const b = cachedTlsOptions({ ...base, host: 'other.example.com' });
+    expect(b.secureContext).toBe(a.secureContext);
+    expect(b.servername).toBe('other.example.com');
+    expect(a).not.toHaveProperty('ca');
+    expect(a.rejectUnauthorized).toBe(true);
+    const withCa = cachedTlsOptions({ ...base, caBundle: CA_PEM, tlsServername: 'mail.example.com' });
+    expect(withCa.secureContext).not.toBe(a.secureContext);
+    expect(cachedTlsOptions({ ...base, caBundle: CA_PEM }).secureContext).toBe(withCa.secureContext);
+    expect(withCa.servername).toBe('mail.example.com');
+    expect(withCa.checkServerIdentity).toBeTypeOf('function');
   });
 });
