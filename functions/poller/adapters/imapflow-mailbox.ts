@@ -5,6 +5,7 @@ import { invalidFolderField, isNzNumber, requestedRows } from '../core/imap-numb
 import { mailboxGrantHint } from '../core/oauth2-token.js';
 import type { MailboxSettings } from '../core/settings.js';
 import type { Address, FolderStatus, MessageSummary } from '../core/types.js';
+import { uidSets } from '../core/uid-set.js';
 import {
   ConfigurationError,
   FolderNotFoundError,
@@ -256,7 +257,7 @@ export class ImapFlowSession implements MailboxSession {
     const rows = await this.fetchRows(
       wanted,
       { uid: true, flags: true, envelope: true, internalDate: true, size: true },
-      commandByteBudget(wanted.length, SUMMARY_ROW_BYTES),
+      SUMMARY_ROW_BYTES,
     );
     const messages = rows.map(toSummary).sort((a, b) => a.uid - b.uid);
     return { messages, complete };
@@ -268,7 +269,7 @@ export class ImapFlowSession implements MailboxSession {
     const rows = await this.fetchRows(
       uids,
       { uid: true, size: true, source: { start: 0, maxLength: options.maxBytes } },
-      commandByteBudget(uids.length, imapResponseLimits(options.maxBytes).maxResponseSize),
+      imapResponseLimits(options.maxBytes).maxResponseSize,
     );
     for (const m of rows) {
       if (!m.source) continue;
@@ -284,13 +285,18 @@ export class ImapFlowSession implements MailboxSession {
 
   async exists(uids: readonly number[]): Promise<number[]> {
     if (uids.length === 0) return [];
-    let found: Awaited<ReturnType<ImapFlow['search']>>;
-    try {
-      found = await this.command(SEARCH_BYTE_BUDGET, () => this.client.search({ uid: uids.join(',') }, { uid: true }));
-    } catch (err) {
-      throw this.mapError(err, 'search');
+    const found: number[] = [];
+    // As ranges, in bounded commands (core/uid-set.ts).
+    for (const { set } of uidSets(uids)) {
+      let part: Awaited<ReturnType<ImapFlow['search']>>;
+      try {
+        part = await this.command(SEARCH_BYTE_BUDGET, () => this.client.search({ uid: set }, { uid: true }));
+      } catch (err) {
+        throw this.mapError(err, 'search');
+      }
+      if (!Array.isArray(part)) throw this.protocolError(`refused UID SEARCH in "${this.settings.folder}"`);
+      found.push(...part);
     }
-    if (!Array.isArray(found)) throw this.protocolError(`refused UID SEARCH in "${this.settings.folder}"`);
     const asked = new Set(uids);
     return found.filter((uid) => asked.has(uid)).sort((a, b) => a - b);
   }
@@ -326,27 +332,33 @@ export class ImapFlowSession implements MailboxSession {
     }
   }
 
-  /** One UID FETCH, keeping only the rows asked for (streamed: nothing else is collected). */
+  /**
+   * UID FETCH of `uids`, keeping only the rows asked for (streamed: nothing else is collected). The UIDs go out as
+   * ranges in bounded commands (core/uid-set.ts: a comma list of thousands of UIDs exceeds a server's line limit),
+   * each command with a read budget of `rowBytes` per UID it names.
+   */
   private async fetchRows(
     uids: readonly number[],
     query: Parameters<ImapFlow['fetch']>[1],
-    budget: number,
+    rowBytes: number,
   ): Promise<FetchMessageObject[]> {
     const wanted = new Set(uids);
     const rows: FetchMessageObject[] = [];
     let ignored = 0;
     try {
-      await this.command(budget, async () => {
-        // Collect first, process later: running another command inside the fetch loop deadlocks imapflow.
-        for await (const m of this.client.fetch(uids.join(','), query, { uid: true })) {
-          const kept = requestedRows([m], wanted);
-          ignored += kept.ignored;
-          if (kept.rows.length > 0) {
-            wanted.delete(m.uid);
-            rows.push(m);
+      for (const { set, count } of uidSets(uids)) {
+        await this.command(commandByteBudget(count, rowBytes), async () => {
+          // Collect first, process later: running another command inside the fetch loop deadlocks imapflow.
+          for await (const m of this.client.fetch(set, query, { uid: true })) {
+            const kept = requestedRows([m], wanted);
+            ignored += kept.ignored;
+            if (kept.rows.length > 0) {
+              wanted.delete(m.uid);
+              rows.push(m);
+            }
           }
-        }
-      });
+        });
+      }
     } catch (err) {
       throw this.mapError(err, 'fetch');
     }
