@@ -20,6 +20,8 @@ export interface BenchWorld {
   readonly secretId: string;
   readonly table: string;
   readonly busName: string;
+  /** The test CA (PEM) the server certificate chains to; the secret's caBundle. */
+  readonly caPem: string;
   stop(): Promise<void>;
 }
 
@@ -53,6 +55,7 @@ export async function startBenchWorld(folder = 'Firma/Kundenbetreuung/kunden/a')
     secretId,
     table,
     busName,
+    caPem: tls.caCertPem,
     async stop() {
       aws.destroy();
       await Promise.all([imap.stop(), motoServer.stop()]);

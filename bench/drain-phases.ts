@@ -1,0 +1,178 @@
+/** The contenders of bench/drain.ts, each run in its own process (see there). */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
+import { ImapFlow } from 'imapflow';
+import { composePollerDeps, pollOptions } from '../functions/poller/compose.js';
+import type { PollerConfig } from '../functions/poller/contract/poller-env.js';
+import type { StartAt } from '../functions/poller/core/types.js';
+import { type EventPublisher, silentLog } from '../functions/poller/ports.js';
+import { pollMailbox } from '../functions/poller/run/poll-mailbox.js';
+import type { PhaseResult, WorldInfo } from './drain.js';
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+export async function runPhase(phase: string, world: WorldInfo): Promise<PhaseResult> {
+  switch (phase) {
+    case 'raw':
+      return measure(() => rawDrain(world));
+    case 'engine-null':
+      return engineDrain(world, 'drain-null', true);
+    case 'engine-profile':
+      return profiled(process.env.BENCH_PROFILE_DIR!, () => engineDrain(world, 'drain-profile', true));
+    case 'engine-moto':
+      return engineDrain(world, 'drain-moto', false);
+    case 'empty':
+      return emptyPolls(world);
+    default:
+      throw new Error(`unknown phase ${phase}`);
+  }
+}
+
+/**
+ * A CPU profile of `work` alone (the same .cpuprofile `node --cpu-prof` writes, without module loading and
+ * start-up in it), written to `dir`.
+ */
+async function profiled<T>(dir: string, work: () => Promise<T>): Promise<T> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 200 });
+  await session.post('Profiler.start');
+  const result = await work();
+  const { profile } = await session.post('Profiler.stop');
+  writeFileSync(join(dir, `drain-${Date.now()}.cpuprofile`), JSON.stringify(profile));
+  session.disconnect();
+  return result;
+}
+
+async function measure(work: () => Promise<number>): Promise<PhaseResult> {
+  const cpu = process.cpuUsage();
+  const t0 = performance.now();
+  const messages = await work();
+  const seconds = (performance.now() - t0) / 1000;
+  const used = process.cpuUsage(cpu);
+  return { messages, seconds, cpuMs: (used.user + used.system) / 1000, peakRss: process.resourceUsage().maxRSS * 1024 };
+}
+
+function bareClient(world: WorldInfo): ImapFlow {
+  const client = new ImapFlow({
+    host: world.host,
+    port: world.port,
+    secure: true,
+    tls: { ca: [world.caPem] },
+    auth: { user: world.username, pass: world.password },
+    logger: false,
+  });
+  client.on('error', () => {});
+  return client;
+}
+
+/** The IMAP limit: every message's full source in one UID FETCH, rows collected. */
+async function rawDrain(world: WorldInfo): Promise<number> {
+  const client = bareClient(world);
+  await client.connect();
+  await client.mailboxOpen(world.folder, { readOnly: true });
+  const rows: Buffer[] = [];
+  for await (const m of client.fetch('1:*', { uid: true, source: true }, { uid: true }))
+    if (m.source) rows.push(m.source);
+  await client.logout();
+  return rows.length;
+}
+
+function config(world: WorldInfo, mailboxId: string, startAt: StartAt): PollerConfig {
+  return {
+    mailboxId,
+    secretId: world.secretId,
+    checkpointTable: world.table,
+    eventBusName: world.busName,
+    eventSource: 'imap-event-source',
+    startAt,
+    maxMessagesPerRun: world.messages,
+  };
+}
+
+/** Counts the UIDs of accepted entries, to find duplicates and lost messages. */
+function counting(inner: EventPublisher, seen: Map<number, number>): EventPublisher {
+  return {
+    async publish(entries) {
+      const result = await inner.publish(entries);
+      for (const i of result.accepted) {
+        const uid = entries[i]!.uid;
+        if (uid !== undefined) seen.set(uid, (seen.get(uid) ?? 0) + 1);
+      }
+      return result;
+    },
+  };
+}
+
+const nullPublisher: EventPublisher = {
+  async publish(entries) {
+    return { accepted: new Set(entries.map((_, i) => i)), failed: new Map() };
+  },
+};
+
+async function engineDrain(world: WorldInfo, mailboxId: string, nullPublish: boolean): Promise<PhaseResult> {
+  const cfg = config(world, mailboxId, { kind: 'all' });
+  const deps = await composePollerDeps(cfg, { log: silentLog, clientConfig: world.clientConfig });
+  const seen = new Map<number, number>();
+  const publisher = counting(nullPublish ? nullPublisher : deps.publisher, seen);
+  let summary: Awaited<ReturnType<typeof pollMailbox>> | undefined;
+  const result = await measure(async () => {
+    summary = await pollMailbox({ ...deps, publisher }, pollOptions(cfg, Date.now() + 30 * 60_000));
+    return summary.published;
+  });
+  if (summary!.outcome !== 'published') throw new Error(`drain ended ${summary!.outcome} (${summary!.stoppedBy})`);
+  let duplicates = 0;
+  for (const n of seen.values()) duplicates += n - 1;
+  let lost = 0;
+  for (let uid = 1; uid <= world.messages; uid++) if (!seen.has(uid)) lost++;
+  return { ...result, duplicates, lost };
+}
+
+async function emptyPolls(world: WorldInfo): Promise<PhaseResult> {
+  // The engine-null drain left this mailbox's checkpoint at the end of the backlog: every poll is empty.
+  const cfg = config(world, 'drain-null', { kind: 'now' });
+  const commands: string[] = [];
+  const compose = () =>
+    composePollerDeps(cfg, { log: silentLog, clientConfig: world.clientConfig, onCommand: (v) => commands.push(v) });
+  const poll = async (deps: Awaited<ReturnType<typeof compose>>): Promise<{ ms: number; commands: string[] }> => {
+    commands.length = 0;
+    const t0 = performance.now();
+    const summary = await pollMailbox(deps, pollOptions(cfg, Date.now() + 60_000));
+    const ms = performance.now() - t0;
+    if (summary.outcome !== 'idle') throw new Error(`expected idle, got ${summary.outcome}`);
+    return { ms, commands: afterLogin(commands) };
+  };
+  // Cold: the first poll of a fresh process (composing included, as in a new Lambda container).
+  const t0 = performance.now();
+  const warmDeps = await compose();
+  const cold = await poll(warmDeps);
+  cold.ms = performance.now() - t0;
+  const times = { cold: [cold.ms], warmNew: [] as number[], bare: [] as number[] };
+  let commandsWarmNew: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    const t1 = performance.now();
+    const client = bareClient(world);
+    await client.connect();
+    await client.status(world.folder, { uidNext: true, uidValidity: true, messages: true });
+    await client.logout();
+    times.bare.push(performance.now() - t1);
+    const n = await poll(warmDeps);
+    times.warmNew.push(n.ms);
+    commandsWarmNew = n.commands;
+  }
+  return {
+    messages: 0,
+    seconds: 0,
+    cpuMs: 0,
+    peakRss: process.resourceUsage().maxRSS * 1024,
+    empty: { ...times, commandsCold: cold.commands, commandsWarmNew },
+  };
+}
+
+/** The commands after LOGIN / AUTHENTICATE (all of them when the session was already logged in). */
+function afterLogin(commands: readonly string[]): string[] {
+  const login = commands.findLastIndex((c) => c === 'LOGIN' || c === 'AUTHENTICATE');
+  return commands.slice(login + 1);
+}
