@@ -55,6 +55,24 @@ describe('Deadline', () => {
     expect(deadline.signal.aborted).toBe(true);
   });
 
+  it('at the hard stop every call given up reports the stall that waited longest (a FETCH ahead, not the PutEvents beside it)', async () => {
+    const clock = new FakeClock();
+    const deadline = Deadline.start({ at: clock.ms + 1_000, now: clock.now, reserveMs: 1_000 });
+    const seen: AbortSignal[] = [];
+    const fetch = deadline.call(hanging(seen), () => new Error('IMAP silent (fetchSources)'));
+    const publish = deadline.call(hanging(seen), () => new Error('EventBridge silent'));
+    await expect(publish).rejects.toThrow('IMAP silent (fetchSources)');
+    await expect(fetch).rejects.toThrow('IMAP silent (fetchSources)');
+    expect((deadline.signal.reason as Error).message).toBe('IMAP silent (fetchSources)');
+    // A call that finished is no stall: the next one alone is given up with its own error.
+    const other = Deadline.start({ at: clock.ms + 1_000, now: clock.now, reserveMs: 1_000 });
+    await other.call(
+      async () => 'done',
+      () => new Error('never'),
+    );
+    await expect(other.call(hanging([]), () => new Error('EventBridge silent'))).rejects.toThrow('EventBridge silent');
+  });
+
   it('hands a late result to onLate, and a call that finishes in time its own result', async () => {
     const clock = new FakeClock();
     const deadline = Deadline.start({ at: clock.ms + 60_000, now: clock.now });

@@ -251,10 +251,10 @@ describe('pollMailbox: incremental polls', () => {
     expect(w.checkpoint()).toEqual(seeded);
   });
 
-  it('writes the checkpoint once per batch, with increasing versions', async () => {
+  it('with checkpointEveryMessages 1, writes the checkpoint after every batch, with increasing versions', async () => {
     const w = world({ startAt: { kind: 'all' } });
     w.folder.appendMany(25);
-    const summary = await w.run({ batchSize: 10 });
+    const summary = await w.run({ batchSize: 10, checkpointEveryMessages: 1 });
     expect(summary).toMatchObject({ outcome: 'published', published: 25, toUid: 25 });
     expect(w.publisher.calls.map((c) => c.map((e) => e.uid))).toEqual([uids(1, 10), uids(11, 20), uids(21, 25)]);
     expect(w.store.puts.map((p) => [p.expectedVersion, p.next.lastUid, p.ok])).toEqual([
@@ -270,6 +270,29 @@ describe('pollMailbox: incremental polls', () => {
         .calls.filter((c) => c.op === 'fetchSources')
         .map((c) => (c as { uids: number[] }).uids),
     ).toEqual([uids(1, 10), uids(11, 20), uids(21, 25)]);
+  });
+
+  it('writes the checkpoint on a cadence: every checkpointEveryMessages messages (at a batch end) and at the end', async () => {
+    const w = world({ startAt: { kind: 'all' } });
+    w.folder.appendMany(1_234);
+    const summary = await w.run({ maxMessagesPerRun: 5_000 });
+    expect(summary).toMatchObject({ outcome: 'published', published: 1_234, toUid: 1_234 });
+    // Default: batches of 100, a write once 500 messages are done since the last one.
+    expect(w.store.puts.map((p) => [p.expectedVersion, p.next.lastUid, p.ok])).toEqual([
+      [0, 500, true],
+      [1, 1_000, true],
+      [2, 1_234, true],
+    ]);
+    expect(w.publisher.calls.map((c) => c.length)).toEqual([...Array(12).fill(100), 34]);
+  });
+
+  it("writes the checkpoint on a cadence: checkpointEveryMs after the last write, on the run's clock", async () => {
+    const w = world({ startAt: { kind: 'all' } });
+    w.folder.appendMany(30);
+    w.publisher.onCall = () => w.clock.advance(2_000);
+    await w.run({ batchSize: 10, checkpointEveryMs: 3_000 });
+    // Each batch takes 2 s: due after the second batch (4 s), then at the end.
+    expect(w.store.puts.map((p) => p.next.lastUid)).toEqual([20, 30]);
   });
 
   it('bounds the download of each message and marks the event truncated', async () => {
@@ -352,7 +375,7 @@ describe('pollMailbox: publishing failures', () => {
       w.store.beforePut = undefined;
       w.store.seed({ mailboxId: MAILBOX, folder: 'INBOX', uidValidity: V1, lastUid: 10, version: 2 });
     };
-    await expect(w.run({ batchSize: 10 })).rejects.toBeInstanceOf(CheckpointConflictError);
+    await expect(w.run({ batchSize: 10, checkpointEveryMessages: 1 })).rejects.toBeInstanceOf(CheckpointConflictError);
     expect(w.publisher.calls).toHaveLength(1);
     expect(w.store.puts.map((p) => p.ok)).toEqual([false]);
     expect(w.checkpoint()).toMatchObject({ lastUid: 10, version: 2 });
@@ -402,7 +425,11 @@ describe('pollMailbox: the checkpoint never passes an unpublished UID', () => {
         if (random() < 0.2) w.folder.append();
         try {
           outcome = (
-            await w.run({ batchSize: 1 + Math.floor(random() * 12), maxMessagesPerRun: 5 + Math.floor(random() * 30) })
+            await w.run({
+              batchSize: 1 + Math.floor(random() * 12),
+              maxMessagesPerRun: 5 + Math.floor(random() * 30),
+              checkpointEveryMessages: 1 + Math.floor(random() * 20),
+            })
           ).outcome;
         } catch (err) {
           expect(err).toBeInstanceOf(EventPublishError);
@@ -522,7 +549,7 @@ describe('pollMailbox: expunged messages', () => {
     w.folder.appendMany(4);
     w.seed({ lastUid: 0 });
     w.mailbox.hooks.beforeFetch = (folder, wanted) => folder.expunge(...wanted);
-    const summary = await w.run({ batchSize: 2 });
+    const summary = await w.run({ batchSize: 2, checkpointEveryMessages: 1 });
     expect(summary).toMatchObject({ published: 0, skipped: 4, toUid: 4 });
     expect(w.publisher.calls).toEqual([]);
     expect(w.store.puts.map((p) => p.next.lastUid)).toEqual([2, 4]);

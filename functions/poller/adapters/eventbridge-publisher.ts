@@ -19,6 +19,12 @@ export interface EventBridgePublisherOptions {
   readonly sleep?: (ms: number) => Promise<void>;
   readonly random?: () => number;
   readonly log?: Log;
+  /**
+   * PutEvents calls in flight at once for one publish() (of more than 10 entries or 256 KB). Each call waits a
+   * round trip; a few at once keep the drain from waiting on them one after another, far below the account's
+   * PutEvents quota (10,000 entries per second in the large regions). @default 4
+   */
+  readonly concurrency?: number;
 }
 
 /** Error codes of failed entries that will not succeed on retry. */
@@ -58,7 +64,8 @@ export class EventBridgePublisher implements EventPublisher {
         );
       const retry: typeof pending = [];
       const chunks = chunkEntries(pending, (p) => eventEntrySize(p.entry));
-      for (const [c, chunk] of chunks.entries()) {
+      let callFailed: string | undefined;
+      const sendChunk = async (chunk: (typeof chunks)[number]): Promise<boolean> => {
         let results: PutEventsResultEntry[];
         try {
           const response = await this.client.send(
@@ -71,15 +78,10 @@ export class EventBridgePublisher implements EventPublisher {
           if (options.signal?.aborted) throw options.signal.reason ?? err;
           const mapped = mapCallError(err);
           if (!mapped.retryable) throw mapped;
-          // The SDK already retried this call: stop here, the next poll retries what is left.
-          const unsent = chunks.slice(c).flat();
-          this.options.log?.warn('PutEvents call failed after the SDK retries', {
-            errorName: (err as Error)?.name,
-            entries: unsent.length,
-            attempt,
-          });
-          for (const p of unsent) failed.set(p.index, (err as Error)?.name ?? 'Error');
-          return { accepted, failed };
+          // The SDK already retried this call: no new call starts, the next poll retries what is left.
+          callFailed ??= (err as Error)?.name ?? 'Error';
+          for (const p of chunk) failed.set(p.index, (err as Error)?.name ?? 'Error');
+          return false;
         }
         chunk.forEach((p, i) => {
           const r = results[i];
@@ -92,7 +94,19 @@ export class EventBridgePublisher implements EventPublisher {
             if (!PERMANENT_ENTRY_ERRORS.has(code)) retry.push(p);
           }
         });
+        return true;
+      };
+      const unsent = await forEachConcurrently(chunks, this.options.concurrency ?? 4, sendChunk);
+      if (callFailed !== undefined) {
+        for (const p of unsent.flat()) failed.set(p.index, callFailed);
+        this.options.log?.warn('PutEvents call failed after the SDK retries', {
+          errorName: callFailed,
+          entries: [...failed.keys()].filter((i) => !accepted.has(i)).length,
+          attempt,
+        });
+        return { accepted, failed };
       }
+      retry.sort((a, b) => a.index - b.index);
       if (retry.length > 0)
         this.options.log?.warn('PutEvents entries failed; retrying', { failed: retry.length, attempt });
       pending = retry;
@@ -129,4 +143,27 @@ function mapCallError(err: unknown): EventPublishError {
     });
   }
   return new EventPublishError(`PutEvents failed (${name}).`, { cause: err, retryable: true });
+}
+
+/**
+ * Runs `work` on the items in order, at most `limit` at a time. Once a `work` answers false (or throws), no new item
+ * starts; those in flight finish. Returns the items never started; rejects with the first failure.
+ */
+async function forEachConcurrently<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<boolean>,
+): Promise<T[]> {
+  let next = 0;
+  let stopped = false;
+  const worker = async (): Promise<void> => {
+    try {
+      while (next < items.length && !stopped) if (!(await work(items[next++]!))) stopped = true;
+    } catch (err) {
+      stopped = true;
+      throw err;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return items.slice(next);
 }

@@ -49,6 +49,9 @@ export class Deadline {
   readonly cleanupMs: number;
   private readonly now: () => Date;
   private readonly controller = new AbortController();
+  /** Calls under way, oldest first (a Set keeps insertion order). */
+  private readonly pending = new Set<{ readonly timedOut: () => Error }>();
+  private stopError?: Error;
 
   /** Starts a run's deadline; throws ConfigurationError when the run has less than MIN_RUN_MS. */
   static start(options: DeadlineOptions): Deadline {
@@ -98,33 +101,52 @@ export class Deadline {
   call<T>(call: (signal: AbortSignal) => Promise<T>, timedOut: () => Error, onLate?: (value: T) => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       let lost = false;
+      const pending = { timedOut };
+      this.pending.add(pending);
       const timer = setTimeout(
         () => {
           lost = true;
-          const error = timedOut();
-          this.controller.abort(error);
+          const error = this.stop(timedOut);
+          this.pending.delete(pending);
           reject(error);
         },
         Math.max(0, this.at - this.cleanupMs - this.now().getTime()),
       );
-      let pending: Promise<T>;
+      let running: Promise<T>;
       try {
-        pending = call(this.controller.signal);
+        running = call(this.controller.signal);
       } catch (err) {
-        pending = Promise.reject(err);
+        running = Promise.reject(err);
       }
-      pending.then(
+      running.then(
         (value) => {
           clearTimeout(timer);
+          this.pending.delete(pending);
           if (lost) onLate?.(value);
           else resolve(value);
         },
         (err: unknown) => {
           clearTimeout(timer);
-          if (!lost) reject(err);
+          this.pending.delete(pending);
+          // Failed once the run's signal aborted: cancelled by the hard stop, which reports the stall.
+          if (!lost) reject(this.stopError ?? err);
         },
       );
     });
+  }
+
+  /**
+   * The hard stop, once: the error every call given up reports is the one of the call that had waited longest
+   * (the stall that used up the run's time: a FETCH running ahead on a silent server, not the PutEvents that
+   * happened to be under way beside it), and the run's signal aborts with it.
+   */
+  private stop(timedOut: () => Error): Error {
+    if (!this.stopError) {
+      const oldest = this.pending.values().next().value ?? { timedOut };
+      this.stopError = oldest.timedOut();
+      this.controller.abort(this.stopError);
+    }
+    return this.stopError;
   }
 
   /**

@@ -35,8 +35,17 @@ export interface PollOptions {
   readonly reserveMs?: number;
   /** Messages handled per run at most; the next run continues. @default 1_000 */
   readonly maxMessagesPerRun?: number;
-  /** Messages per batch (one PutEvents round and one checkpoint write per batch). @default 10 */
+  /** Messages per batch (one FETCH of their sources; their PutEvents calls run concurrently). @default 100 */
   readonly batchSize?: number;
+  /** Source bytes per batch at most (by RFC822.SIZE, each capped at maxMessageBytes): bounds memory. @default 4 MiB */
+  readonly batchBytes?: number;
+  /**
+   * The checkpoint is written once this many messages are done since the last write, or `checkpointEveryMs` after
+   * it, and when the run ends: what a crash can make the next run publish again (docs/events.md). @default 500
+   */
+  readonly checkpointEveryMessages?: number;
+  /** @default 5_000 */
+  readonly checkpointEveryMs?: number;
   /** Download bound per message, for the event content. @default 2 MiB */
   readonly maxMessageBytes?: number;
   /** Identifies this run as lease owner. @default random UUID */
@@ -199,7 +208,10 @@ async function planAndDrain(
       deadline,
       limits: {
         maxMessagesPerRun: options.maxMessagesPerRun ?? 1_000,
-        batchSize: options.batchSize ?? 10,
+        batchSize: options.batchSize ?? 100,
+        batchBytes: options.batchBytes ?? 4 * 1024 * 1024,
+        checkpointEveryMessages: options.checkpointEveryMessages ?? 500,
+        checkpointEveryMs: options.checkpointEveryMs ?? 5_000,
         maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
       },
       checkpoints: deps.checkpoints,

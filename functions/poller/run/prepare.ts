@@ -1,4 +1,7 @@
-/** Turns listed messages into EventBridge entries: fetch (bounded), optionally store raw, parse, build, fit. */
+/**
+ * Turns listed messages into EventBridge entries in two halves the drain overlaps: fetchBatch (IMAP, bounded, and
+ * the raw store) and prepareFetched (parse, build, fit).
+ */
 import { createHash } from 'node:crypto';
 import { rawMessageKey } from '../contract/keys.js';
 import { buildMessageDetail } from '../core/build-detail.js';
@@ -6,7 +9,7 @@ import { isRescanCandidate } from '../core/checkpoint.js';
 import { serializeDetail } from '../core/event-size.js';
 import { parseMessageContent } from '../core/message-content.js';
 import { type Checkpoint, DETAIL_TYPE_MESSAGE, type EventEntry, type MessageSummary } from '../core/types.js';
-import type { RawMessageStore } from '../ports.js';
+import type { MessageSource, RawMessageStore } from '../ports.js';
 import { type Deadline, rawStoreSilent } from './deadline.js';
 import type { TimedSession } from './timed-session.js';
 
@@ -40,11 +43,24 @@ export interface PrepareInput {
   readonly rawStore?: RawMessageStore;
 }
 
+/** The sources of a batch as read from the server (and stored raw, when configured). */
+export interface FetchedBatch {
+  /** Messages in UID order. */
+  readonly batch: readonly MessageSummary[];
+  /** Sources of the messages to publish; a message without one is passed over (or withheld, below). */
+  readonly sources: ReadonlyMap<number, MessageSource>;
+  /** Listed, left out by the body FETCH, and still found by a fresh search: withheld by the server. */
+  readonly withheld: ReadonlySet<number>;
+  readonly raw: ReadonlyMap<number, RawReference>;
+}
+
+type RawReference = { bucket: string; key: string; size: number };
+
 /**
- * One entry per message of the batch that is to be published, in UID order; the others are passed over. Ends at
- * the first message the server withheld (listed, still there, but not sent), which is marked `withheld`.
+ * The I/O half of preparing a batch: its sources in bounded FETCHes, a search for what the FETCH left out, and
+ * each message streamed to the raw store when one is configured. Uses the IMAP session: one at a time.
  */
-export async function prepareBatch(input: PrepareInput): Promise<PreparedMessage[]> {
+export async function fetchBatch(input: PrepareInput): Promise<FetchedBatch> {
   const { batch, checkpoint, target, session, deadline, rawStore } = input;
   const wanted = batch.filter((m) => isRescanCandidate(checkpoint, m, messageIdHash));
   const sources = await session.fetchSources(
@@ -53,31 +69,50 @@ export async function prepareBatch(input: PrepareInput): Promise<PreparedMessage
   );
   // A message the FETCH left out is passed over only when a fresh search confirms it is gone (expunged meanwhile).
   const missing = wanted.filter((m) => !sources.has(m.uid)).map((m) => m.uid);
-  const stillThere = new Set(missing.length > 0 ? await session.exists(missing) : []);
+  const withheld = new Set(missing.length > 0 ? await session.exists(missing) : []);
+  const raw = new Map<number, RawReference>();
+  if (rawStore) {
+    for (const summary of batch) {
+      if (withheld.has(summary.uid)) break; // nothing after it is published
+      if (!sources.has(summary.uid)) continue;
+      const stream = await session.streamSource(summary.uid);
+      if (!stream) continue;
+      const key = rawMessageKey(target.mailboxId, checkpoint.uidValidity, summary.uid);
+      raw.set(
+        summary.uid,
+        await deadline.call(
+          (signal) => rawStore.put(key, stream.stream, stream.size || summary.size, { signal }),
+          rawStoreSilent,
+        ),
+      );
+    }
+  }
+  return { batch, sources, withheld, raw };
+}
+
+/**
+ * The CPU half: one entry per message of the batch that is to be published, in UID order; the others are passed
+ * over. Ends at the first message the server withheld (listed, still there, but not sent), marked `withheld`.
+ */
+export async function prepareFetched(
+  fetched: FetchedBatch,
+  input: Pick<PrepareInput, 'checkpoint' | 'target'>,
+): Promise<PreparedMessage[]> {
+  const { checkpoint, target } = input;
   const prepared: PreparedMessage[] = [];
-  for (const summary of batch) {
-    const source = sources.get(summary.uid);
-    if (stillThere.has(summary.uid)) {
+  for (const summary of fetched.batch) {
+    if (fetched.withheld.has(summary.uid)) {
       // Nothing after it is prepared either: the checkpoint stops before it, the next run retries from there.
       prepared.push({ uid: summary.uid, summary, withheld: true });
       break;
     }
+    const source = fetched.sources.get(summary.uid);
     if (!source) {
       // Passed over by the re-scan, or expunged between listing and fetching: nothing to publish.
       prepared.push({ uid: summary.uid, summary });
       continue;
     }
-    let raw: { bucket: string; key: string; size: number } | undefined;
-    if (rawStore) {
-      const stream = await session.streamSource(summary.uid);
-      if (stream) {
-        const key = rawMessageKey(target.mailboxId, checkpoint.uidValidity, summary.uid);
-        raw = await deadline.call(
-          (signal) => rawStore.put(key, stream.stream, stream.size || summary.size, { signal }),
-          rawStoreSilent,
-        );
-      }
-    }
+    const raw = fetched.raw.get(summary.uid);
     const content = await parseMessageContent(source.bytes, { partial: source.partial });
     const detail = serializeDetail(
       buildMessageDetail({

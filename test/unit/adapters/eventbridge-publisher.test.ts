@@ -221,19 +221,39 @@ describe('EventBridgePublisher: failed calls', () => {
     );
   });
 
-  it('a failed call ends the publish: the chunks before it stay accepted, it and the rest are failed', async () => {
+  it('a failed call ends the publish (one call at a time): the chunks before it stay accepted, it and the rest are failed', async () => {
     let call = 0;
     eb.on(PutEventsCommand).callsFake((input: { Entries: PutEventsRequestEntry[] }) => {
       if (call++ === 1) throw named('ThrottlingException');
       return { FailedEntryCount: 0, Entries: input.Entries.map((e) => ok(uidOf(e))) };
     });
-    const result = await publisher().publish(entries(25));
+    const result = await publisher({ concurrency: 1 }).publish(entries(25));
     expect(sentUids()).toEqual([
       [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
       [10, 11, 12, 13, 14, 15, 16, 17, 18, 19],
     ]);
     expect([...result.accepted]).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect([...result.failed.keys()]).toEqual([10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24]);
+    expect(new Set(result.failed.values())).toEqual(new Set(['ThrottlingException']));
+  });
+
+  it('a failed call ends the publish (calls in flight together): those in flight finish, no new call starts', async () => {
+    let call = 0;
+    let failedAlready: () => void = () => {};
+    const secondFailed = new Promise<void>((resolve) => (failedAlready = resolve));
+    eb.on(PutEventsCommand).callsFake(async (input: { Entries: PutEventsRequestEntry[] }) => {
+      if (call++ === 1) {
+        setTimeout(failedAlready, 10);
+        throw named('ThrottlingException');
+      }
+      await secondFailed; // the first call answers after the second failed
+      return { FailedEntryCount: 0, Entries: input.Entries.map((e) => ok(uidOf(e))) };
+    });
+    const result = await publisher({ concurrency: 2 }).publish(entries(45));
+    // The first two calls went out together; the second failed, so no third call started.
+    expect(sentUids().map((c) => c[0])).toEqual([0, 10]);
+    expect([...result.accepted]).toEqual(uids(0, 9));
+    expect([...result.failed.keys()].sort((a, b) => a - b)).toEqual(uids(10, 44));
     expect(new Set(result.failed.values())).toEqual(new Set(['ThrottlingException']));
   });
 
@@ -258,7 +278,7 @@ describe('EventBridgePublisher: failed calls', () => {
       controller.abort(new Error('the run gave up'));
       throw named('AbortError');
     });
-    const err = await publisher()
+    const err = await publisher({ concurrency: 1 })
       .publish(entries(15), { signal: controller.signal })
       .catch((e: unknown) => e);
     expect((err as Error).message).toBe('the run gave up');
@@ -279,8 +299,31 @@ describe('EventBridgePublisher: failed calls', () => {
       expect(err).toBeInstanceOf(EventPublishError);
       expect(err).toMatchObject({ code: 'EVENT_PUBLISH_FAILED', retryable: false, cause });
       expect((err as EventPublishError).hint).toBeTruthy();
-      expect(eb.commandCalls(PutEventsCommand)).toHaveLength(1);
+      // The two calls of the 12 entries went out together (concurrently); no further call, no retry.
+      expect(eb.commandCalls(PutEventsCommand)).toHaveLength(2);
       expect(sleeps).toEqual([]);
     },
   );
+});
+
+function uids(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
+
+describe('EventBridgePublisher: concurrency', () => {
+  it('keeps at most `concurrency` PutEvents calls in flight and reports every entry', async () => {
+    let inFlight = 0;
+    let most = 0;
+    eb.on(PutEventsCommand).callsFake(async (input: { Entries: unknown[] }) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      await new Promise((resolve) => setImmediate(resolve));
+      inFlight--;
+      return { FailedEntryCount: 0, Entries: input.Entries.map((_, i) => ({ EventId: `id-${i}` })) };
+    });
+    const result = await publisher({ concurrency: 3 }).publish(entries(95));
+    expect(eb.commandCalls(PutEventsCommand)).toHaveLength(10);
+    expect(most).toBe(3);
+    expect(result.accepted.size).toBe(95);
+  });
 });
