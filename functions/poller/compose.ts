@@ -152,7 +152,8 @@ export async function composeStatusStore(
   return new DynamoDbPollStatusStore(new DynamoDBClient(awsClientConfig(options.clientConfig)), table);
 }
 
-async function composeRawStore(bucket: string, options: ComposeOptions) {
+/** The raw-message store (S3). */
+export async function composeRawStore(bucket: string, options: ComposeOptions) {
   const [{ S3Client }, { S3RawMessageStore }] = await Promise.all([
     import('@aws-sdk/client-s3'),
     import('./adapters/s3-raw-store.js'),

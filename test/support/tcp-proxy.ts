@@ -55,6 +55,8 @@ export interface TcpProxyStats {
   bytesDown: number;
   /** Bytes forwarded from clients to upstream. */
   bytesUp: number;
+  /** Most connections live at the same time. */
+  peakLive: number;
 }
 
 type Direction = 'up' | 'down';
@@ -233,7 +235,7 @@ class Link {
 }
 
 export class TcpProxy {
-  readonly stats: TcpProxyStats = { accepted: 0, refused: 0, dropped: 0, bytesDown: 0, bytesUp: 0 };
+  readonly stats: TcpProxyStats = { accepted: 0, refused: 0, dropped: 0, bytesDown: 0, bytesUp: 0, peakLive: 0 };
   private current: Fault = { kind: 'pass' };
   private readonly links = new Set<Link>();
   private server: Server;
@@ -338,6 +340,7 @@ export class TcpProxy {
     client.setNoDelay(true);
     const link = new Link(this, client, upstream);
     this.links.add(link);
+    this.stats.peakLive = Math.max(this.stats.peakLive, this.links.size);
     if (link.isSilent()) {
       // Held: nothing flows until the fault is lifted (faultChanged resumes both sides).
       client.pause();

@@ -1,0 +1,168 @@
+/**
+ * One mailbox's turn in the worker pool: the registry item (gone, paused or in backoff: the message is dropped),
+ * the settings from its secret (under the fleet's prefix only), a connection slot of its IMAP host (none free: the
+ * mailbox goes back into the queue with a delay), then the same `pollMailbox` as per-mailbox mode (lease,
+ * checkpoint, events, status item) with at most MAX_MESSAGES_PER_TURN messages; more work waiting: straight back
+ * into the queue. A non-retryable failure backs the mailbox off exponentially, with the reason in the registry.
+ */
+import { randomUUID } from 'node:crypto';
+import { FLEET_METRICS, type PollRequest } from '../../poller/contract/fleet.js';
+import { parseStartAt } from '../../poller/contract/start-at.js';
+import { ConfigurationError, describeError } from '../../poller/errors.js';
+import type { PollDeps } from '../../poller/ports.js';
+import { type RunReporter, reportFailed, reportFinished } from '../../poller/report.js';
+import { Deadline, LEASE_GRACE_MS, secretsSilent } from '../../poller/run/deadline.js';
+import { type PollSummary, pollMailbox } from '../../poller/run/poll-mailbox.js';
+import type { DynamoDbHostSlots } from '../adapters/dynamodb-host-slots.js';
+import type { DynamoDbRegistry } from '../adapters/dynamodb-registry.js';
+import type { SqsPollQueue } from '../adapters/sqs-poll-queue.js';
+import type { WorkerConfig } from '../config.js';
+import { failureBackoffMs, isUnderSecretPrefix, mailboxState, type RegistryEntry } from '../core/registry.js';
+
+/** A turn that would start with less than this before the Lambda deadline goes back to the queue instead. */
+export const MIN_TURN_MS = 5_000;
+/** A mailbox deferred by the host cap comes back after 5 to 15 s (jittered, so they do not return together). */
+export const HOST_CAP_DELAY_SECONDS = { min: 5, max: 15 } as const;
+
+export interface TurnDeps {
+  readonly registry: Pick<DynamoDbRegistry, 'get' | 'recordSuccess' | 'recordFailure'>;
+  readonly hostSlots: Pick<DynamoDbHostSlots, 'acquire' | 'release'>;
+  readonly queue: Pick<SqsPollQueue, 'send'>;
+  depsFor(entry: RegistryEntry): PollDeps;
+  /** Log, aggregate metrics (no per-mailbox dimension), status store. */
+  readonly reporter: RunReporter;
+  readonly now: () => Date;
+  readonly random?: () => number;
+}
+
+export type TurnOutcome =
+  /** Polled (any pollMailbox outcome but `partial`). */
+  | { readonly kind: 'polled'; readonly summary: PollSummary }
+  /** Polled, more mail waiting: re-queued at once. */
+  | { readonly kind: 'requeued'; readonly summary: PollSummary }
+  /** No host slot free: re-queued with a delay. */
+  | { readonly kind: 'deferred'; readonly host: string }
+  /** Not registered, paused, or in backoff: the message is dropped. */
+  | { readonly kind: 'dropped'; readonly reason: 'not-registered' | 'paused' | 'backoff' }
+  /** Failed; `backoffUntil` when the failure was persistent. */
+  | { readonly kind: 'failed'; readonly code: string; readonly backoffUntil?: number }
+  /** Too little time left before the deadline: the message goes back to the queue. */
+  | { readonly kind: 'retry-later' };
+
+export async function runTurn(
+  deps: TurnDeps,
+  config: Pick<
+    WorkerConfig,
+    'secretPrefix' | 'hostConnectionCap' | 'maxMessagesPerTurn' | 'eventBusName' | 'eventSource'
+  >,
+  request: PollRequest,
+  deadline: number,
+): Promise<TurnOutcome> {
+  const started = deps.now().getTime();
+  if (deadline - started < MIN_TURN_MS) return { kind: 'retry-later' };
+  const random = deps.random ?? Math.random;
+  const entry = await deps.registry.get(request.mailboxId);
+  if (!entry) return dropped(deps, request.mailboxId, 'not-registered');
+  const state = mailboxState(entry, started);
+  if (state !== 'active') return dropped(deps, entry.id, state);
+
+  const reporter: RunReporter = {
+    ...deps.reporter,
+    secretId: entry.secretId,
+    // What `status` counts as stale: the fleet's "overdue" (two intervals).
+    staleAfterSeconds: (2 * entry.intervalMs) / 1000,
+  };
+  const poll = deps.depsFor(entry);
+  const runId = randomUUID();
+  let slot: Awaited<ReturnType<TurnDeps['hostSlots']['acquire']>>;
+  try {
+    if (!isUnderSecretPrefix(entry.secretId, config.secretPrefix)) {
+      throw new ConfigurationError(
+        `The secret of mailbox "${entry.id}" is not under the fleet's secret prefix "${config.secretPrefix}".`,
+        { hint: 'store the settings in a secret whose name starts with the prefix, and register the mailbox with it.' },
+      );
+    }
+    const startAt = parseStartAt(entry.startAt);
+    if (!startAt) throw new ConfigurationError(`The mailbox "${entry.id}" has an invalid startAt.`);
+    // The host decides the slot, so the settings come first (cached per secret; pollMailbox reads the cache again).
+    const settings = await bounded(deadline, deps, (signal) => poll.settings.load({ signal }));
+    slot = await deps.hostSlots.acquire(
+      settings.host,
+      config.hostConnectionCap,
+      runId,
+      deps.now(),
+      new Date(deadline + LEASE_GRACE_MS),
+    );
+    if (!slot) {
+      const { min, max } = HOST_CAP_DELAY_SECONDS;
+      await deps.queue.send({ mailboxId: entry.id, sentAt: deps.now().getTime() }, min + random() * (max - min));
+      deps.reporter.metrics.addMetric(FLEET_METRICS.hostCapDeferred, 'Count', 1);
+      return { kind: 'deferred', host: settings.host };
+    }
+    try {
+      const summary = await pollMailbox(poll, {
+        mailboxId: entry.id,
+        eventSource: config.eventSource,
+        eventBusName: config.eventBusName,
+        startAt,
+        deadline,
+        maxMessagesPerRun: config.maxMessagesPerTurn,
+        runId,
+      });
+      await reportFinished(reporter, summary);
+      if (summary.outcome !== 'skipped' && needsSuccessStamp(entry, deps.now().getTime())) {
+        await deps.registry.recordSuccess(entry.id, deps.now()).catch((err: unknown) => {
+          deps.reporter.log.warn('Recording the success in the registry failed', {
+            errorCode: describeError(err).code,
+          });
+        });
+      }
+      if (summary.outcome === 'partial') {
+        await deps.queue.send({ mailboxId: entry.id, sentAt: deps.now().getTime() });
+        return { kind: 'requeued', summary };
+      }
+      return { kind: 'polled', summary };
+    } finally {
+      await deps.hostSlots.release(slot).catch(() => {
+        // It expires by itself shortly after the deadline.
+      });
+    }
+  } catch (err) {
+    const { code, message } = await reportFailed(reporter, entry.id, err, deps.now().getTime() - started);
+    if (describeError(err).retryable) return { kind: 'failed', code }; // the schedule tries again
+    const failures = entry.failures + 1;
+    const backoffUntil = deps.now().getTime() + failureBackoffMs(failures, random());
+    await deps.registry.recordFailure(entry.id, { failures, backoffUntil, code, message });
+    deps.reporter.log.warn('Mailbox backs off after a persistent failure', {
+      mailboxId: entry.id,
+      errorCode: code,
+      failures,
+      backoffUntil: new Date(backoffUntil).toISOString(),
+    });
+    return { kind: 'failed', code, backoffUntil };
+  }
+}
+
+/**
+ * Whether a success must be written to the registry: after failures (to end the backoff), and at least once per
+ * interval (the dispatcher's "overdue" gauge reads it), not on every poll.
+ */
+function needsSuccessStamp(entry: RegistryEntry, now: number): boolean {
+  if (entry.failures > 0 || entry.backoffUntil !== undefined || !entry.lastSuccessAt) return true;
+  return now - Date.parse(entry.lastSuccessAt) >= entry.intervalMs;
+}
+
+function dropped(deps: TurnDeps, mailboxId: string, reason: 'not-registered' | 'paused' | 'backoff'): TurnOutcome {
+  deps.reporter.log.info('Poll request dropped', { mailboxId, reason });
+  return { kind: 'dropped', reason };
+}
+
+/** A call bounded by the Lambda deadline (the run's own Deadline rules). */
+async function bounded<T>(deadline: number, deps: TurnDeps, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const d = Deadline.start({ at: deadline, now: deps.now });
+  try {
+    return await d.call(call, secretsSilent);
+  } finally {
+    d.end();
+  }
+}
