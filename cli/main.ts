@@ -7,6 +7,7 @@ import { isImapEventSourceError } from '../functions/poller/errors.js';
 import { checkCommand } from './commands/check.js';
 import { demoCommand } from './commands/demo.js';
 import { foldersCommand } from './commands/folders.js';
+import { mailboxCommand } from './commands/mailbox.js';
 import { pollCommand } from './commands/poll.js';
 import { secretCommand } from './commands/secret.js';
 import { statusCommand } from './commands/status.js';
@@ -21,6 +22,7 @@ const COMMANDS: readonly Command[] = [
   foldersCommand,
   pollCommand,
   statusCommand,
+  mailboxCommand,
   secretCommand,
   demoCommand,
 ];

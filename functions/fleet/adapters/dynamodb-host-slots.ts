@@ -2,7 +2,14 @@
  * Connection slots per IMAP host across the worker pool: `cap` lease-like items per host (`hostslot#<host>#<n>`),
  * each held by one poll until it releases it or it expires (a crashed worker blocks a slot only until then).
  */
-import { DeleteItemCommand, type DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import {
+  BatchGetItemCommand,
+  type BatchGetItemCommandOutput,
+  DeleteItemCommand,
+  type DynamoDBClient,
+  type KeysAndAttributes,
+  PutItemCommand,
+} from '@aws-sdk/client-dynamodb';
 import { mapDynamoError } from '../../poller/adapters/dynamodb-checkpoint-store.js';
 import { hostSlotKey } from '../../poller/contract/fleet.js';
 import { slotOrder } from '../core/registry.js';
@@ -20,9 +27,14 @@ export class DynamoDbHostSlots {
     private readonly random: () => number = Math.random,
   ) {}
 
-  /** A free (or expired) slot of `host`, now held by `owner` until `expiresAt`; undefined when all `cap` are taken. */
+  /**
+   * A free (or expired) slot of `host`, now held by `owner` until `expiresAt`; undefined when all `cap` are taken.
+   * One consistent read of all slots finds the free ones (cap x 0.5 read units, no failed writes while the host is
+   * full), then a conditional write takes one of them (another worker may be faster: then the next one).
+   */
   async acquire(host: string, cap: number, owner: string, now: Date, expiresAt: Date): Promise<HostSlot | undefined> {
-    for (const slot of slotOrder(cap, this.random())) {
+    const taken = await this.takenSlots(host, cap, now);
+    for (const slot of slotOrder(cap, this.random()).filter((s) => !taken.has(s))) {
       try {
         await this.client.send(
           new PutItemCommand({
@@ -44,6 +56,34 @@ export class DynamoDbHostSlots {
       }
     }
     return undefined;
+  }
+
+  /** The slots held (not expired) now. BatchGetItem takes 100 keys per call. */
+  private async takenSlots(host: string, cap: number, now: Date): Promise<Set<number>> {
+    const taken = new Set<number>();
+    const keys = Array.from({ length: cap }, (_, slot) => hostSlotKey(host, slot));
+    for (let i = 0; i < keys.length; i += 100) {
+      let request: Record<string, KeysAndAttributes> | undefined = {
+        [this.tableName]: {
+          Keys: keys.slice(i, i + 100).map((pk) => ({ pk: { S: pk } })),
+          ConsistentRead: true,
+          ProjectionExpression: 'pk, expiresAt',
+        },
+      };
+      for (let round = 0; request && round < 5; round++) {
+        let res: BatchGetItemCommandOutput;
+        try {
+          res = await this.client.send(new BatchGetItemCommand({ RequestItems: request }));
+        } catch (err) {
+          throw mapDynamoError(err, this.tableName, 'host slots read');
+        }
+        for (const item of res.Responses?.[this.tableName] ?? []) {
+          if (Number(item.expiresAt?.N ?? 0) >= now.getTime()) taken.add(Number(item.pk!.S!.split('#').pop()));
+        }
+        request = Object.keys(res.UnprocessedKeys ?? {}).length ? res.UnprocessedKeys : undefined;
+      }
+    }
+    return taken;
   }
 
   /** Gives the slot back if still ours; never throws for a slot that expired and was taken over. */

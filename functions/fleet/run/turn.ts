@@ -13,7 +13,7 @@ import type { PollDeps } from '../../poller/ports.js';
 import { type RunReporter, reportFailed, reportFinished } from '../../poller/report.js';
 import { Deadline, LEASE_GRACE_MS, secretsSilent } from '../../poller/run/deadline.js';
 import { type PollSummary, pollMailbox } from '../../poller/run/poll-mailbox.js';
-import type { DynamoDbHostSlots } from '../adapters/dynamodb-host-slots.js';
+import type { DynamoDbHostSlots, HostSlot } from '../adapters/dynamodb-host-slots.js';
 import type { DynamoDbRegistry } from '../adapters/dynamodb-registry.js';
 import type { SqsPollQueue } from '../adapters/sqs-poll-queue.js';
 import type { WorkerConfig } from '../config.js';
@@ -21,8 +21,11 @@ import { failureBackoffMs, isUnderSecretPrefix, mailboxState, type RegistryEntry
 
 /** A turn that would start with less than this before the Lambda deadline goes back to the queue instead. */
 export const MIN_TURN_MS = 5_000;
-/** A mailbox deferred by the host cap comes back after 5 to 15 s (jittered, so they do not return together). */
-export const HOST_CAP_DELAY_SECONDS = { min: 5, max: 15 } as const;
+/**
+ * No host slot free: the turn waits up to `waitMs` for one (trying every `retryMs`, jittered: a poll takes about a
+ * second, so a slot usually frees within that), then the mailbox goes back to the queue for 2 to 6 s.
+ */
+export const HOST_SLOT_WAIT = { waitMs: 3_000, retryMs: 250, delaySeconds: { min: 2, max: 6 } } as const;
 
 export interface TurnDeps {
   readonly registry: Pick<DynamoDbRegistry, 'get' | 'recordSuccess' | 'recordFailure'>;
@@ -74,7 +77,6 @@ export async function runTurn(
   };
   const poll = deps.depsFor(entry);
   const runId = randomUUID();
-  let slot: Awaited<ReturnType<TurnDeps['hostSlots']['acquire']>>;
   try {
     if (!isUnderSecretPrefix(entry.secretId, config.secretPrefix)) {
       throw new ConfigurationError(
@@ -86,21 +88,16 @@ export async function runTurn(
     if (!startAt) throw new ConfigurationError(`The mailbox "${entry.id}" has an invalid startAt.`);
     // The host decides the slot, so the settings come first (cached per secret; pollMailbox reads the cache again).
     const settings = await bounded(deadline, deps, (signal) => poll.settings.load({ signal }));
-    slot = await deps.hostSlots.acquire(
-      settings.host,
-      config.hostConnectionCap,
-      runId,
-      deps.now(),
-      new Date(deadline + LEASE_GRACE_MS),
-    );
+    const slot = await acquireSlot(deps, settings.host, config.hostConnectionCap, runId, deadline, random);
     if (!slot) {
-      const { min, max } = HOST_CAP_DELAY_SECONDS;
+      const { min, max } = HOST_SLOT_WAIT.delaySeconds;
       await deps.queue.send({ mailboxId: entry.id, sentAt: deps.now().getTime() }, min + random() * (max - min));
       deps.reporter.metrics.addMetric(FLEET_METRICS.hostCapDeferred, 'Count', 1);
       return { kind: 'deferred', host: settings.host };
     }
+    let summary: PollSummary;
     try {
-      const summary = await pollMailbox(poll, {
+      summary = await pollMailbox(poll, {
         mailboxId: entry.id,
         eventSource: config.eventSource,
         eventBusName: config.eventBusName,
@@ -109,24 +106,23 @@ export async function runTurn(
         maxMessagesPerRun: config.maxMessagesPerTurn,
         runId,
       });
-      await reportFinished(reporter, summary);
-      if (summary.outcome !== 'skipped' && needsSuccessStamp(entry, deps.now().getTime())) {
-        await deps.registry.recordSuccess(entry.id, deps.now()).catch((err: unknown) => {
-          deps.reporter.log.warn('Recording the success in the registry failed', {
-            errorCode: describeError(err).code,
-          });
-        });
-      }
-      if (summary.outcome === 'partial') {
-        await deps.queue.send({ mailboxId: entry.id, sentAt: deps.now().getTime() });
-        return { kind: 'requeued', summary };
-      }
-      return { kind: 'polled', summary };
     } finally {
+      // The connection is closed: the slot goes back before the bookkeeping below.
       await deps.hostSlots.release(slot).catch(() => {
         // It expires by itself shortly after the deadline.
       });
     }
+    await reportFinished(reporter, summary);
+    if (summary.outcome !== 'skipped' && needsSuccessStamp(entry, deps.now().getTime())) {
+      await deps.registry.recordSuccess(entry.id, deps.now()).catch((err: unknown) => {
+        deps.reporter.log.warn('Recording the success in the registry failed', { errorCode: describeError(err).code });
+      });
+    }
+    if (summary.outcome === 'partial') {
+      await deps.queue.send({ mailboxId: entry.id, sentAt: deps.now().getTime() });
+      return { kind: 'requeued', summary };
+    }
+    return { kind: 'polled', summary };
   } catch (err) {
     const { code, message } = await reportFailed(reporter, entry.id, err, deps.now().getTime() - started);
     if (describeError(err).retryable) return { kind: 'failed', code }; // the schedule tries again
@@ -150,6 +146,25 @@ export async function runTurn(
 function needsSuccessStamp(entry: RegistryEntry, now: number): boolean {
   if (entry.failures > 0 || entry.backoffUntil !== undefined || !entry.lastSuccessAt) return true;
   return now - Date.parse(entry.lastSuccessAt) >= entry.intervalMs;
+}
+
+/** A slot of the host, waiting up to HOST_SLOT_WAIT.waitMs (and never into the last MIN_TURN_MS before the deadline). */
+async function acquireSlot(
+  deps: TurnDeps,
+  host: string,
+  cap: number,
+  owner: string,
+  deadline: number,
+  random: () => number,
+): Promise<HostSlot | undefined> {
+  const giveUpAt = Math.min(deps.now().getTime() + HOST_SLOT_WAIT.waitMs, deadline - MIN_TURN_MS);
+  for (;;) {
+    const slot = await deps.hostSlots.acquire(host, cap, owner, deps.now(), new Date(deadline + LEASE_GRACE_MS));
+    if (slot) return slot;
+    const pause = HOST_SLOT_WAIT.retryMs * (0.5 + random());
+    if (deps.now().getTime() + pause > giveUpAt) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, pause));
+  }
 }
 
 function dropped(deps: TurnDeps, mailboxId: string, reason: 'not-registered' | 'paused' | 'backoff'): TurnOutcome {

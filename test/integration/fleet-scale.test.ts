@@ -1,0 +1,181 @@
+/**
+ * The fleet's proof on one machine: 1,000 mailboxes (1,000 users on a private Dovecot, each with new mail, one
+ * shared secret with a per-mailbox `username`), registered in moto's DynamoDB, one dispatch cycle, and the worker
+ * handler fed by the poll queue as the SQS event source feeds it (FLEET_SCALE_LANES invocations side by side).
+ * Prints: the time from the dispatch to an empty queue, the peak of concurrent IMAP connections (a TCP proxy in
+ * front of Dovecot counts them) against the host cap, events published (each eventId once; an HTTP recorder in
+ * front of moto's EventBridge sees every accepted entry), a mailbox with a wrong password in backoff, and a
+ * mailbox added with the CLI polled on the next cycle. FLEET_SCALE_MAILBOXES=N runs it with N mailboxes.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FLEET_DEFAULTS } from '../../functions/poller/contract/fleet.js';
+import { runCli } from '../support/cli.js';
+import type { DovecotServer, User } from '../support/dovecot.js';
+import { mailboxSecret, startDovecot } from '../support/env.js';
+import { EventRecorder } from '../support/event-recorder.js';
+import { Fleet } from '../support/fleet.js';
+import { buildMessage } from '../support/messages.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
+
+const MAILBOXES = Number(process.env.FLEET_SCALE_MAILBOXES ?? 1_000);
+const LANES = Number(process.env.FLEET_SCALE_LANES ?? 4);
+const BATCH = 5;
+const CAP = FLEET_DEFAULTS.hostConnectionCap;
+const PASSWORD = 'shared-tenant-password';
+
+let imap: DovecotServer;
+let proxy: TcpProxy;
+let recorder: EventRecorder;
+const saved = { ...process.env };
+
+beforeAll(async () => {
+  imap = await startDovecot();
+  proxy = await TcpProxy.start({ port: imap.imapsPort!, name: 'imap' });
+}, 120_000);
+afterAll(async () => {
+  process.env = { ...saved };
+  await proxy?.close();
+  await recorder?.close();
+  await imap?.stop();
+});
+
+/** Runs `fn` over `items`, `limit` at a time. */
+async function limited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+/** `lastDurationMs` of every status item (one Scan), sorted. */
+async function pollDurations(fleet: Fleet): Promise<number[]> {
+  const { ScanCommand } = await import('@aws-sdk/client-dynamodb');
+  const out: number[] = [];
+  let start: Record<string, import('@aws-sdk/client-dynamodb').AttributeValue> | undefined;
+  do {
+    const res = await fleet.aws.dynamodb.send(
+      new ScanCommand({
+        TableName: fleet.table,
+        FilterExpression: 'begins_with(pk, :p)',
+        ExpressionAttributeValues: { ':p': { S: 'status#' } },
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    for (const item of res.Items ?? []) if (item.lastDurationMs?.N) out.push(Number(item.lastDurationMs.N));
+    start = res.LastEvaluatedKey;
+  } while (start);
+  return out.sort((a, b) => a - b);
+}
+
+const id = (i: number) => `box${String(i).padStart(5, '0')}`;
+
+describe('fleet at scale', () => {
+  it(`drains ${MAILBOXES} mailboxes in one dispatch cycle within the host cap, each message published once`, async () => {
+    const t0 = performance.now();
+    recorder = await EventRecorder.start(`http://127.0.0.1:${(await import('../support/env.js')).moto().info.port}`);
+    const fleet = await Fleet.create({ env: { AWS_ENDPOINT_URL_EVENTBRIDGE: recorder.url } });
+    fleet.use();
+    const users: User[] = [];
+    for (let i = 0; i < MAILBOXES; i++) users.push(await imap.createUser({ username: id(i), password: PASSWORD }));
+    // New mail in every mailbox: 1 message, every tenth mailbox 3.
+    const perMailbox = (i: number) => (i % 10 === 0 ? 3 : 1);
+    await limited(
+      users.map((u, i) => [u, i] as const),
+      8,
+      async ([u, i]) =>
+        void (await imap.appendMany(
+          u,
+          'INBOX',
+          Array.from({ length: perMailbox(i) }, (_, k) => buildMessage({ subject: `${u.username} ${k + 1}` })),
+        )),
+    );
+    const shared = `${fleet.secretPrefix}tenant`;
+    // One secret for the whole tenant: the host (through the counting proxy), the CA, the shared password.
+    const secret = { ...mailboxSecret(imap, users[0]!), port: proxy.port, username: 'placeholder', password: PASSWORD };
+    await fleet.aws.createSecret(shared, secret);
+    await limited(
+      users.map((_, i) => i),
+      16,
+      (i) => fleet.register({ id: id(i), secretId: shared, username: id(i), startAt: 'all' }),
+    );
+    // One mailbox whose password is wrong (its own secret).
+    const wrong = await imap.createUser({ username: 'wrongpass' });
+    await imap.appendMany(wrong, 'INBOX', [buildMessage({ subject: 'never read' })]);
+    await fleet.aws.createSecret(`${fleet.secretPrefix}wrong`, {
+      ...secret,
+      username: wrong.username,
+      password: 'nope',
+    });
+    await fleet.register({ id: 'wrongpass', secretId: `${fleet.secretPrefix}wrong`, startAt: 'all' });
+    const setupSeconds = (performance.now() - t0) / 1000;
+
+    // One dispatch cycle, drained by the pool.
+    const c0 = performance.now();
+    const cycle = await fleet.dispatch();
+    const dispatchMs = performance.now() - c0;
+    const drained = await fleet.drain({ lanes: LANES, batchSize: BATCH });
+    const drainSeconds = (performance.now() - c0) / 1000;
+
+    const expected = users.reduce((n, _, i) => n + perMailbox(i), 0);
+    const firstCycle = recorder.accepted.length;
+    const wrongEntry = await fleet.registry.get('wrongpass');
+    const deferred = drained.records - (MAILBOXES + 1);
+    const durations = await pollDurations(fleet);
+    const pct = (p: number) => durations[Math.min(durations.length - 1, Math.floor(p * durations.length))] ?? 0;
+    // The next cycle after an admin added a mailbox with the CLI: no deploy, polled at once.
+    const late = await imap.createUser({ username: 'latecomer', password: PASSWORD });
+    await imap.appendMany(late, 'INBOX', [buildMessage({ subject: 'late 1' }), buildMessage({ subject: 'late 2' })]);
+    const added = await runCli([
+      'mailbox',
+      'add',
+      '--table',
+      fleet.table,
+      '--id',
+      'latecomer',
+      '--secret-id',
+      shared,
+      '--username',
+      'latecomer',
+      '--start-at',
+      'all',
+      '--secret-prefix',
+      fleet.secretPrefix,
+    ]);
+    expect(added.stderr).toBe('');
+    expect(added.code).toBe(0);
+    const next = await fleet.dispatch();
+    await fleet.drain({ lanes: LANES, batchSize: BATCH });
+    const lateEvents = recorder.accepted.filter((e) => e.detail.mailboxId === 'latecomer');
+    const ids = recorder.accepted.map((e) => String(e.detail.eventId));
+
+    console.log(
+      [
+        `fleet scale: ${MAILBOXES} mailboxes (+1 wrong password) on one Dovecot host, ${LANES} worker invocations side by side, batch ${BATCH}, host cap ${CAP}`,
+        `  setup (users, mail, registry):      ${setupSeconds.toFixed(1)} s`,
+        `  dispatch (query 16 shards, claim, send): ${Math.round(dispatchMs)} ms for ${cycle.dispatched} mailboxes`,
+        `  one cycle, dispatch to empty queue: ${drainSeconds.toFixed(1)} s (${(MAILBOXES / drainSeconds).toFixed(1)} mailboxes/s)`,
+        `  worker invocations / records:       ${drained.invocations} / ${drained.records} (${deferred} host-cap deferrals, ${drained.failures} batch item failures)`,
+        `  poll duration (status items):       median ${pct(0.5)} ms, p90 ${pct(0.9)} ms, max ${pct(1)} ms`,
+        `  peak concurrent IMAP connections:   ${proxy.stats.peakLive} (cap ${CAP}); connections: ${proxy.stats.accepted}`,
+        `  events published:                   ${firstCycle} of ${expected} expected, ${new Set(ids).size} distinct eventIds in all`,
+        `  wrong password:                     ${wrongEntry?.failures} attempt, ${wrongEntry?.lastErrorCode}, next attempt ${new Date(wrongEntry?.backoffUntil ?? 0).toISOString()}`,
+        `  next cycle: ${next.dispatched} dispatched, ${next.inBackoff} in backoff; CLI-added mailbox published ${lateEvents.length} events`,
+      ].join('\n'),
+    );
+
+    expect(cycle.dispatched).toBe(MAILBOXES + 1);
+    expect(drained.failures).toBe(0);
+    expect(proxy.stats.peakLive).toBeLessThanOrEqual(CAP);
+    expect(firstCycle).toBe(expected);
+    expect(ids.length).toBe(expected + 2);
+    expect(new Set(ids).size).toBe(ids.length); // each message once
+    for (let i = 0; i < MAILBOXES; i += 97) {
+      expect(recorder.accepted.filter((e) => e.detail.mailboxId === id(i))).toHaveLength(perMailbox(i));
+    }
+    expect(wrongEntry).toMatchObject({ failures: 1, lastErrorCode: 'IMAP_AUTH_FAILED' });
+    expect(next.inBackoff).toBe(1);
+    expect(lateEvents.map((e) => e.detail.subject)).toEqual(['late 1', 'late 2']);
+  }, 900_000);
+});
