@@ -45,42 +45,46 @@ export class DynamoDbRegistry {
 
   /** Every registry item (paused ones too): a Scan of the table, for `mailbox list` and the declared sync. */
   async list(): Promise<RegistryEntry[]> {
-    const out: RegistryEntry[] = [];
-    let start: Record<string, AttributeValue> | undefined;
-    do {
-      const res = await this.call('registry scan', () =>
-        this.client.send(
-          new ScanCommand({
-            TableName: this.tableName,
-            FilterExpression: 'begins_with(pk, :prefix)',
-            ExpressionAttributeValues: { ':prefix': { S: REGISTRY_KEY_PREFIX } },
-            ...(start ? { ExclusiveStartKey: start } : {}),
-          }),
-        ),
-      );
-      for (const item of res.Items ?? []) out.push(parseRegistryItem(item, this.tableName));
-      start = res.LastEvaluatedKey;
-    } while (start);
-    return out.sort((a, b) => (a.id < b.id ? -1 : 1));
+    const entries = await this.pages('registry scan', (start) =>
+      this.client.send(
+        new ScanCommand({
+          TableName: this.tableName,
+          FilterExpression: 'begins_with(pk, :prefix)',
+          ExpressionAttributeValues: { ':prefix': { S: REGISTRY_KEY_PREFIX } },
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      ),
+    );
+    return entries.sort((a, b) => (a.id < b.id ? -1 : 1));
   }
 
   /** Every active (not paused) entry of one shard of the `due` index, the longest due first. */
   async activeInShard(shard: number): Promise<RegistryEntry[]> {
+    return this.pages('due index query', (start) =>
+      this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: DUE_INDEX.name,
+          KeyConditionExpression: '#shard = :shard',
+          ExpressionAttributeNames: { '#shard': DUE_INDEX.partitionKey },
+          ExpressionAttributeValues: { ':shard': { N: String(shard) } },
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      ),
+    );
+  }
+
+  /** Every page of a Scan or Query, each item validated. */
+  private async pages(
+    step: string,
+    page: (
+      start: Record<string, AttributeValue> | undefined,
+    ) => Promise<{ Items?: Record<string, AttributeValue>[]; LastEvaluatedKey?: Record<string, AttributeValue> }>,
+  ): Promise<RegistryEntry[]> {
     const out: RegistryEntry[] = [];
     let start: Record<string, AttributeValue> | undefined;
     do {
-      const res = await this.call('due index query', () =>
-        this.client.send(
-          new QueryCommand({
-            TableName: this.tableName,
-            IndexName: DUE_INDEX.name,
-            KeyConditionExpression: '#shard = :shard',
-            ExpressionAttributeNames: { '#shard': DUE_INDEX.partitionKey },
-            ExpressionAttributeValues: { ':shard': { N: String(shard) } },
-            ...(start ? { ExclusiveStartKey: start } : {}),
-          }),
-        ),
-      );
+      const res = await this.call(step, () => page(start));
       for (const item of res.Items ?? []) out.push(parseRegistryItem(item, this.tableName));
       start = res.LastEvaluatedKey;
     } while (start);

@@ -1,0 +1,264 @@
+/** Fleet mode's pure rules (due, backoff, overdue, shards, host slots, declared sync) and its environment readers. */
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from 'vitest';
+import { parseRegistryItem } from '../../functions/fleet/adapters/dynamodb-registry.js';
+import { parsePollRequest } from '../../functions/fleet/adapters/sqs-poll-queue.js';
+import { BoundedCache } from '../../functions/fleet/core/bounded-cache.js';
+import {
+  declaredFileProblems,
+  declaredMailboxProblems,
+  definitionOf,
+  FAILURE_BACKOFF,
+  failureBackoffMs,
+  isOverdue,
+  isUnderSecretPrefix,
+  mailboxState,
+  nextDueAt,
+  planDispatch,
+  type RegistryEntry,
+  shardOf,
+  slotOrder,
+  syncDeclared,
+} from '../../functions/fleet/core/registry.js';
+import { readDispatcherConfig } from '../../functions/fleet/dispatcher.js';
+import { readWorkerConfig } from '../../functions/fleet/worker.js';
+import { DUE_INDEX, FLEET_DEFAULTS } from '../../functions/poller/contract/fleet.js';
+
+const MIN = 60_000;
+const NOW = Date.parse('2026-11-30T12:00:00Z');
+
+function entry(overrides: Partial<RegistryEntry> = {}): RegistryEntry {
+  return {
+    id: 'support',
+    secretId: 'imap-event-source/support',
+    schedule: 'rate(1 minute)',
+    intervalMs: MIN,
+    startAt: 'now',
+    paused: false,
+    source: 'cli',
+    shard: 3,
+    dueAt: NOW,
+    failures: 0,
+    registeredAt: new Date(NOW - 3_600_000).toISOString(),
+    lastSuccessAt: new Date(NOW - 30_000).toISOString(),
+    ...overrides,
+  };
+}
+
+describe('due and overdue', () => {
+  it('moves dueAt to the next slot on its own phase, strictly after now, without catching up missed slots', () => {
+    expect(nextDueAt(NOW, MIN, NOW)).toBe(NOW + MIN);
+    expect(nextDueAt(NOW - 10 * MIN - 1, MIN, NOW)).toBe(NOW + MIN - 1);
+    expect(nextDueAt(NOW + 5_000, MIN, NOW)).toBe(NOW + 5_000);
+  });
+
+  it('dispatches active due mailboxes, the longest waiting first, up to the cap; counts backoff and overdue', () => {
+    const entries = [
+      entry({ id: 'late', dueAt: NOW - 5 * MIN }),
+      entry({ id: 'due', dueAt: NOW }),
+      entry({ id: 'future', dueAt: NOW + 1 }),
+      entry({ id: 'backoff', dueAt: NOW + MIN, backoffUntil: NOW + MIN, failures: 2 }),
+      entry({ id: 'stale', dueAt: NOW - MIN, lastSuccessAt: new Date(NOW - 3 * MIN).toISOString() }),
+      entry({ id: 'paused', paused: true, shard: undefined, dueAt: undefined }),
+    ];
+    const plan = planDispatch(entries, NOW, 2);
+    expect(plan.dispatch.map((e) => e.id)).toEqual(['late', 'stale']);
+    expect(plan.deferred).toBe(1);
+    expect(plan.inBackoff).toBe(1);
+    expect(plan.overdue).toBe(1);
+  });
+
+  it('counts a never-polled mailbox as overdue two intervals after it was registered, never a paused one', () => {
+    const fresh = entry({ lastSuccessAt: undefined, registeredAt: new Date(NOW - MIN).toISOString() });
+    expect(isOverdue(fresh, NOW)).toBe(false);
+    expect(isOverdue(fresh, NOW + 1.5 * MIN)).toBe(true);
+    expect(isOverdue(entry({ paused: true, lastSuccessAt: undefined }), NOW + 10 * MIN)).toBe(false);
+    expect(mailboxState(entry({ backoffUntil: NOW }), NOW)).toBe('active'); // the backoff has ended
+  });
+});
+
+describe('backoff', () => {
+  it('doubles from 1 min per persistent failure, capped at 4 h, with at most 10 % jitter', () => {
+    const curve = [1, 2, 3, 4, 5, 6, 7, 8, 9, 12].map((n) => failureBackoffMs(n, 0) / MIN);
+    expect(curve).toEqual([1, 2, 4, 8, 16, 32, 64, 128, 240, 240]);
+    expect(failureBackoffMs(1, 0.999)).toBeLessThanOrEqual(FAILURE_BACKOFF.baseMs * 1.1);
+    expect(failureBackoffMs(50, 0.5)).toBe(Math.round(FAILURE_BACKOFF.capMs * 1.05));
+  });
+});
+
+describe('shards, slots, secrets', () => {
+  it('spreads ids over every shard of the due index, stably', () => {
+    const shards = new Set(Array.from({ length: 500 }, (_, i) => shardOf(`box${i}`)));
+    expect(shards.size).toBe(DUE_INDEX.shards);
+    expect(shardOf('support')).toBe(shardOf('support'));
+  });
+
+  it('tries every host slot once, from a random start', () => {
+    expect(slotOrder(4, 0.6)).toEqual([2, 3, 0, 1]);
+    expect(slotOrder(1, 0.99)).toEqual([0]);
+  });
+
+  it('accepts secret names and ARNs under the prefix only', () => {
+    expect(isUnderSecretPrefix('imap-event-source/a', 'imap-event-source/')).toBe(true);
+    expect(
+      isUnderSecretPrefix(
+        'arn:aws:secretsmanager:eu-central-1:123456789012:secret:imap-event-source/a-AbCdEf',
+        'imap-event-source/',
+      ),
+    ).toBe(true);
+    expect(isUnderSecretPrefix('imap-event-source/', 'imap-event-source/')).toBe(false);
+    expect(isUnderSecretPrefix('other/imap-event-source/a', 'imap-event-source/')).toBe(false);
+    expect(isUnderSecretPrefix('arn:aws:secretsmanager:eu-central-1:1:secret:other-AbCdEf', 'imap-event-source/')).toBe(
+      false,
+    );
+  });
+});
+
+describe('declared mailboxes', () => {
+  it('names every problem by field, never the value', () => {
+    expect(
+      declaredMailboxProblems({
+        id: 'Bad',
+        secretId: 's3cr3t-value',
+        schedule: 'cron(0 9 ? * MON-FRI *)',
+        startAt: 'x',
+        extra: 1,
+      }),
+    ).toEqual([
+      'extra: unknown field',
+      'id: 1 to 32 characters: lowercase letters, digits and single inner hyphens, starting with a letter',
+      `secretId: must be a secret name or ARN under the prefix "${FLEET_DEFAULTS.secretPrefix}"`,
+      'schedule: must be rate(N minutes|hours|days) or an evenly spaced cron(...) running every day',
+      expect.stringMatching(/^startAt: must be "now", "all"/),
+    ]);
+    expect(
+      declaredFileProblems(
+        {
+          version: 1,
+          mailboxes: [
+            { id: 'a', secretId: 'p/a' },
+            { id: 'a', secretId: 'p/b' },
+          ],
+        },
+        'p/',
+      ),
+    ).toEqual(['mailboxes[1].id: is declared twice']);
+    expect(declaredFileProblems({ version: 2 }, '')).toEqual(['version: must be 1']);
+  });
+
+  it('creates, updates and removes cdk items to match the file, never touching cli items', () => {
+    const registered = [
+      entry({ id: 'same', source: 'cdk' }),
+      entry({ id: 'changed', source: 'cdk' }),
+      entry({ id: 'gone', source: 'cdk' }),
+      entry({ id: 'manual', source: 'cli' }),
+      entry({ id: 'manual-only', source: 'cli' }),
+    ];
+    const declared = [
+      definitionOf({ id: 'same', secretId: 'imap-event-source/support' }),
+      definitionOf({ id: 'changed', secretId: 'imap-event-source/support', folder: 'Archiv' }),
+      definitionOf({ id: 'manual', secretId: 'imap-event-source/other' }),
+      definitionOf({ id: 'new', secretId: 'imap-event-source/new', schedule: 'rate(5 minutes)' }),
+    ];
+    const sync = syncDeclared(declared, registered);
+    expect(sync.create.map((d) => [d.id, d.intervalMs])).toEqual([['new', 5 * MIN]]);
+    expect(sync.update.map((d) => d.id)).toEqual(['changed']);
+    expect(sync.remove).toEqual(['gone']);
+    expect(sync.conflicts).toEqual(['manual']);
+  });
+});
+
+describe('stored items and messages', () => {
+  const item = (overrides: Record<string, AttributeValue | undefined> = {}): Record<string, AttributeValue> => {
+    const base: Record<string, AttributeValue | undefined> = {
+      pk: { S: 'mailbox#support' },
+      id: { S: 'support' },
+      secretId: { S: 'imap-event-source/support' },
+      schedule: { S: 'rate(1 minute)' },
+      intervalMs: { N: '60000' },
+      startAt: { S: 'now' },
+      source: { S: 'cli' },
+      paused: { BOOL: false },
+      shard: { N: '3' },
+      dueAt: { N: String(NOW) },
+      failures: { N: '0' },
+      registeredAt: { S: new Date(NOW).toISOString() },
+      ...overrides,
+    };
+    return Object.fromEntries(Object.entries(base).filter(([, v]) => v !== undefined)) as Record<
+      string,
+      AttributeValue
+    >;
+  };
+
+  it('reads a valid item and names the key and field of a damaged one', () => {
+    expect(parseRegistryItem(item(), 't')).toMatchObject({ id: 'support', dueAt: NOW, paused: false });
+    expect(() => parseRegistryItem(item({ failures: { S: '3' } }), 't')).toThrow(
+      'The registry item "mailbox#support" in table "t" is damaged: failures must be a non-negative integer (N).',
+    );
+    expect(() => parseRegistryItem(item({ dueAt: undefined }), 't')).toThrow(
+      /shard\/dueAt must be set while not paused/,
+    );
+    expect(() => parseRegistryItem(item({ source: { S: 'api' } }), 't')).toThrow(/source must be "cdk" or "cli"/);
+    expect(() => parseRegistryItem(item({ intervalMs: { N: '120000' } }), 't')).toThrow(
+      /intervalMs must be the interval/,
+    );
+    expect(() => parseRegistryItem(item({ id: { S: 'other' } }), 't')).toThrow(
+      /id must be a valid mailbox id matching the key/,
+    );
+    expect(
+      parseRegistryItem(item({ paused: { BOOL: true }, shard: undefined, dueAt: undefined }), 't').dueAt,
+    ).toBeUndefined();
+  });
+
+  it('accepts only poll requests from the queue', () => {
+    expect(parsePollRequest('{"mailboxId":"a","sentAt":1}')).toEqual({ mailboxId: 'a', sentAt: 1 });
+    expect(parsePollRequest('not json')).toBeUndefined();
+    expect(parsePollRequest('{"mailboxId":1,"sentAt":1}')).toBeUndefined();
+    expect(parsePollRequest('null')).toBeUndefined();
+  });
+
+  it('keeps a bounded cache of the most recently used entries', () => {
+    const cache = new BoundedCache<string, number>(2);
+    cache.set('a', 1);
+    cache.set('b', 2);
+    cache.get('a');
+    cache.set('c', 3);
+    expect([cache.get('a'), cache.get('b'), cache.get('c'), cache.size]).toEqual([1, undefined, 3, 2]);
+  });
+});
+
+describe('environment', () => {
+  it('reads the worker and dispatcher environment with the defaults of the contract', () => {
+    expect(readWorkerConfig({ CHECKPOINT_TABLE: 't', POLL_QUEUE_URL: 'q', EVENT_BUS_NAME: 'b' })).toEqual({
+      table: 't',
+      queueUrl: 'q',
+      eventBusName: 'b',
+      eventSource: 'imap-event-source',
+      secretPrefix: FLEET_DEFAULTS.secretPrefix,
+      hostConnectionCap: FLEET_DEFAULTS.hostConnectionCap,
+      maxMessagesPerTurn: FLEET_DEFAULTS.maxMessagesPerTurn,
+    });
+    expect(readDispatcherConfig({ CHECKPOINT_TABLE: 't', POLL_QUEUE_URL: 'q' })).toEqual({
+      table: 't',
+      queueUrl: 'q',
+      maxPerCycle: FLEET_DEFAULTS.maxPerCycle,
+    });
+  });
+
+  it('names every wrong variable and the rule, never the value', () => {
+    expect(() =>
+      readWorkerConfig({
+        POLL_QUEUE_URL: 'q',
+        EVENT_BUS_NAME: 'b',
+        HOST_CONNECTION_CAP: 'lots',
+        MAX_MESSAGES_PER_TURN: '0',
+      }),
+    ).toThrow(
+      'The fleet worker is misconfigured: CHECKPOINT_TABLE is not set; HOST_CONNECTION_CAP must be an integer from 1 to 1000; MAX_MESSAGES_PER_TURN must be an integer from 1 to 100000.',
+    );
+    expect(() =>
+      readDispatcherConfig({ CHECKPOINT_TABLE: 't', POLL_QUEUE_URL: 'q', DECLARED_MAILBOXES_BUCKET: 'b' }),
+    ).toThrow(/DECLARED_MAILBOXES_BUCKET and DECLARED_MAILBOXES_KEY must be set together/);
+  });
+});
