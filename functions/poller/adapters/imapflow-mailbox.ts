@@ -254,32 +254,36 @@ export class ImapFlowSession implements MailboxSession {
     const complete = uids.length <= limit;
     const wanted = uids.slice(0, limit);
     if (wanted.length === 0) return { messages: [], complete };
-    const rows = await this.fetchRows(
+    // Each row becomes its summary as it arrives: imapflow's row (token tree, raw envelope) is garbage at once, so a
+    // run of 50,000 messages holds 50,000 small summaries, not 50,000 parsed FETCH rows.
+    const messages = await this.fetchRows(
       wanted,
       { uid: true, flags: true, envelope: true, internalDate: true, size: true },
       SUMMARY_ROW_BYTES,
+      toSummary,
     );
-    const messages = rows.map(toSummary).sort((a, b) => a.uid - b.uid);
+    messages.sort((a, b) => a.uid - b.uid);
     return { messages, complete };
   }
 
   async fetchSources(uids: readonly number[], options: FetchOptions): Promise<Map<number, MessageSource>> {
     const result = new Map<number, MessageSource>();
     if (uids.length === 0) return result;
-    const rows = await this.fetchRows(
+    const sources = await this.fetchRows(
       uids,
       { uid: true, size: true, source: { start: 0, maxLength: options.maxBytes } },
       imapResponseLimits(options.maxBytes).maxResponseSize,
+      (m): MessageSource | undefined => {
+        if (!m.source) return undefined;
+        // A server that ignores the partial sends the whole message: keep the download bound (a copy, so the rest
+        // of the literal is freed now, not when the event is built).
+        const cut = m.source.length > options.maxBytes;
+        const bytes = cut ? Buffer.from(m.source.subarray(0, options.maxBytes)) : m.source;
+        const size = Math.max(m.size ?? 0, m.source.length);
+        return { uid: m.uid, bytes, partial: bytes.length < size };
+      },
     );
-    for (const m of rows) {
-      if (!m.source) continue;
-      // A server that ignores the partial sends the whole message: keep the download bound (a copy, so the rest of
-      // the literal is freed now, not when the event is built).
-      const cut = m.source.length > options.maxBytes;
-      const bytes = cut ? Buffer.from(m.source.subarray(0, options.maxBytes)) : m.source;
-      const size = Math.max(m.size ?? 0, m.source.length);
-      result.set(m.uid, { uid: m.uid, bytes, partial: bytes.length < size });
-    }
+    for (const source of sources) result.set(source.uid, source);
     return result;
   }
 
@@ -335,15 +339,17 @@ export class ImapFlowSession implements MailboxSession {
   /**
    * UID FETCH of `uids`, keeping only the rows asked for (streamed: nothing else is collected). The UIDs go out as
    * ranges in bounded commands (core/uid-set.ts: a comma list of thousands of UIDs exceeds a server's line limit),
-   * each command with a read budget of `rowBytes` per UID it names.
+   * each command with a read budget of `rowBytes` per UID it names. Each row kept is turned into `T` as it arrives
+   * (`undefined`: nothing kept for it).
    */
-  private async fetchRows(
+  private async fetchRows<T>(
     uids: readonly number[],
     query: Parameters<ImapFlow['fetch']>[1],
     rowBytes: number,
-  ): Promise<FetchMessageObject[]> {
+    keep: (row: FetchMessageObject) => T | undefined,
+  ): Promise<T[]> {
     const wanted = new Set(uids);
-    const rows: FetchMessageObject[] = [];
+    const rows: T[] = [];
     let ignored = 0;
     try {
       for (const { set, count } of uidSets(uids)) {
@@ -354,7 +360,8 @@ export class ImapFlowSession implements MailboxSession {
             ignored += kept.ignored;
             if (kept.rows.length > 0) {
               wanted.delete(m.uid);
-              rows.push(m);
+              const row = keep(m);
+              if (row !== undefined) rows.push(row);
             }
           }
         });

@@ -32,17 +32,20 @@ export function advanceCheckpoint(
 ): Checkpoint {
   let lastUid = current.lastUid;
   let lastInternalDate = current.lastInternalDate;
-  let recent = [...(current.recentMessageIds ?? [])];
+  const messageIds: string[] = [];
   for (const m of published) {
     if (m.uid > lastUid) lastUid = m.uid;
     // Messages passed over without an event move the UID only: the re-scan memory is about published mail.
     if (options.passedOver?.has(m.uid)) continue;
     if (m.internalDate && (!lastInternalDate || m.internalDate > lastInternalDate)) lastInternalDate = m.internalDate;
-    if (m.envelope.messageId && options.messageIdHash) recent.push(options.messageIdHash(m.envelope.messageId));
+    if (m.envelope.messageId) messageIds.push(m.envelope.messageId);
   }
   const exhausted = options.exhaustedUpTo !== undefined;
   if (exhausted && options.exhaustedUpTo! > lastUid) lastUid = options.exhaustedUpTo!;
-  if (recent.length > RECENT_MESSAGE_IDS) recent = recent.slice(-RECENT_MESSAGE_IDS);
+  // Only the newest RECENT_MESSAGE_IDS are kept: hash those alone (a batch of 100 has 100 IDs).
+  const hash = options.messageIdHash;
+  const added = hash ? messageIds.slice(-RECENT_MESSAGE_IDS).map(hash) : [];
+  const recent = [...(current.recentMessageIds ?? []), ...added].slice(-RECENT_MESSAGE_IDS);
   const { rescanSince, ...rest } = current;
   return {
     ...rest,

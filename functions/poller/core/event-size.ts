@@ -191,8 +191,13 @@ export function serializeDetail(
   detail: MessageReceivedDetail,
   budget: { source: string; detailType: string; maxBytes?: number },
 ): string {
-  const json = JSON.stringify(detail);
   const limit = (budget.maxBytes ?? MAX_ENTRY_BYTES) - utf8Length(budget.source) - utf8Length(budget.detailType);
+  // Bodies longer than the limit (in characters, so in bytes too) cannot fit: cut at once, never serializing a
+  // 2 MiB body whole only to learn that (it cost a multi-megabyte string per large message).
+  if ((detail.text?.length ?? 0) + (detail.html?.length ?? 0) > limit) {
+    return JSON.stringify(fitDetailToBudget(detail, budget));
+  }
+  const json = JSON.stringify(detail);
   // Bytes are at least characters and at most 3 per UTF-16 unit: count them only when that bound is not decisive.
   if (json.length * 3 <= limit || (json.length <= limit && utf8Length(json) <= limit)) return json;
   return JSON.stringify(fitDetailToBudget(detail, budget));
