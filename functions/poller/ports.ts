@@ -82,6 +82,12 @@ export interface MessageSource {
 export interface FetchOptions {
   /** Download bound per message in bytes. */
   readonly maxBytes: number;
+  /**
+   * Bytes of sources one call keeps at most. The batch was sized by the sizes the server reported (RFC822.SIZE);
+   * a server that understates them would otherwise make a batch of 100 messages cost 100 x maxBytes. Past it the
+   * call fails as a protocol error and the connection is closed. @default unbounded
+   */
+  readonly maxTotalBytes?: number;
 }
 
 /** One logged-in IMAP session on the watched folder. */

@@ -269,6 +269,7 @@ export class ImapFlowSession implements MailboxSession {
   async fetchSources(uids: readonly number[], options: FetchOptions): Promise<Map<number, MessageSource>> {
     const result = new Map<number, MessageSource>();
     if (uids.length === 0) return result;
+    let kept = 0;
     const sources = await this.fetchRows(
       uids,
       { uid: true, size: true, source: { start: 0, maxLength: options.maxBytes } },
@@ -280,6 +281,11 @@ export class ImapFlowSession implements MailboxSession {
         const cut = m.source.length > options.maxBytes;
         const bytes = cut ? Buffer.from(m.source.subarray(0, options.maxBytes)) : m.source;
         const size = Math.max(m.size ?? 0, m.source.length);
+        kept += bytes.length;
+        if (options.maxTotalBytes !== undefined && kept > options.maxTotalBytes) {
+          this.client.close(); // the rest of this answer is not read
+          throw new ReadBudgetExceeded(options.maxTotalBytes);
+        }
         return { uid: m.uid, bytes, partial: bytes.length < size };
       },
     );

@@ -19,7 +19,8 @@ export const MAX_LINE_BYTES = 16 * 1024 * 1024;
  * A compliant server sends at most the `<0.N>` partial we ask for (the download bound, or a 256 KiB chunk when
  * streaming raw messages). A server that ignores the partial still gets messages up to this factor times the bound
  * through (the adapter cuts them to the bound); beyond it the answer fails instead of costing the whole message in
- * memory. With 10 messages per batch: 10 x 4 x 2 MiB = 80 MiB worst case, inside a 256 MB Lambda.
+ * memory. The adapter cuts each row as it arrives, and a batch keeps at most its byte bound (FetchOptions.maxTotalBytes)
+ * whatever sizes the server reported.
  */
 export const PARTIAL_IGNORED_FACTOR = 4;
 

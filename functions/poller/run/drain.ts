@@ -96,6 +96,8 @@ export async function drain(input: DrainInput): Promise<DrainResult> {
         session,
         deadline,
         maxMessageBytes: limits.maxMessageBytes,
+        // An honest server's batch stays within batchBytes (or is one message within maxMessageBytes).
+        maxBatchBytes: Math.max(limits.batchBytes, limits.maxMessageBytes),
         ...(input.rawStore ? { rawStore: input.rawStore } : {}),
       }),
     );

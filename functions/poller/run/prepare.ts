@@ -40,6 +40,8 @@ export interface PrepareInput {
   readonly deadline: Deadline;
   /** Download bound per message. */
   readonly maxMessageBytes: number;
+  /** Source bytes the batch may cost at most, whatever sizes the server reported (FetchOptions.maxTotalBytes). */
+  readonly maxBatchBytes?: number;
   readonly rawStore?: RawMessageStore;
 }
 
@@ -65,7 +67,10 @@ export async function fetchBatch(input: PrepareInput): Promise<FetchedBatch> {
   const wanted = batch.filter((m) => isRescanCandidate(checkpoint, m, messageIdHash));
   const sources = await session.fetchSources(
     wanted.map((m) => m.uid),
-    { maxBytes: input.maxMessageBytes },
+    {
+      maxBytes: input.maxMessageBytes,
+      ...(input.maxBatchBytes !== undefined ? { maxTotalBytes: input.maxBatchBytes } : {}),
+    },
   );
   // A message the FETCH left out is passed over only when a fresh search confirms it is gone (expunged meanwhile).
   const missing = wanted.filter((m) => !sources.has(m.uid)).map((m) => m.uid);

@@ -263,3 +263,37 @@ describe('ImapFlowSession.listNew', () => {
     expect(await session(async () => [4, 5, 6, 7]).listNew(5, 2)).toEqual({ messages: [], complete: false });
   });
 });
+
+describe('ImapFlowSession.fetchSources', () => {
+  /** A client whose FETCH answers every UID asked for with a source of `bytes` bytes (any size it reported). */
+  const client = (bytes: number) => {
+    const state = { closed: false };
+    const fake = {
+      usable: true,
+      close: () => {
+        state.closed = true;
+      },
+      fetch: async function* (set: string) {
+        for (const part of set.split(',')) {
+          const [lo, hi = lo] = part.split(':').map(Number) as [number, number?];
+          for (let uid = lo; uid <= hi; uid++) yield { uid, size: 1_000, source: Buffer.alloc(bytes, 0x78) };
+        }
+      },
+    };
+    return { state, session: new ImapFlowSession(fake as unknown as ImapFlow, settings) };
+  };
+
+  it('keeps what a batch asked for when it fits its byte bound', async () => {
+    const { session } = client(1_000);
+    const sources = await session.fetchSources([1, 2, 3], { maxBytes: 2_000, maxTotalBytes: 3_000 });
+    expect([...sources.keys()]).toEqual([1, 2, 3]);
+  });
+
+  it('a server that understates RFC822.SIZE cannot make a batch cost more than its bound: a protocol error, closed', async () => {
+    const { session, state } = client(2_000);
+    const err = await session.fetchSources([1, 2, 3, 4, 5], { maxBytes: 2_000, maxTotalBytes: 5_000 }).catch((e) => e);
+    expect(err).toBeInstanceOf(ImapProtocolError);
+    expect((err as Error).message).toMatch(/sent more than a poll accepts during fetch/);
+    expect(state.closed).toBe(true);
+  });
+});
