@@ -2,14 +2,15 @@
  * The dispatcher's and the worker's environment (names and defaults in contract/fleet.ts), validated like
  * readPollerConfig: every problem names the variable and the rule, never the value.
  */
-import { DISPATCHER_ENV, FLEET_DEFAULTS, WORKER_ENV } from '../poller/contract/fleet.js';
 import {
-  EVENT_SOURCE_RULE,
-  isEventSource,
-  MAX_MESSAGES_PER_RUN_LIMIT,
-  MAX_MESSAGES_PER_RUN_RULE,
-  POLLER_DEFAULTS,
-} from '../poller/contract/poller-env.js';
+  DISPATCHER_ENV,
+  FLEET_DEFAULTS,
+  FLEET_LIMITS,
+  isSecretPrefix,
+  SECRET_PREFIX_RULE,
+  WORKER_ENV,
+} from '../poller/contract/fleet.js';
+import { EVENT_SOURCE_RULE, isEventSource, POLLER_DEFAULTS } from '../poller/contract/poller-env.js';
 import { ConfigurationError } from '../poller/errors.js';
 
 export interface DispatcherConfig {
@@ -30,10 +31,6 @@ export interface WorkerConfig {
   readonly hostConnectionCap: number;
   readonly maxMessagesPerTurn: number;
 }
-
-/** Upper bounds of the numeric settings. */
-export const MAX_HOST_CONNECTION_CAP = 1_000;
-export const MAX_DISPATCH_PER_CYCLE = 100_000;
 
 class EnvReader {
   readonly problems: string[] = [];
@@ -73,7 +70,12 @@ export function readDispatcherConfig(env: NodeJS.ProcessEnv): DispatcherConfig {
   const key = r.optional(DISPATCHER_ENV.declaredKey);
   if (!bucket !== !key)
     r.problems.push(`${DISPATCHER_ENV.declaredBucket} and ${DISPATCHER_ENV.declaredKey} must be set together`);
-  const maxPerCycle = r.integer(DISPATCHER_ENV.maxPerCycle, FLEET_DEFAULTS.maxPerCycle, 1, MAX_DISPATCH_PER_CYCLE);
+  const maxPerCycle = r.integer(
+    DISPATCHER_ENV.maxPerCycle,
+    FLEET_DEFAULTS.maxPerCycle,
+    FLEET_LIMITS.maxPerCycle.min,
+    FLEET_LIMITS.maxPerCycle.max,
+  );
   r.check('dispatcher');
   return { table, queueUrl, ...(bucket && key ? { declared: { bucket, key } } : {}), maxPerCycle };
 }
@@ -86,18 +88,18 @@ export function readWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
   const eventSource = r.optional(WORKER_ENV.eventSource) ?? POLLER_DEFAULTS.eventSource;
   if (!isEventSource(eventSource)) r.problems.push(`${WORKER_ENV.eventSource} ${EVENT_SOURCE_RULE}`);
   const secretPrefix = r.optional(WORKER_ENV.secretPrefix) ?? FLEET_DEFAULTS.secretPrefix;
+  if (!isSecretPrefix(secretPrefix)) r.problems.push(`${WORKER_ENV.secretPrefix} ${SECRET_PREFIX_RULE}`);
   const hostConnectionCap = r.integer(
     WORKER_ENV.hostConnectionCap,
     FLEET_DEFAULTS.hostConnectionCap,
-    1,
-    MAX_HOST_CONNECTION_CAP,
+    FLEET_LIMITS.hostConnectionCap.min,
+    FLEET_LIMITS.hostConnectionCap.max,
   );
   const maxMessagesPerTurn = r.integer(
     WORKER_ENV.maxMessagesPerTurn,
     FLEET_DEFAULTS.maxMessagesPerTurn,
-    1,
-    MAX_MESSAGES_PER_RUN_LIMIT,
-    MAX_MESSAGES_PER_RUN_RULE,
+    FLEET_LIMITS.maxMessagesPerTurn.min,
+    FLEET_LIMITS.maxMessagesPerTurn.max,
   );
   r.check('worker');
   const rawBucket = r.optional(WORKER_ENV.rawBucket);

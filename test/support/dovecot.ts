@@ -11,7 +11,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -656,6 +656,27 @@ export class DovecotServer {
         };
       })
       .sort((a, b) => a.uid - b.uid);
+  }
+
+  /**
+   * Delivers messages straight into the user's INBOX Maildir (`new/`), as a local delivery agent does: no IMAP
+   * session, so thousands of mailboxes fill in seconds. Dovecot assigns their UIDs when the folder is next opened
+   * (STATUS included), in the order written.
+   */
+  async deliverToInbox(user: UserRef, messages: readonly Buffer[]): Promise<void> {
+    const home = join(this.info.dir, 'mail', nameOf(user));
+    const maildir = join(home, 'Maildir');
+    for (const dir of [home, maildir, join(maildir, 'cur'), join(maildir, 'new'), join(maildir, 'tmp')]) {
+      await mkdir(dir, { recursive: true });
+      await chown(dir, MAIL_UID, MAIL_GID);
+    }
+    for (const [i, raw] of messages.entries()) {
+      const name = `${Math.floor(Date.now() / 1000)}.M${i}P${process.pid}R${randomBytes(6).toString('hex')}.ies`;
+      const tmp = join(maildir, 'tmp', name);
+      await writeFile(tmp, raw, { mode: 0o600 });
+      await chown(tmp, MAIL_UID, MAIL_GID);
+      await rename(tmp, join(maildir, 'new', name));
+    }
   }
 
   /** Appends one message with IMAP APPEND; returns its UID. */

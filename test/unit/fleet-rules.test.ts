@@ -11,7 +11,6 @@ import {
   FAILURE_BACKOFF,
   failureBackoffMs,
   isOverdue,
-  isUnderSecretPrefix,
   mailboxState,
   nextDueAt,
   planDispatch,
@@ -86,7 +85,7 @@ describe('backoff', () => {
   });
 });
 
-describe('shards, slots, secrets', () => {
+describe('shards and slots', () => {
   it('spreads ids over every shard of the due index, stably', () => {
     const shards = new Set(Array.from({ length: 500 }, (_, i) => shardOf(`box${i}`)));
     expect(shards.size).toBe(DUE_INDEX.shards);
@@ -96,21 +95,6 @@ describe('shards, slots, secrets', () => {
   it('tries every host slot once, from a random start', () => {
     expect(slotOrder(4, 0.6)).toEqual([2, 3, 0, 1]);
     expect(slotOrder(1, 0.99)).toEqual([0]);
-  });
-
-  it('accepts secret names and ARNs under the prefix only', () => {
-    expect(isUnderSecretPrefix('imap-event-source/a', 'imap-event-source/')).toBe(true);
-    expect(
-      isUnderSecretPrefix(
-        'arn:aws:secretsmanager:eu-central-1:123456789012:secret:imap-event-source/a-AbCdEf',
-        'imap-event-source/',
-      ),
-    ).toBe(true);
-    expect(isUnderSecretPrefix('imap-event-source/', 'imap-event-source/')).toBe(false);
-    expect(isUnderSecretPrefix('other/imap-event-source/a', 'imap-event-source/')).toBe(false);
-    expect(isUnderSecretPrefix('arn:aws:secretsmanager:eu-central-1:1:secret:other-AbCdEf', 'imap-event-source/')).toBe(
-      false,
-    );
   });
 });
 

@@ -4,7 +4,13 @@
  * declared list changes the registry. The adapters, the dispatcher, the worker and the CLI all decide with these.
  */
 import { scheduleInterval } from '../../../lib/schedule-interval.js';
-import { type DeclaredMailbox, DUE_INDEX, FLEET_DEFAULTS, type RegistrySource } from '../../poller/contract/fleet.js';
+import {
+  type DeclaredMailbox,
+  DUE_INDEX,
+  FLEET_DEFAULTS,
+  isUnderSecretPrefix,
+  type RegistrySource,
+} from '../../poller/contract/fleet.js';
 import { isMailboxId, MAILBOX_ID_RULE } from '../../poller/contract/mailbox-id.js';
 import { parseStartAt, START_AT_RULE } from '../../poller/contract/start-at.js';
 
@@ -123,16 +129,6 @@ export function planDispatch(entries: readonly RegistryEntry[], now: number, max
 export function slotOrder(cap: number, random: number): number[] {
   const start = Math.floor(random * cap) % cap;
   return Array.from({ length: cap }, (_, i) => (start + i) % cap);
-}
-
-/**
- * Whether a secret (name or ARN) lies under the fleet's prefix: the worker reads only such secrets (and its IAM
- * policy allows only them). For an ARN the name is what follows `:secret:`.
- */
-export function isUnderSecretPrefix(secretId: string, prefix: string): boolean {
-  const arn = /^arn:[^:]+:secretsmanager:[^:]*:[^:]*:secret:(.+)$/.exec(secretId);
-  const name = arn ? arn[1]! : secretId;
-  return name.startsWith(prefix) && name.length > prefix.length;
 }
 
 /** Problems of a mailbox to register, each `field: rule` (never a value); empty when fine. */

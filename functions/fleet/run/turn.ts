@@ -6,7 +6,7 @@
  * into the queue. A non-retryable failure backs the mailbox off exponentially, with the reason in the registry.
  */
 import { randomUUID } from 'node:crypto';
-import { FLEET_METRICS, type PollRequest } from '../../poller/contract/fleet.js';
+import { FLEET_METRICS, isUnderSecretPrefix, type PollRequest } from '../../poller/contract/fleet.js';
 import { parseStartAt } from '../../poller/contract/start-at.js';
 import { ConfigurationError, describeError } from '../../poller/errors.js';
 import type { PollDeps } from '../../poller/ports.js';
@@ -17,7 +17,7 @@ import type { DynamoDbHostSlots, HostSlot } from '../adapters/dynamodb-host-slot
 import type { DynamoDbRegistry } from '../adapters/dynamodb-registry.js';
 import type { SqsPollQueue } from '../adapters/sqs-poll-queue.js';
 import type { WorkerConfig } from '../config.js';
-import { failureBackoffMs, isUnderSecretPrefix, mailboxState, type RegistryEntry } from '../core/registry.js';
+import { failureBackoffMs, mailboxState, type RegistryEntry } from '../core/registry.js';
 
 /** A turn that would start with less than this before the Lambda deadline goes back to the queue instead. */
 export const MIN_TURN_MS = 5_000;
