@@ -64,6 +64,7 @@ describe('mailbox', () => {
       backoffUntil: until,
       code: 'IMAP_AUTH_FAILED',
       message: 'The IMAP server rejected the login.',
+      at: new Date(),
     });
     listed = await cli('list');
     expect(listed.stdout).toMatch(

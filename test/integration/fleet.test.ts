@@ -9,6 +9,7 @@ import { FAILURE_BACKOFF } from '../../functions/fleet/core/registry.js';
 import { DynamoDbPollStatusStore } from '../../functions/poller/adapters/dynamodb-status-store.js';
 import { DISPATCHER_ENV } from '../../functions/poller/contract/fleet.js';
 import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
+import { freePort } from '../support/dovecot.js';
 import { dovecot, mailboxSecret } from '../support/env.js';
 import { Fleet } from '../support/fleet.js';
 import { buildMessage } from '../support/messages.js';
@@ -109,6 +110,24 @@ describe('fleet: dispatcher and worker', () => {
     // Resumed (the admin fixed the password): due at once, failures reset.
     expect(await fleet.registry.resume('bad', new Date())).toBe(true);
     expect(await fleet.registry.get('bad')).toMatchObject({ failures: 0, paused: false });
+  });
+
+  it('keeps the schedule of a mailbox whose server is unreachable (transient), noting since when it fails', async () => {
+    const fleet = await Fleet.create();
+    fleet.use();
+    const { user } = await userWithMail(1);
+    await fleet.aws.createSecret(`${fleet.secretPrefix}down`, { ...mailboxSecret(imap, user), port: await freePort() });
+    await fleet.register({ id: 'down', secretId: `${fleet.secretPrefix}down` });
+    const before = Date.now();
+    await fleet.dispatch();
+    await fleet.drain({ lanes: 1 });
+    const entry = await fleet.registry.get('down');
+    expect(entry).toMatchObject({ failures: 0 });
+    expect(entry!.backoffUntil).toBeUndefined();
+    expect(entry!.failingSince).toBeGreaterThanOrEqual(before);
+    expect(entry!.dueAt).toBeGreaterThan(before); // on its schedule: due again a minute after the dispatch
+    const status = new DynamoDbPollStatusStore(fleet.aws.dynamodb, fleet.table);
+    expect(await status.getStatus('down')).toMatchObject({ lastErrorCode: 'IMAP_UNREACHABLE', consecutiveFailures: 1 });
   });
 
   it('drops the requests of paused and removed mailboxes; a secret outside the prefix backs off', async () => {

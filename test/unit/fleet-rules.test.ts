@@ -17,6 +17,7 @@ import {
   type RegistryEntry,
   shardOf,
   slotOrder,
+  successNeedsRecord,
   syncDeclared,
 } from '../../functions/fleet/core/registry.js';
 import { readDispatcherConfig } from '../../functions/fleet/dispatcher.js';
@@ -57,22 +58,37 @@ describe('due and overdue', () => {
       entry({ id: 'due', dueAt: NOW }),
       entry({ id: 'future', dueAt: NOW + 1 }),
       entry({ id: 'backoff', dueAt: NOW + MIN, backoffUntil: NOW + MIN, failures: 2 }),
-      entry({ id: 'stale', dueAt: NOW - MIN, lastSuccessAt: new Date(NOW - 3 * MIN).toISOString() }),
+      entry({ id: 'failing', dueAt: NOW - MIN, failingSince: NOW - 3 * MIN }),
       entry({ id: 'paused', paused: true, shard: undefined, dueAt: undefined }),
     ];
     const plan = planDispatch(entries, NOW, 2);
-    expect(plan.dispatch.map((e) => e.id)).toEqual(['late', 'stale']);
+    expect(plan.dispatch.map((e) => e.id)).toEqual(['late', 'failing']);
     expect(plan.deferred).toBe(1);
     expect(plan.inBackoff).toBe(1);
-    expect(plan.overdue).toBe(1);
+    expect(plan.overdue).toBe(2); // late: not dispatched for 5 intervals; failing: for 3
   });
 
   it('counts a never-polled mailbox as overdue two intervals after it was registered, never a paused one', () => {
-    const fresh = entry({ lastSuccessAt: undefined, registeredAt: new Date(NOW - MIN).toISOString() });
+    const fresh = entry({
+      lastSuccessAt: undefined,
+      registeredAt: new Date(NOW - MIN).toISOString(),
+      dueAt: NOW + MIN,
+    });
     expect(isOverdue(fresh, NOW)).toBe(false);
     expect(isOverdue(fresh, NOW + 1.5 * MIN)).toBe(true);
     expect(isOverdue(entry({ paused: true, lastSuccessAt: undefined }), NOW + 10 * MIN)).toBe(false);
+    // Failing transiently for longer than two intervals; a backing-off one counts in its own gauge.
+    expect(isOverdue(entry({ failingSince: NOW - 2 * MIN - 1, dueAt: NOW + MIN }), NOW)).toBe(true);
+    expect(isOverdue(entry({ failingSince: NOW - MIN, dueAt: NOW + MIN }), NOW)).toBe(false);
+    expect(isOverdue(entry({ failures: 2, failingSince: NOW - 60 * MIN, backoffUntil: NOW - 1 }), NOW)).toBe(false);
     expect(mailboxState(entry({ backoffUntil: NOW }), NOW)).toBe('active'); // the backoff has ended
+  });
+
+  it('writes a success to the registry only when it changes something', () => {
+    expect(successNeedsRecord(entry())).toBe(false);
+    expect(successNeedsRecord(entry({ lastSuccessAt: undefined }))).toBe(true);
+    expect(successNeedsRecord(entry({ failingSince: NOW }))).toBe(true);
+    expect(successNeedsRecord(entry({ failures: 1, backoffUntil: NOW }))).toBe(true);
   });
 });
 

@@ -29,33 +29,41 @@ export class DynamoDbHostSlots {
 
   /**
    * A free (or expired) slot of `host`, now held by `owner` until `expiresAt`; undefined when all `cap` are taken.
-   * One consistent read of all slots finds the free ones (cap x 0.5 read units, no failed writes while the host is
-   * full), then a conditional write takes one of them (another worker may be faster: then the next one).
+   * First one conditional write to a random slot (enough while the host is below its cap: one write unit); when
+   * that one is taken, one consistent read of all slots finds the free ones (no failed write per taken slot), and
+   * a conditional write takes one of them (another worker may be faster: then the next).
    */
   async acquire(host: string, cap: number, owner: string, now: Date, expiresAt: Date): Promise<HostSlot | undefined> {
+    const [first, ...rest] = slotOrder(cap, this.random());
+    if (await this.take(host, first!, owner, now, expiresAt)) return { host, slot: first!, owner };
+    if (rest.length === 0) return undefined;
     const taken = await this.takenSlots(host, cap, now);
-    for (const slot of slotOrder(cap, this.random()).filter((s) => !taken.has(s))) {
-      try {
-        await this.client.send(
-          new PutItemCommand({
-            TableName: this.tableName,
-            Item: {
-              pk: { S: hostSlotKey(host, slot) },
-              owner: { S: owner },
-              expiresAt: { N: String(expiresAt.getTime()) },
-              acquiredAt: { S: now.toISOString() },
-            },
-            ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now',
-            ExpressionAttributeValues: { ':now': { N: String(now.getTime()) } },
-          }),
-        );
-        return { host, slot, owner };
-      } catch (err) {
-        if ((err as Error)?.name !== 'ConditionalCheckFailedException')
-          throw mapDynamoError(err, this.tableName, 'host slot');
-      }
+    for (const slot of rest.filter((s) => !taken.has(s))) {
+      if (await this.take(host, slot, owner, now, expiresAt)) return { host, slot, owner };
     }
     return undefined;
+  }
+
+  private async take(host: string, slot: number, owner: string, now: Date, expiresAt: Date): Promise<boolean> {
+    try {
+      await this.client.send(
+        new PutItemCommand({
+          TableName: this.tableName,
+          Item: {
+            pk: { S: hostSlotKey(host, slot) },
+            owner: { S: owner },
+            expiresAt: { N: String(expiresAt.getTime()) },
+            acquiredAt: { S: now.toISOString() },
+          },
+          ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now',
+          ExpressionAttributeValues: { ':now': { N: String(now.getTime()) } },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if ((err as Error)?.name === 'ConditionalCheckFailedException') return false;
+      throw mapDynamoError(err, this.tableName, 'host slot');
+    }
   }
 
   /** The slots held (not expired) now. BatchGetItem takes 100 keys per call. */

@@ -214,14 +214,21 @@ export class DynamoDbRegistry {
     );
   }
 
-  /** A successful poll: failures and backoff cleared, `lastSuccessAt` set. */
+  /** A successful poll (the first, or the first after failures): failures, backoff and `failingSince` cleared. */
   async recordSuccess(id: string, at: Date): Promise<void> {
     await this.conditional(
       id,
-      'SET #lastSuccessAt = :at, #failures = :zero REMOVE #backoffUntil, #lastErrorCode, #lastErrorMessage',
+      'SET #lastSuccessAt = :at, #failures = :zero REMOVE #backoffUntil, #failingSince, #lastErrorCode, #lastErrorMessage',
       'attribute_exists(pk)',
       { ':at': { S: at.toISOString() }, ':zero': num(0) },
     );
+  }
+
+  /** A transient failure after successes: marks since when the mailbox fails (once per streak; for "overdue"). */
+  async markFailing(id: string, since: Date): Promise<void> {
+    await this.conditional(id, 'SET #failingSince = if_not_exists(#failingSince, :since)', 'attribute_exists(pk)', {
+      ':since': num(since.getTime()),
+    });
   }
 
   /**
@@ -230,9 +237,10 @@ export class DynamoDbRegistry {
    */
   async recordFailure(
     id: string,
-    failure: { failures: number; backoffUntil: number; code: string; message: string },
+    failure: { failures: number; backoffUntil: number; code: string; message: string; at: Date },
   ): Promise<void> {
     const values: Record<string, AttributeValue> = {
+      ':now': num(failure.at.getTime()),
       ':n': num(failure.failures),
       ':until': num(failure.backoffUntil),
       ':code': { S: failure.code },
@@ -242,7 +250,7 @@ export class DynamoDbRegistry {
     // Two writes would race with a pause; one conditional write each way keeps the item consistent.
     const active = await this.conditional(
       id,
-      'SET #failures = :n, #backoffUntil = :until, #dueAt = :until, #lastErrorCode = :code, #lastErrorMessage = :message',
+      'SET #failures = :n, #backoffUntil = :until, #dueAt = :until, #lastErrorCode = :code, #lastErrorMessage = :message, #failingSince = if_not_exists(#failingSince, :now)',
       '#paused = :false',
       values,
     );
@@ -250,7 +258,7 @@ export class DynamoDbRegistry {
       delete values[':false'];
       await this.conditional(
         id,
-        'SET #failures = :n, #backoffUntil = :until, #lastErrorCode = :code, #lastErrorMessage = :message',
+        'SET #failures = :n, #backoffUntil = :until, #lastErrorCode = :code, #lastErrorMessage = :message, #failingSince = if_not_exists(#failingSince, :now)',
         'attribute_exists(pk)',
         values,
       );
@@ -367,6 +375,7 @@ export function parseRegistryItem(item: Record<string, AttributeValue>, table: s
   const lastErrorCode = string('lastErrorCode', false);
   const lastErrorMessage = string('lastErrorMessage', false);
   const lastSuccessAt = date('lastSuccessAt', false);
+  const failingSince = integer('failingSince', false);
   return {
     id,
     secretId,
@@ -383,6 +392,7 @@ export function parseRegistryItem(item: Record<string, AttributeValue>, table: s
     ...(lastErrorCode !== undefined ? { lastErrorCode } : {}),
     ...(lastErrorMessage !== undefined ? { lastErrorMessage } : {}),
     ...(lastSuccessAt !== undefined ? { lastSuccessAt } : {}),
+    ...(failingSince !== undefined ? { failingSince } : {}),
     registeredAt: date('registeredAt', true)!,
   };
 }

@@ -29,8 +29,13 @@ export interface RegistryEntry extends MailboxDefinition {
   readonly lastErrorCode?: string;
   /** Secret-free (the errors' own messages), bounded. */
   readonly lastErrorMessage?: string;
-  /** ISO time of the last successful poll. */
+  /**
+   * ISO time of a successful poll: the first one, and the first after failures. Not rewritten by every poll (that
+   * would cost two write units per poll, the item and its index entry); `failingSince` marks the failures instead.
+   */
   readonly lastSuccessAt?: string;
+  /** Epoch ms of the first failed poll (any error) since the last success; absent while polls succeed. */
+  readonly failingSince?: number;
   /** ISO time the mailbox was registered. */
   readonly registeredAt: string;
 }
@@ -96,11 +101,25 @@ export function mailboxState(entry: RegistryEntry, now: number): MailboxState {
   return 'active';
 }
 
-/** Active and not polled successfully (since it was registered) for more than two intervals. */
+/**
+ * Active and not polled successfully for more than two intervals: failing (transiently, so not in backoff) for that
+ * long, never polled successfully that long after it was registered, or not dispatched for that long (the
+ * dispatcher is behind). Paused and backing-off mailboxes are not overdue (the latter have their own gauge).
+ */
 export function isOverdue(entry: RegistryEntry, now: number): boolean {
-  if (mailboxState(entry, now) !== 'active') return false;
-  const since = Date.parse(entry.lastSuccessAt ?? entry.registeredAt);
-  return Number.isFinite(since) && now - since > 2 * entry.intervalMs;
+  if (mailboxState(entry, now) !== 'active' || entry.failures > 0) return false;
+  const limit = 2 * entry.intervalMs;
+  if (entry.failingSince !== undefined && now - entry.failingSince > limit) return true;
+  const registered = Date.parse(entry.registeredAt);
+  if (!entry.lastSuccessAt && Number.isFinite(registered) && now - registered > limit) return true;
+  return entry.dueAt !== undefined && now - entry.dueAt > limit;
+}
+
+/** Whether a poll's outcome changes the registry item: a success after failures (or the first), a first failure. */
+export function successNeedsRecord(entry: RegistryEntry): boolean {
+  return (
+    !entry.lastSuccessAt || entry.failures > 0 || entry.backoffUntil !== undefined || entry.failingSince !== undefined
+  );
 }
 
 export interface DispatchPlan {

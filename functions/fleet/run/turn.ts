@@ -17,7 +17,7 @@ import type { DynamoDbHostSlots, HostSlot } from '../adapters/dynamodb-host-slot
 import type { DynamoDbRegistry } from '../adapters/dynamodb-registry.js';
 import type { SqsPollQueue } from '../adapters/sqs-poll-queue.js';
 import type { WorkerConfig } from '../config.js';
-import { failureBackoffMs, mailboxState, type RegistryEntry } from '../core/registry.js';
+import { failureBackoffMs, mailboxState, type RegistryEntry, successNeedsRecord } from '../core/registry.js';
 
 /** A turn that would start with less than this before the Lambda deadline goes back to the queue instead. */
 export const MIN_TURN_MS = 5_000;
@@ -28,7 +28,7 @@ export const MIN_TURN_MS = 5_000;
 export const HOST_SLOT_WAIT = { waitMs: 3_000, retryMs: 250, delaySeconds: { min: 2, max: 6 } } as const;
 
 export interface TurnDeps {
-  readonly registry: Pick<DynamoDbRegistry, 'get' | 'recordSuccess' | 'recordFailure'>;
+  readonly registry: Pick<DynamoDbRegistry, 'get' | 'recordSuccess' | 'recordFailure' | 'markFailing'>;
   readonly hostSlots: Pick<DynamoDbHostSlots, 'acquire' | 'release'>;
   readonly queue: Pick<SqsPollQueue, 'send'>;
   depsFor(entry: RegistryEntry): PollDeps;
@@ -113,7 +113,7 @@ export async function runTurn(
       });
     }
     await reportFinished(reporter, summary);
-    if (summary.outcome !== 'skipped' && needsSuccessStamp(entry, deps.now().getTime())) {
+    if (summary.outcome !== 'skipped' && successNeedsRecord(entry)) {
       await deps.registry.recordSuccess(entry.id, deps.now()).catch((err: unknown) => {
         deps.reporter.log.warn('Recording the success in the registry failed', { errorCode: describeError(err).code });
       });
@@ -125,10 +125,17 @@ export async function runTurn(
     return { kind: 'polled', summary };
   } catch (err) {
     const { code, message } = await reportFailed(reporter, entry.id, err, deps.now().getTime() - started);
-    if (describeError(err).retryable) return { kind: 'failed', code }; // the schedule tries again
+    if (describeError(err).retryable) {
+      // The schedule tries again; the registry notes the first failure of a streak (for the "overdue" gauge).
+      if (entry.failingSince === undefined)
+        await deps.registry.markFailing(entry.id, deps.now()).catch(() => {
+          // best effort: the next failure notes it
+        });
+      return { kind: 'failed', code };
+    }
     const failures = entry.failures + 1;
     const backoffUntil = deps.now().getTime() + failureBackoffMs(failures, random());
-    await deps.registry.recordFailure(entry.id, { failures, backoffUntil, code, message });
+    await deps.registry.recordFailure(entry.id, { failures, backoffUntil, code, message, at: deps.now() });
     deps.reporter.log.warn('Mailbox backs off after a persistent failure', {
       mailboxId: entry.id,
       errorCode: code,
@@ -137,15 +144,6 @@ export async function runTurn(
     });
     return { kind: 'failed', code, backoffUntil };
   }
-}
-
-/**
- * Whether a success must be written to the registry: after failures (to end the backoff), and at least once per
- * interval (the dispatcher's "overdue" gauge reads it), not on every poll.
- */
-function needsSuccessStamp(entry: RegistryEntry, now: number): boolean {
-  if (entry.failures > 0 || entry.backoffUntil !== undefined || !entry.lastSuccessAt) return true;
-  return now - Date.parse(entry.lastSuccessAt) >= entry.intervalMs;
 }
 
 /** A slot of the host, waiting up to HOST_SLOT_WAIT.waitMs (and never into the last MIN_TURN_MS before the deadline). */
