@@ -6,6 +6,13 @@
  * Pure: no CDK, no file system, no environment. The rules shared with the Lambda and the CLI (mailbox id,
  * start time, event source, defaults) come from the poller's contract.
  */
+import {
+  FLEET_DEFAULTS,
+  FLEET_LIMITS,
+  isSecretPrefix,
+  isUnderSecretPrefix,
+  SECRET_PREFIX_RULE,
+} from '../functions/poller/contract/fleet.js';
 import { isMailboxId, MAILBOX_ID_RULE } from '../functions/poller/contract/mailbox-id.js';
 import {
   EVENT_SOURCE_RULE,
@@ -43,8 +50,33 @@ export interface MailboxConfig {
   /**
    * The interval the alarms assume, in minutes: derived from `schedule`, or given (required for a cron
    * schedule whose runs are not evenly spaced over every day; then give the longest gap you accept).
+   * In fleet mode: the schedule's interval (the mailbox is due again after it).
    */
   readonly alarmIntervalMinutes: number;
+  /** Fleet mode only: overrides the secret's `username` (one secret shared by a tenant's mailboxes). */
+  readonly username?: string;
+  /** Fleet mode only: overrides the secret's `folder`. */
+  readonly folder?: string;
+}
+
+/** `per-mailbox`: a function, role, schedule and alarms per mailbox. `fleet`: a fixed set of resources for all. */
+export type DeploymentMode = 'per-mailbox' | 'fleet';
+export const DEPLOYMENT_MODES: readonly DeploymentMode[] = ['per-mailbox', 'fleet'];
+
+/** The options of fleet mode (docs/fleet.md); defaults from the fleet contract's FLEET_DEFAULTS. */
+export interface FleetConfig {
+  /** Workers at most at once: the SQS event source's maximum concurrency and the worker's reserved concurrency. */
+  readonly poolConcurrency: number;
+  /** Concurrent IMAP connections per host across the pool. */
+  readonly hostConnectionCap: number;
+  /** Messages one mailbox may publish per turn before it goes back into the queue. */
+  readonly maxMessagesPerTurn: number;
+  /** Mailboxes the dispatcher sends per cycle at most (the rest stay due). */
+  readonly maxPerCycle: number;
+  /** The pool may read only secrets whose names start with this. */
+  readonly secretPrefix: string;
+  /** Customer-managed KMS key of the mailbox secrets, if they use one. */
+  readonly secretKmsKeyArn?: string;
 }
 
 /** The alarms of every mailbox (docs/operations.md, "Alarms"). */
@@ -96,6 +128,10 @@ export interface RawMessageStorageConfig {
 /** The validated deployment configuration, with defaults applied. */
 export interface AppConfig {
   readonly stackName: string;
+  /** @default 'per-mailbox' */
+  readonly mode: DeploymentMode;
+  /** Present exactly in fleet mode. */
+  readonly fleet?: FleetConfig;
   readonly busName: string;
   /** Create the bus (true) or use an existing bus of that name (false). */
   readonly createBus: boolean;
@@ -148,6 +184,8 @@ const REGISTRY_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 
 const STACK_KEYS = [
   'stackName',
+  'mode',
+  'fleet',
   'busName',
   'createBus',
   'eventSource',
@@ -170,6 +208,25 @@ const MAILBOX_KEYS = [
   'maxMessagesPerRun',
   'alarmIntervalMinutes',
 ];
+/** In fleet mode: no per-mailbox resources (secret, key grant, alarms), but per-mailbox `username` and `folder`. */
+const FLEET_MAILBOX_KEYS = ['id', 'secretName', 'secretArn', 'username', 'folder', 'schedule', 'startAt'];
+const FLEET_ONLY_MAILBOX_KEYS = ['username', 'folder'];
+/** Per-mailbox options that fleet mode replaces, and with what. */
+const NOT_IN_FLEET: Record<string, string> = {
+  createSecret: 'not in fleet mode: create the secret under fleet.secretPrefix before the deploy',
+  secretKmsKeyArn: 'not in fleet mode: give the key of all mailbox secrets as fleet.secretKmsKeyArn',
+  maxMessagesPerRun: 'not in fleet mode: the pool uses fleet.maxMessagesPerTurn for every mailbox',
+  alarmIntervalMinutes: 'not in fleet mode: its alarms are aggregate (docs/fleet.md, "Monitoring")',
+};
+const FLEET_KEYS = [
+  'poolConcurrency',
+  'hostConnectionCap',
+  'maxMessagesPerTurn',
+  'maxPerCycle',
+  'secretPrefix',
+  'secretKmsKeyArn',
+];
+const OVERRIDE = /^\P{Cc}{1,1024}$/u;
 const VPC_KEYS = ['vpcId', 'imapServerCidr', 'imapPort', 'subnetIds', 'endpoints'];
 const RAW_KEYS = ['enabled', 'expirationDays'];
 const ALARM_KEYS = ['staleAfterIntervals', 'failingAfterRuns', 'topicArn', 'createTopic'];
@@ -244,6 +301,7 @@ function parseMailbox(
   index: number,
   problems: Problems,
   alarms: Pick<AlarmsConfig, 'staleAfterIntervals' | 'failingAfterRuns'>,
+  fleet: Pick<FleetConfig, 'secretPrefix'> | undefined,
 ): MailboxConfig | undefined {
   if (!isObject(raw)) {
     problems.add(`mailboxes[${index}]`, 'must be an object');
@@ -254,9 +312,41 @@ function parseMailbox(
   if (!idOk) {
     problems.add(`${where}.id`, `required; ${MAILBOX_ID_RULE}`);
   }
-  problems.unknownKeys(where, raw, MAILBOX_KEYS);
+  if (fleet) {
+    for (const key of Object.keys(raw)) {
+      if (NOT_IN_FLEET[key]) problems.add(`${where}.${key}`, NOT_IN_FLEET[key]);
+    }
+    problems.unknownKeys(
+      where,
+      Object.fromEntries(Object.entries(raw).filter(([key]) => !NOT_IN_FLEET[key])),
+      FLEET_MAILBOX_KEYS,
+    );
+  } else {
+    for (const key of FLEET_ONLY_MAILBOX_KEYS) {
+      if (raw[key] !== undefined)
+        problems.add(`${where}.${key}`, 'only in fleet mode (mode "fleet"); else set it in the secret');
+    }
+    problems.unknownKeys(
+      where,
+      Object.fromEntries(Object.entries(raw).filter(([key]) => !FLEET_ONLY_MAILBOX_KEYS.includes(key))),
+      MAILBOX_KEYS,
+    );
+  }
+  const username = problems.string(
+    `${where}.username`,
+    raw.username,
+    OVERRIDE,
+    'must be 1-1024 characters without control characters',
+  );
+  const folder = problems.string(
+    `${where}.folder`,
+    raw.folder,
+    OVERRIDE,
+    'must be 1-1024 characters without control characters',
+  );
 
-  const createSecret = problems.boolean(`${where}.createSecret`, raw.createSecret, false);
+  // Fleet mode reports createSecret above and goes on as without it.
+  const createSecret = fleet ? false : problems.boolean(`${where}.createSecret`, raw.createSecret, false);
   const secretName = problems.string(
     `${where}.secretName`,
     raw.secretName,
@@ -285,7 +375,18 @@ function parseMailbox(
   } else if (!createSecret && raw.secretName === undefined && raw.secretArn === undefined) {
     problems.add(
       `${where}.secretName`,
-      'required: give secretName or secretArn of the mailbox secret, or set createSecret',
+      fleet
+        ? 'required: give secretName or secretArn of the mailbox secret (several mailboxes may share one)'
+        : 'required: give secretName or secretArn of the mailbox secret, or set createSecret',
+    );
+  } else if (
+    fleet &&
+    (secretName ?? secretArn) &&
+    !isUnderSecretPrefix((secretName ?? secretArn)!, fleet.secretPrefix)
+  ) {
+    problems.add(
+      `${where}.${secretName ? 'secretName' : 'secretArn'}`,
+      `must be under fleet.secretPrefix "${fleet.secretPrefix}": the pool may read no other secret`,
     );
   }
   if (createSecret && raw.secretKmsKeyArn !== undefined) {
@@ -310,7 +411,9 @@ function parseMailbox(
     1,
     MAX_MESSAGES_PER_RUN_LIMIT,
   );
-  const alarmIntervalMinutes = alarmInterval(where, raw.alarmIntervalMinutes, schedule, problems, alarms);
+  const alarmIntervalMinutes = fleet
+    ? fleetInterval(where, schedule, problems)
+    : alarmInterval(where, raw.alarmIntervalMinutes, schedule, problems, alarms);
 
   if (!idOk) return undefined;
   return {
@@ -323,6 +426,47 @@ function parseMailbox(
     startAt: startAt as string,
     ...(maxMessagesPerRun !== undefined ? { maxMessagesPerRun } : {}),
     alarmIntervalMinutes: alarmIntervalMinutes ?? 1,
+    ...(username !== undefined ? { username } : {}),
+    ...(folder !== undefined ? { folder } : {}),
+  };
+}
+
+/** Fleet mode: the mailbox is due again one interval after its last turn, so the schedule must have one. */
+function fleetInterval(where: string, schedule: unknown, problems: Problems): number | undefined {
+  if (typeof schedule !== 'string' || !isScheduleExpression(schedule)) return undefined;
+  const derived = scheduleInterval(schedule);
+  if ('irregular' in derived) {
+    problems.add(
+      `${where}.schedule`,
+      `fleet mode needs rate(...) or a cron that runs at even gaps every day: ${derived.irregular}`,
+    );
+    return undefined;
+  }
+  return derived.minutes;
+}
+
+function parseFleet(raw: unknown, problems: Problems): FleetConfig {
+  const f = section('fleet', raw, FLEET_KEYS, problems);
+  const int = (key: keyof typeof FLEET_LIMITS) =>
+    problems.integer(`fleet.${key}`, f[key], FLEET_LIMITS[key].min, FLEET_LIMITS[key].max) ?? FLEET_DEFAULTS[key];
+  let secretPrefix: string = FLEET_DEFAULTS.secretPrefix;
+  if (f.secretPrefix !== undefined) {
+    if (isSecretPrefix(f.secretPrefix)) secretPrefix = f.secretPrefix;
+    else problems.add('fleet.secretPrefix', SECRET_PREFIX_RULE);
+  }
+  const secretKmsKeyArn = problems.string(
+    'fleet.secretKmsKeyArn',
+    f.secretKmsKeyArn,
+    KMS_KEY_ARN,
+    'must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)',
+  );
+  return {
+    poolConcurrency: int('poolConcurrency'),
+    hostConnectionCap: int('hostConnectionCap'),
+    maxMessagesPerTurn: int('maxMessagesPerTurn'),
+    maxPerCycle: int('maxPerCycle'),
+    secretPrefix,
+    ...(secretKmsKeyArn ? { secretKmsKeyArn } : {}),
   };
 }
 
@@ -490,20 +634,29 @@ export function parseConfig(raw: unknown): AppConfig {
   const eventSource = raw.eventSource === undefined ? DEFAULTS.eventSource : raw.eventSource;
   if (!isEventSource(eventSource)) problems.add('eventSource', EVENT_SOURCE_RULE);
   const reserveConcurrency = problems.boolean('reserveConcurrency', raw.reserveConcurrency, true);
+  const mode = raw.mode === undefined ? 'per-mailbox' : raw.mode;
+  if (!DEPLOYMENT_MODES.includes(mode as DeploymentMode)) {
+    problems.add('mode', `must be one of ${DEPLOYMENT_MODES.map((m) => `"${m}"`).join(', ')}`);
+  }
+  const fleet = mode === 'fleet' ? parseFleet(raw.fleet, problems) : undefined;
+  if (mode !== 'fleet' && raw.fleet !== undefined) problems.add('fleet', 'only with mode "fleet"');
 
   const alarms = parseAlarms(raw.alarms, problems);
   const mailboxes: MailboxConfig[] = [];
-  if (!Array.isArray(raw.mailboxes) || raw.mailboxes.length === 0) {
-    problems.add('mailboxes', 'required; a non-empty list of mailboxes');
+  if (fleet && raw.mailboxes === undefined) {
+    // Fleet mode: every mailbox may come from the CLI (`imap-event-source mailbox add`).
+  } else if (!Array.isArray(raw.mailboxes) || (!fleet && raw.mailboxes.length === 0)) {
+    problems.add('mailboxes', fleet ? 'must be a list of mailboxes' : 'required; a non-empty list of mailboxes');
   } else {
     raw.mailboxes.forEach((m, i) => {
-      const mailbox = parseMailbox(m, i, problems, alarms);
+      const mailbox = parseMailbox(m, i, problems, alarms, fleet);
       if (mailbox) mailboxes.push(mailbox);
     });
   }
   const seen = new Map<string, string>();
   for (const { id } of mailboxes) {
-    const key = pascalCase(id);
+    // Fleet mode creates no resource per mailbox: only exact duplicates collide.
+    const key = fleet ? id : pascalCase(id);
     const other = seen.get(key);
     if (other === id) problems.add(`mailbox "${id}".id`, 'must be unique; it appears more than once');
     else if (other)
@@ -519,6 +672,8 @@ export function parseConfig(raw: unknown): AppConfig {
   if (problems.list.length > 0) throw new ConfigError(problems.list);
   return {
     stackName,
+    mode: mode as DeploymentMode,
+    ...(fleet ? { fleet } : {}),
     busName,
     createBus,
     eventSource: eventSource as string,

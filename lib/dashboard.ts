@@ -133,7 +133,7 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
  * The alarm as the widget needs it, its ARN built from the alarm's name (a `Ref`) instead of `Fn::GetAtt ... Arn`:
  * the same ARN, and a template the AWS emulator (moto) also deploys, since it has no `Arn` attribute for alarms.
  */
-function byName(scope: Construct, alarm: cloudwatch.IAlarm): cloudwatch.IAlarm {
+export function byName(scope: Construct, alarm: cloudwatch.IAlarm): cloudwatch.IAlarm {
   const arn = Stack.of(scope).formatArn({
     service: 'cloudwatch',
     resource: 'alarm',

@@ -20,6 +20,8 @@ import type { Construct } from 'constructs';
 import { type AppConfig, type MailboxConfig, pascalCase, type VpcConfig } from './config.js';
 import { ImapEventSourceDashboard } from './dashboard.js';
 import { registrySchemas } from './event-schemas.js';
+import { addDueIndex, ImapEventSourceFleet, type ImapEventSourceFleetProps } from './fleet.js';
+import { ImapEventSourceFleetDashboard } from './fleet-dashboard.js';
 import { ImapEventSource } from './imap-event-source.js';
 
 export interface ImapEventSourceStackProps extends StackProps {
@@ -28,6 +30,9 @@ export interface ImapEventSourceStackProps extends StackProps {
   /** Handler entry of the pollers. @default POLLER_ENTRY (`functions/poller/handler.ts`) */
   readonly pollerEntry?: string;
 }
+
+/** Where the fleet's functions may live in a VPC (the workers only). */
+type FleetNetwork = Pick<ImapEventSourceFleetProps, 'vpc' | 'vpcSubnets' | 'securityGroups'>;
 
 /** Where the pollers run when placed in a VPC. */
 interface Network {
@@ -58,8 +63,10 @@ export class ImapEventSourceStack extends Stack {
   public readonly securityGroup?: ec2.SecurityGroup;
   /** Topic the alarms notify (given by ARN or created), when configured. */
   public readonly alarmTopic?: sns.ITopic;
-  /** The stack's dashboard. */
-  public readonly dashboard: ImapEventSourceDashboard;
+  /** The stack's dashboard (per mailbox, or the fleet's aggregate one). */
+  public readonly dashboard: ImapEventSourceDashboard | ImapEventSourceFleetDashboard;
+  /** The fleet (registry, dispatcher, pool), in fleet mode. */
+  public readonly fleet?: ImapEventSourceFleet;
   /** Archive of this stack's events on the bus, when enabled. */
   public readonly archive?: events.Archive;
   /** Schema registry holding the event schemas, when enabled. */
@@ -94,9 +101,15 @@ export class ImapEventSourceStack extends Stack {
 
     this.alarmTopic = this.createAlarmTopic(config);
 
+    if (config.fleet) {
+      addDueIndex(this.checkpointTable);
+      this.fleet = this.createFleet(config, busByName, network);
+      if (createdBus) this.fleet.worker.node.addDependency(createdBus);
+    }
+
     const mailboxes = new Map<string, ImapEventSource>();
     const secrets = new Map<string, secretsmanager.ISecret>();
-    for (const mailbox of config.mailboxes) {
+    for (const mailbox of config.fleet ? [] : config.mailboxes) {
       const name = pascalCase(mailbox.id);
       const secret = this.mailboxSecret(mailbox, name);
       const poller = new ImapEventSource(this, `Mailbox${name}`, {
@@ -145,12 +158,14 @@ export class ImapEventSourceStack extends Stack {
     new CfnOutput(this, 'CheckpointTableName', { value: this.checkpointTable.tableName });
     if (this.rawMessageBucket) new CfnOutput(this, 'RawMessageBucketName', { value: this.rawMessageBucket.bucketName });
 
-    this.dashboard = new ImapEventSourceDashboard(this, 'Monitoring', {
-      dashboardName: config.stackName,
-      mailboxes: [...mailboxes.values()],
-    });
+    this.dashboard = this.fleet
+      ? new ImapEventSourceFleetDashboard(this, 'Monitoring', { dashboardName: config.stackName, fleet: this.fleet })
+      : new ImapEventSourceDashboard(this, 'Monitoring', {
+          dashboardName: config.stackName,
+          mailboxes: [...mailboxes.values()],
+        });
     new CfnOutput(this, 'DashboardName', {
-      description: 'CloudWatch dashboard of the mailboxes',
+      description: this.fleet ? 'CloudWatch dashboard of the fleet' : 'CloudWatch dashboard of the mailboxes',
       value: config.stackName,
     });
     if (this.alarmTopic) {
@@ -189,6 +204,62 @@ export class ImapEventSourceStack extends Stack {
       }
       new CfnOutput(this, 'SchemaRegistryName', { value: config.schemaRegistry.registryName });
     }
+  }
+
+  /** Fleet mode: the registry's dispatcher and the pool, with their outputs. */
+  private createFleet(
+    config: AppConfig,
+    bus: events.IEventBus,
+    network: FleetNetwork | undefined,
+  ): ImapEventSourceFleet {
+    const fleetConfig = config.fleet!;
+    const fleet = new ImapEventSourceFleet(this, 'Fleet', {
+      checkpointTable: this.checkpointTable,
+      eventBus: bus,
+      eventSource: config.eventSource,
+      mailboxes: config.mailboxes.map((m) => ({
+        id: m.id,
+        secretId: (m.secretArn ?? m.secretName)!,
+        ...(m.username !== undefined ? { username: m.username } : {}),
+        ...(m.folder !== undefined ? { folder: m.folder } : {}),
+        schedule: m.schedule,
+        startAt: m.startAt,
+      })),
+      secretPrefix: fleetConfig.secretPrefix,
+      ...(fleetConfig.secretKmsKeyArn
+        ? { secretEncryptionKey: kms.Key.fromKeyArn(this, 'FleetSecretKey', fleetConfig.secretKmsKeyArn) }
+        : {}),
+      poolConcurrency: fleetConfig.poolConcurrency,
+      hostConnectionCap: fleetConfig.hostConnectionCap,
+      maxMessagesPerTurn: fleetConfig.maxMessagesPerTurn,
+      maxPerCycle: fleetConfig.maxPerCycle,
+      reserveConcurrency: config.reserveConcurrency,
+      staleAfterIntervals: config.alarms.staleAfterIntervals,
+      failingAfterRuns: config.alarms.failingAfterRuns,
+      ...(this.alarmTopic ? { alarmTopic: this.alarmTopic } : {}),
+      ...(this.rawMessageBucket ? { rawMessageBucket: this.rawMessageBucket } : {}),
+      ...network,
+    });
+    new CfnOutput(this, 'FleetDispatcherFunctionName', {
+      description: 'Dispatcher: sends the due mailboxes of the registry to the poll queue every minute',
+      value: fleet.dispatcher.functionName,
+    });
+    new CfnOutput(this, 'FleetWorkerFunctionName', {
+      description: 'Worker: polls the mailboxes it receives from the poll queue',
+      value: fleet.worker.functionName,
+    });
+    new CfnOutput(this, 'FleetDispatcherLogGroupName', { value: fleet.dispatcherLogGroup.logGroupName });
+    new CfnOutput(this, 'FleetWorkerLogGroupName', {
+      description: 'Log group of the pool (one "Poll finished" or "Poll failed" line per mailbox turn)',
+      value: fleet.workerLogGroup.logGroupName,
+    });
+    new CfnOutput(this, 'FleetPollQueueUrl', { value: fleet.queue.queueUrl });
+    new CfnOutput(this, 'FleetDeadLetterQueueUrl', { value: fleet.deadLetterQueue.queueUrl });
+    new CfnOutput(this, 'FleetSecretPrefix', {
+      description: 'The pool reads only secrets whose names start with this (imap-event-source mailbox add)',
+      value: fleetConfig.secretPrefix,
+    });
+    return fleet;
   }
 
   /** The alarms' SNS topic: imported by ARN, or created with TLS-only publishing; none when not configured. */

@@ -22,6 +22,7 @@ import {
   SERVICE_NAME,
 } from '../functions/poller/contract/telemetry.js';
 import { MIN_FUNCTION_TIMEOUT_SECONDS } from '../functions/poller/run/deadline.js';
+import { grantVpcNetworkInterfaces, nagResource, vpcPlacement } from './grants.js';
 import { pollerFunction } from './poller-function.js';
 import {
   ALARM_DEFAULTS,
@@ -277,14 +278,7 @@ export class ImapEventSource extends Construct {
         // Stack traces point into the TypeScript sources (the bundle ships its source map).
         NODE_OPTIONS: '--enable-source-maps',
       },
-      ...(props.vpc
-        ? {
-            vpc: props.vpc,
-            vpcSubnets: props.vpcSubnets,
-            securityGroups: props.securityGroups,
-            allowPublicSubnet: false,
-          }
-        : {}),
+      ...vpcPlacement(props),
     });
 
     this.grants = {
@@ -329,29 +323,7 @@ export class ImapEventSource extends Construct {
           '<mailboxId>/ in the raw-message bucket, for s3:PutObject and s3:AbortMultipartUpload only.',
       });
     }
-    if (props.vpc) {
-      // Lambda's service creates the function's network interfaces with the execution role. These are
-      // the actions of the managed AWSLambdaVPCAccessExecutionRole, inline so the role stays our own.
-      this.role.addToPrincipalPolicy(
-        new iam.PolicyStatement({
-          actions: [
-            'ec2:CreateNetworkInterface',
-            'ec2:DescribeNetworkInterfaces',
-            'ec2:DescribeSubnets',
-            'ec2:DeleteNetworkInterface',
-            'ec2:AssignPrivateIpAddresses',
-            'ec2:UnassignPrivateIpAddresses',
-          ],
-          resources: ['*'],
-        }),
-      );
-      Validations.of(policy).acknowledge({
-        id: 'AwsSolutions-IAM5[Resource::*]',
-        reason:
-          'Only the EC2 network-interface actions Lambda needs to attach a VPC function (those of AWSLambdaVPCAccessExecutionRole); ' +
-          'the Describe actions support no resource-level permissions and the interface ids are not known before Lambda creates them.',
-      });
-    }
+    if (props.vpc) grantVpcNetworkInterfaces(this.role);
 
     this.schedule = new events.Rule(this, 'Schedule', {
       description: `Polls IMAP mailbox ${props.mailboxId}`,
@@ -418,17 +390,4 @@ function alarmIntervalMinutes(id: string, schedule: events.Schedule, given: Dura
 
 function alarmWindowProps(window: AlarmWindow): { evaluationPeriods: number; datapointsToAlarm: number } {
   return { evaluationPeriods: window.evaluationPeriods, datapointsToAlarm: window.datapointsToAlarm };
-}
-
-/** A resource ARN as cdk-nag names it in finding ids: `<Logical.Arn>/suffix` for references, the string otherwise. */
-function nagResource(scope: Construct, arn: string): string {
-  const flatten = (node: unknown): string => {
-    if (typeof node === 'string') return node;
-    const ref = node as { 'Fn::Join'?: [string, unknown[]]; 'Fn::GetAtt'?: [string, string]; Ref?: string };
-    if (ref['Fn::Join']) return ref['Fn::Join'][1].map(flatten).join(ref['Fn::Join'][0]);
-    if (ref['Fn::GetAtt']) return `<${ref['Fn::GetAtt'].join('.')}>`;
-    if (ref.Ref) return `<${ref.Ref}>`;
-    return JSON.stringify(node);
-  };
-  return flatten(Stack.of(scope).resolve(arn));
 }

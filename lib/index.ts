@@ -6,6 +6,18 @@
 
 export { ImapEventSourceDashboard, type ImapEventSourceDashboardProps } from './dashboard.js';
 export {
+  addDueIndex,
+  DISPATCHER_REGISTRY_ACTIONS,
+  FLEET_ITEM_KEYS,
+  FLEET_MAX_RECEIVE_COUNT,
+  FLEET_WORKER_BATCH_SIZE,
+  type FleetAlarms,
+  type FleetGrants,
+  ImapEventSourceFleet,
+  type ImapEventSourceFleetProps,
+} from './fleet.js';
+export { ImapEventSourceFleetDashboard, type ImapEventSourceFleetDashboardProps } from './fleet-dashboard.js';
+export {
   CHECKPOINT_TABLE_ACTIONS,
   checkpointItemKeys,
   ImapEventSource,

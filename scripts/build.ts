@@ -2,8 +2,9 @@
  * `npm run build` (also run by `prepack`): the package's contents in dist/.
  *  - tsc (tsconfig.build.json): JavaScript and .d.ts of what the package's entry points reach
  *    (lib/index.ts, types/index.ts, bin/cli.ts), nothing else;
- *  - esbuild: the poller's Lambda handler as one CommonJS file with the AWS SDK left out
- *    (dist/handler/), which the construct deploys as it is (lib/poller-function.ts).
+ *  - esbuild: each Lambda handler (the poller, the fleet's dispatcher and worker) as one CommonJS file with
+ *    the AWS SDK left out (dist/handler/, dist/fleet-dispatcher/, dist/fleet-worker/), which the constructs
+ *    deploy as they are (lib/poller-function.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -11,11 +12,10 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { POLLER_BUNDLE, POLLER_ENTRY, PREBUILT_POLLER_FILE } from '../lib/poller-function.js';
+import { LAMBDA_HANDLERS, POLLER_BUNDLE, PREBUILT_POLLER_FILE } from '../lib/poller-function.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
-const handlerDir = join(dist, 'handler');
 
 rmSync(dist, { recursive: true, force: true });
 
@@ -29,26 +29,28 @@ execFileSync(
 );
 chmodSync(join(dist, 'bin/cli.js'), 0o755);
 
-await build({
-  entryPoints: [POLLER_ENTRY],
-  outfile: join(handlerDir, PREBUILT_POLLER_FILE),
-  bundle: true,
-  platform: 'node',
-  format: POLLER_BUNDLE.format,
-  target: POLLER_BUNDLE.target,
-  minify: POLLER_BUNDLE.minify,
-  sourcemap: POLLER_BUNDLE.sourceMap,
-  sourcesContent: POLLER_BUNDLE.sourcesContent,
-  external: [...POLLER_BUNDLE.externalModules],
-  // import() of the external SDK as require(): the runtime's SDK is found by require, not by ESM resolution.
-  supported: { 'dynamic-import': false },
-  logLevel: 'warning',
-});
-// The package is ESM ("type": "module"); the handler directory is its own CommonJS scope, in the
-// package as in the Lambda asset (the directory is deployed as it is).
-writeFileSync(join(handlerDir, 'package.json'), '{ "type": "commonjs" }\n');
-
-const kib = (file: string) => `${(statSync(join(handlerDir, file)).size / 1024).toFixed(0)} KiB`;
-process.stderr.write(
-  `built dist/: library, types and CLI (tsc); handler ${kib(PREBUILT_POLLER_FILE)} + source map ${kib(`${PREBUILT_POLLER_FILE}.map`)} (esbuild)\n`,
-);
+const built: string[] = [];
+for (const handler of LAMBDA_HANDLERS) {
+  const handlerDir = join(dist, handler.prebuiltName);
+  await build({
+    entryPoints: [handler.entry],
+    outfile: join(handlerDir, PREBUILT_POLLER_FILE),
+    bundle: true,
+    platform: 'node',
+    format: POLLER_BUNDLE.format,
+    target: POLLER_BUNDLE.target,
+    minify: POLLER_BUNDLE.minify,
+    sourcemap: POLLER_BUNDLE.sourceMap,
+    sourcesContent: POLLER_BUNDLE.sourcesContent,
+    external: [...POLLER_BUNDLE.externalModules],
+    // import() of the external SDK as require(): the runtime's SDK is found by require, not by ESM resolution.
+    supported: { 'dynamic-import': false },
+    logLevel: 'warning',
+  });
+  // The package is ESM ("type": "module"); each handler directory is its own CommonJS scope, in the
+  // package as in the Lambda asset (the directory is deployed as it is).
+  writeFileSync(join(handlerDir, 'package.json'), '{ "type": "commonjs" }\n');
+  const kib = (file: string) => `${(statSync(join(handlerDir, file)).size / 1024).toFixed(0)} KiB`;
+  built.push(`${handler.prebuiltName} ${kib(PREBUILT_POLLER_FILE)} + source map ${kib(`${PREBUILT_POLLER_FILE}.map`)}`);
+}
+process.stderr.write(`built dist/: library, types and CLI (tsc); handlers ${built.join(', ')} (esbuild)\n`);

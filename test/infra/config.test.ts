@@ -26,6 +26,7 @@ describe('parseConfig', () => {
   it('applies the defaults', () => {
     expect(parseConfig({ mailboxes: [SUPPORT] })).toEqual({
       stackName: 'ImapEventSource',
+      mode: 'per-mailbox',
       busName: 'imap-event-source',
       createBus: true,
       eventSource: 'imap-event-source',

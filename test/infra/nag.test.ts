@@ -25,6 +25,24 @@ const EVERYTHING = {
   schemaRegistry: { enabled: true },
 };
 
+/** Fleet mode with every option that adds a grant or a resource. */
+const FLEET_EVERYTHING = {
+  mode: 'fleet',
+  fleet: {
+    secretPrefix: 'mail/',
+    secretKmsKeyArn: 'arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+  },
+  mailboxes: [
+    { id: 'a', secretName: 'mail/tenant', username: 'a@contoso.com' },
+    { id: 'b', secretName: 'mail/tenant', username: 'b@contoso.com', folder: 'Firma' },
+  ],
+  vpc: { vpcId: VPC_ID, imapServerCidr: '10.0.12.7/32', endpoints: true },
+  rawMessageStorage: { enabled: true },
+  alarms: { createTopic: true },
+  archive: { enabled: true },
+  schemaRegistry: { enabled: true },
+};
+
 /** Our cdk-nag acknowledgements in the stack: construct path (below the stack) -> rule id -> reason. */
 function acknowledgements(stack: Stack): Record<string, Record<string, string>> {
   const found: Record<string, Record<string, string>> = {};
@@ -51,6 +69,8 @@ describe('cdk-nag AwsSolutions', () => {
       'an existing bus, no reserved concurrency',
       { mailboxes: [SUPPORT], busName: 'default', createBus: false, reserveConcurrency: false },
     ],
+    ['fleet mode', { mode: 'fleet', mailboxes: [SUPPORT] }],
+    ['fleet mode with every option', FLEET_EVERYTHING],
   ])('reports no unacknowledged finding for %s', (_name, config) => {
     const { stack } = synth(config);
     const report = new AwsSolutionsChecks().validateScope(stack);
@@ -78,6 +98,24 @@ describe('cdk-nag AwsSolutions', () => {
     for (const rules of Object.values(acks)) {
       for (const reason of Object.values(rules)) expect(reason.length).toBeGreaterThan(80);
     }
+  });
+
+  it('fleet mode acknowledges only the prefix-wide secret read and raw objects of the pool, and VPC interfaces', () => {
+    const acks = acknowledgements(synth(FLEET_EVERYTHING).stack);
+    expect(Object.fromEntries(Object.entries(acks).map(([path, rules]) => [path, Object.keys(rules)]))).toEqual({
+      RawMessageAccessLogs: ['AwsSolutions-S1'],
+      AlarmTopic: ['AwsSolutions-SNS2'],
+      'Fleet/WorkerRole/DefaultPolicy': [
+        'AwsSolutions-IAM5[Resource::arn:aws:secretsmanager:eu-central-1:123456789012:secret:mail/*]',
+        'AwsSolutions-IAM5[Resource::<RawMessageBucket6EAA0BE7.Arn>/*]',
+        'AwsSolutions-IAM5[Resource::*]',
+      ],
+    });
+    for (const rules of Object.values(acks)) {
+      for (const reason of Object.values(rules)) expect(reason.length).toBeGreaterThan(80);
+    }
+    // The default fleet: only the secret prefix.
+    expect(Object.keys(acknowledgements(synth({ mode: 'fleet' }).stack))).toEqual(['Fleet/WorkerRole/DefaultPolicy']);
   });
 
   it('acknowledges nothing in the default deployment', () => {

@@ -164,7 +164,7 @@ describe('the npm package, installed from its tarball into an empty project', ()
   it('the tarball holds the build, the schemas and the docs, and no sources, tests, benchmarks or CI files', () => {
     const files = pack.files.map((f) => f.path).sort();
     const allowed =
-      /^(dist\/(bin|cli|functions|lib|types)\/.+\.(js|d\.ts)|dist\/handler\/(index\.js|index\.js\.map|package\.json)|schema\/[a-z-]+\.schema\.json|docs\/[a-z0-9-]+\.md|README\.md|LICENSE|CHANGELOG\.md|SECURITY\.md|package\.json)$/;
+      /^(dist\/(bin|cli|functions|lib|types)\/.+\.(js|d\.ts)|dist\/(handler|fleet-dispatcher|fleet-worker)\/(index\.js|index\.js\.map|package\.json)|schema\/[a-z-]+\.schema\.json|docs\/[a-z0-9-]+\.md|README\.md|LICENSE|CHANGELOG\.md|SECURITY\.md|package\.json)$/;
     expect(files.filter((f) => !allowed.test(f))).toEqual([]);
     expect(files).toEqual(
       expect.arrayContaining([
@@ -175,6 +175,8 @@ describe('the npm package, installed from its tarball into an empty project', ()
         'dist/types/index.d.ts',
         'dist/handler/index.js',
         'dist/handler/package.json',
+        'dist/fleet-dispatcher/index.js',
+        'dist/fleet-worker/index.js',
         'schema/message-received.schema.json',
         'schema/mailbox-reset.schema.json',
         'docs/deploy.md',
