@@ -75,6 +75,9 @@ export const DISPATCHER_REGISTRY_ACTIONS = [
   'dynamodb:DeleteItem',
 ];
 
+/** The item actions of the worker: the poller's own, and BatchGetItem to count a host's connection slots. */
+export const WORKER_TABLE_ACTIONS = [...CHECKPOINT_TABLE_ACTIONS, 'dynamodb:BatchGetItem'];
+
 /** Adds the sparse `due` index (fleet contract) to a table with the checkpoint key schema. */
 export function addDueIndex(table: dynamodb.Table): void {
   table.addGlobalSecondaryIndex({
@@ -341,6 +344,9 @@ export class ImapEventSourceFleet extends Construct {
         actions: ['dynamodb:Query'],
         resourceArns: [`${this.table.tableArn}/index/${DUE_INDEX.name}`],
       }),
+      // Every registry item, paused ones too, when the declared mailboxes changed (read only; a Scan has no
+      // leading key to condition on).
+      iam.Grant.addToPrincipal({ grantee, actions: ['dynamodb:Scan'], resourceArns: [this.table.tableArn] }),
       iam.Grant.addToPrincipal({
         grantee,
         actions: DISPATCHER_REGISTRY_ACTIONS,
@@ -371,7 +377,7 @@ export class ImapEventSourceFleet extends Construct {
       iam.Grant.addToPrincipal({ grantee, actions: ['secretsmanager:GetSecretValue'], resourceArns: [secrets] }),
       iam.Grant.addToPrincipal({
         grantee,
-        actions: CHECKPOINT_TABLE_ACTIONS,
+        actions: WORKER_TABLE_ACTIONS,
         resourceArns: [this.table.tableArn],
         conditions: {
           'ForAllValues:StringLike': {

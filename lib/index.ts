@@ -15,6 +15,7 @@ export {
   type FleetGrants,
   ImapEventSourceFleet,
   type ImapEventSourceFleetProps,
+  WORKER_TABLE_ACTIONS,
 } from './fleet.js';
 export { ImapEventSourceFleetDashboard, type ImapEventSourceFleetDashboardProps } from './fleet-dashboard.js';
 export {

@@ -238,7 +238,7 @@ describe('fleet mode: resources', () => {
 });
 
 describe('fleet mode: least privilege', () => {
-  it('dispatcher: query the due index, registry items only, send to the queue, read its asset, write its logs', () => {
+  it('dispatcher: query the due index, scan (read only), write registry items only, send to the queue, read its asset, write its logs', () => {
     const s = synth(fleetConfig(3));
     const fleet = s.stack.fleet!;
     const table = logicalId(s.stack, s.stack.checkpointTable);
@@ -248,6 +248,7 @@ describe('fleet mode: least privilege', () => {
         Effect: 'Allow',
         Resource: { 'Fn::Join': ['', [getAtt(table), `/index/${DUE_INDEX.name}`]] },
       },
+      { Action: 'dynamodb:Scan', Effect: 'Allow', Resource: getAtt(table) },
       {
         Action: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
         Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['mailbox#*'] } },
@@ -295,7 +296,13 @@ describe('fleet mode: least privilege', () => {
         Resource: 'arn:aws:secretsmanager:eu-central-1:123456789012:secret:mail/*',
       },
       {
-        Action: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+        Action: [
+          'dynamodb:BatchGetItem',
+          'dynamodb:DeleteItem',
+          'dynamodb:GetItem',
+          'dynamodb:PutItem',
+          'dynamodb:UpdateItem',
+        ],
         Condition: {
           'ForAllValues:StringLike': {
             'dynamodb:LeadingKeys': [
