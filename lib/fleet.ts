@@ -423,7 +423,7 @@ export class ImapEventSourceFleet extends Construct {
     const stale = props.staleAfterIntervals ?? ALARM_DEFAULTS.staleAfterIntervals;
     const failing = props.failingAfterRuns ?? ALARM_DEFAULTS.failingAfterRuns;
     const minute = Duration.minutes(1);
-    const runbook = (section: string) => `Runbook: docs/fleet.md, "${section}".`;
+    const runbook = (row: string) => `Runbook: docs/fleet.md, "Monitoring", row ${row}.`;
     const fleetMetric = (metricName: string) =>
       new cloudwatch.Metric({
         namespace: METRIC_NAMESPACE,
@@ -441,20 +441,20 @@ export class ImapEventSourceFleet extends Construct {
     const failingWindow = { evaluationPeriods: failing + 1, datapointsToAlarm: failing };
     const alarms: FleetAlarms = {
       overdue: new cloudwatch.Alarm(this, 'OverdueAlarm', {
-        alarmDescription: `Registered mailboxes not polled successfully for more than two intervals, for ${stale} minutes. ${runbook('Alarm: mailboxes overdue')}`,
+        alarmDescription: `Registered mailboxes not polled successfully for more than two intervals, for ${stale} minutes. ${runbook('OverdueAlarm')}`,
         metric: fleetMetric(FLEET_METRICS.overdue),
         ...atLeastOne,
         evaluationPeriods: stale,
         datapointsToAlarm: stale,
       }),
       inBackoff: new cloudwatch.Alarm(this, 'BackoffAlarm', {
-        alarmDescription: `Mailboxes in backoff after persistent failures (wrong password, revoked consent): see \`imap-event-source mailbox list\`. ${runbook('Alarm: mailboxes in backoff')}`,
+        alarmDescription: `Mailboxes in backoff after persistent failures (wrong password, revoked consent): see \`imap-event-source mailbox list\`. ${runbook('BackoffAlarm')}`,
         metric: fleetMetric(FLEET_METRICS.inBackoff),
         ...atLeastOne,
         ...failingWindow,
       }),
       deadLetters: new cloudwatch.Alarm(this, 'DeadLetterAlarm', {
-        alarmDescription: `Poll requests a worker failed on ${FLEET_MAX_RECEIVE_COUNT} times are in the dead-letter queue. ${runbook('Alarm: dead letters')}`,
+        alarmDescription: `Poll requests a worker failed on ${FLEET_MAX_RECEIVE_COUNT} times are in the dead-letter queue. ${runbook('DeadLetterAlarm')}`,
         metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
           period: minute,
           statistic: cloudwatch.Stats.MAXIMUM,
@@ -463,25 +463,25 @@ export class ImapEventSourceFleet extends Construct {
         evaluationPeriods: 1,
       }),
       workerErrors: new cloudwatch.Alarm(this, 'WorkerErrorAlarm', {
-        alarmDescription: `Worker invocations keep failing (in ${failing} of ${failing + 1} minutes). ${runbook('Alarm: workers or dispatcher failing')}`,
+        alarmDescription: `Worker invocations keep failing (in ${failing} of ${failing + 1} minutes). ${runbook('WorkerErrorAlarm')}`,
         metric: this.worker.metricErrors(sum),
         ...atLeastOne,
         ...failingWindow,
       }),
       workerThrottles: new cloudwatch.Alarm(this, 'WorkerThrottleAlarm', {
-        alarmDescription: `Worker invocations are throttled (in ${failing} of ${failing + 1} minutes): the account's concurrency is short. ${runbook('Alarm: workers or dispatcher failing')}`,
+        alarmDescription: `Worker invocations are throttled (in ${failing} of ${failing + 1} minutes): the account's concurrency is short. ${runbook('WorkerThrottleAlarm')}`,
         metric: this.worker.metricThrottles(sum),
         ...atLeastOne,
         ...failingWindow,
       }),
       dispatcherFailing: new cloudwatch.Alarm(this, 'DispatcherErrorAlarm', {
-        alarmDescription: `Dispatcher runs keep failing (in ${failing} of ${failing + 1} minutes): no mailbox is sent to the pool. ${runbook('Alarm: workers or dispatcher failing')}`,
+        alarmDescription: `Dispatcher runs keep failing (in ${failing} of ${failing + 1} minutes): no mailbox is sent to the pool. ${runbook('DispatcherErrorAlarm')}`,
         metric: this.dispatcher.metricErrors(sum),
         ...atLeastOne,
         ...failingWindow,
       }),
       dispatcherStale: new cloudwatch.Alarm(this, 'DispatcherStaleAlarm', {
-        alarmDescription: `The dispatcher did not run for ${stale} minutes (schedule disabled or throttled). ${runbook('Alarm: dispatcher not running')}`,
+        alarmDescription: `The dispatcher did not run for ${stale} minutes (schedule disabled or throttled). ${runbook('DispatcherStaleAlarm')}`,
         metric: this.dispatcher.metricInvocations(sum),
         threshold: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
