@@ -1,5 +1,5 @@
 /**
- * The CLI as a whole, end to end: the real binary in a child process (help, usage errors, the package launcher,
+ * The CLI as a whole, end to end: the real binary in a child process (help, a usage error, the package launcher,
  * settings from Secrets Manager with AWS credentials from the environment). Every other CLI test runs in-process.
  */
 
@@ -26,7 +26,7 @@ describe('help and usage', () => {
   });
 
   test('unknown command and unknown option exit 2 with a pointer to --help', async () => {
-    const unknown = await spawnCli(['chek']);
+    const unknown = await runCli(['chek']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('Unknown command "chek"');
     const option = await spawnCli(['check', '--config', 'x.json', '--pasword', 'x']);
@@ -68,7 +68,8 @@ describe('check --secret-id (Secrets Manager, rotation)', () => {
     expect(pending.stdout).toMatch(new RegExp(`^✔ SETTINGS +secret "${name}" \\(AWSPENDING\\): tls to localhost`, 'm'));
     expect(pending.stdout).toMatch(/^✔ LOGIN/m);
 
-    const current = await spawnCli(['check', '--secret-id', name], { env: aws.awsEnv() });
+    // The same with the CLI in-process (the environment applies while it runs).
+    const current = await runCli(['check', '--secret-id', name], { env: aws.awsEnv() });
     expect(current.code).toBe(1);
     expect(current.stdout).toMatch(/^✖ LOGIN/m);
     expect(current.stdout + current.stderr).not.toMatch(/old-password|${user.password}/);
@@ -76,7 +77,7 @@ describe('check --secret-id (Secrets Manager, rotation)', () => {
 
   test('a missing secret is explained', async () => {
     const aws = moto();
-    const r = await spawnCli(['check', '--secret-id', 'cli/does-not-exist'], { env: aws.awsEnv() });
+    const r = await runCli(['check', '--secret-id', 'cli/does-not-exist'], { env: aws.awsEnv() });
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^✖ SETTINGS +The secret "cli\/does-not-exist" does not exist/m);
   });

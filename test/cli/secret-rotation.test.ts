@@ -4,7 +4,7 @@
  */
 import { DescribeSecretCommand, GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { describe, expect, it } from 'vitest';
-import { spawnCli as runCli } from '../support/cli.js';
+import { runCli } from '../support/cli.js';
 import { dovecot, mailboxSecret, moto } from '../support/env.js';
 import { uniqueName } from '../support/moto.js';
 

@@ -11,7 +11,7 @@ import type { MailboxStatusReport } from '../../cli/commands/status.js';
 import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamodb-checkpoint-store.js';
 import { DynamoDbPollStatusStore } from '../../functions/poller/adapters/dynamodb-status-store.js';
 import { World } from '../integration/world.js';
-import { spawnCli as runCli, tempDir } from '../support/cli.js';
+import { runCli, tempDir } from '../support/cli.js';
 
 const dir = tempDir(); // no cdk.json here: mailboxes come from --mailbox or the table
 
@@ -20,7 +20,7 @@ interface StatusJson {
   mailboxes: MailboxStatusReport[];
 }
 
-// Each test starts the CLI several times: generous bounds for a loaded machine (no assertion on time).
+// The CLI runs in-process (runCli) with moto's endpoint in the environment; the cwd has no cdk.json.
 describe('status', { timeout: 180_000 }, () => {
   let healthy: World;
   let stale: World;

@@ -100,8 +100,8 @@ type Received = EventEnvelope<MessageReceivedDetail | MailboxResetDetail>;
 const isMessage = (e: Received): e is EventEnvelope<MessageReceivedDetail> =>
   e['detail-type'] === 'IMAP Message Received';
 
-/** What the world's subscriber received (waits for `expected`, then `quietMs` for extras). */
-function received(world: World, expected: number, quietMs = 1_000): Promise<Received[]> {
+/** What the world's subscriber received (waits for `expected`, then `quietMs`; then what else is in the queue). */
+function received(world: World, expected: number, quietMs = 0): Promise<Received[]> {
   return world.events<MessageReceivedDetail | MailboxResetDetail>(expected, quietMs);
 }
 
@@ -180,7 +180,7 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
 
     await proxies.imap.setFault({ kind: 'pass' });
     expect(await world.invoke()).toEqual({ outcome: 'published', published: 3 });
-    expectExactlyOnce(await received(world, 3, 1_000), uids);
+    expectExactlyOnce(await received(world, 3), uids);
   });
 
   it('connection dropped mid-FETCH: the published batches stay published, the rest comes with the next run, nothing twice', async () => {
@@ -201,7 +201,7 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
       fromUid: uids[2],
       published: 2,
     });
-    expectExactlyOnce(await received(world, 4, 1_000), uids);
+    expectExactlyOnce(await received(world, 4), uids);
   });
 
   it('connection dropped at any point of a run (every 6 % of its bytes): never ahead, never twice', async () => {
@@ -236,7 +236,7 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
     expect(failures.length).toBeGreaterThanOrEqual(4);
     expect(new Set(failures)).toEqual(new Set(['IMAP_UNREACHABLE']));
     expect(published).toBe(3);
-    expectExactlyOnce(await received(world, 3, 1_000), uids);
+    expectExactlyOnce(await received(world, 3), uids);
   });
 
   it('server goes silent mid-FETCH: the run ends before its deadline, consistent; the next run continues', async () => {
@@ -258,7 +258,7 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
       outcome: 'published',
       published: 2,
     });
-    expectExactlyOnce(await received(world, 4, 1_000), uids);
+    expectExactlyOnce(await received(world, 4), uids);
   });
 
   it('server silent from the start (no greeting): the Lambda handler returns before its deadline', async () => {
@@ -276,7 +276,7 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
     expect(error.message).toMatch(/^IMAP_UNREACHABLE: The IMAP server .* did not answer in time \(login\)/);
     await proxies.imap.setFault({ kind: 'pass' });
     expect(await world.invoke()).toEqual({ outcome: 'published', published: 2 });
-    expectExactlyOnce(await received(world, 2, 1_000), uids);
+    expectExactlyOnce(await received(world, 2), uids);
   });
 
   it('a slow network (every packet 40 ms late) still delivers everything once', async () => {
@@ -286,7 +286,7 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
     await proxies.imap.setFault({ kind: 'delay', ms: 40 });
     await proxies.aws.setFault({ kind: 'delay', ms: 40 });
     expect(await world.invoke()).toEqual({ outcome: 'published', published: 2 });
-    expectExactlyOnce(await received(world, 2, 1_000), uids);
+    expectExactlyOnce(await received(world, 2), uids);
   });
 });
 
@@ -305,7 +305,7 @@ describe('AWS network faults (TCP proxy in front of moto_server)', () => {
     await proxies.aws.setFault({ kind: 'pass' });
     expect(await world.checkpoint()).toEqual(before);
     expect(await world.invoke()).toEqual({ outcome: 'published', published: 2 });
-    expectExactlyOnce(await received(world, 2, 1_000), uids);
+    expectExactlyOnce(await received(world, 2), uids);
   });
 
   it('endpoint goes silent during PutEvents: the run stops before its deadline; the lease is not left behind', async () => {
@@ -357,7 +357,7 @@ describe('AWS network faults (TCP proxy in front of moto_server)', () => {
     });
     expect(await world.checkpoint()).toMatchObject({ lastUid: uids[0] });
     // Documented duplicate class: same eventId twice; consumers dedupe on it.
-    const events = (await received(world, 2, 1_000)).filter(isMessage);
+    const events = (await received(world, 2)).filter(isMessage);
     expect(events.map((e) => e.detail.uid)).toEqual([uids[0], uids[0]]);
     expect(events[0]!.detail.eventId).toBe(events[1]!.detail.eventId);
   });
@@ -423,7 +423,7 @@ describe.concurrent('PutEvents failures (aws-sdk-client-mock over the EventBridg
     expect(delays).toHaveLength(2);
     expect(delays[0]).toBeLessThan(100);
     expect(delays[1]).toBeLessThan(200);
-    expectExactlyOnce(await received(world, 4, 1_000), uids);
+    expectExactlyOnce(await received(world, 4), uids);
   });
 
   it('an entry that keeps failing: the checkpoint stops before it; the accepted entries after it come again (documented duplicates)', async () => {
@@ -451,7 +451,7 @@ describe.concurrent('PutEvents failures (aws-sdk-client-mock over the EventBridg
       fromUid: uids[1],
       published: 3,
     });
-    const counts = deliveries(await received(world, 6, 1_000));
+    const counts = deliveries(await received(world, 6));
     expect(Object.fromEntries(counts)).toEqual({ [uids[0]!]: 1, [uids[1]!]: 1, [uids[2]!]: 2, [uids[3]!]: 2 });
   });
 });
@@ -466,7 +466,7 @@ describe("whole-call retries are the SDK's alone", () => {
     const uids = await world.append(2);
     expect(await pollMailbox(deps, pollOptions(world))).toMatchObject({ outcome: 'published', published: 2 });
     expect(eb.requests()).toBe(3);
-    expectExactlyOnce(await received(world, 2, 500), uids);
+    expectExactlyOnce(await received(world, 2), uids);
 
     throttle = 100;
     const more = await world.append(1);
@@ -477,7 +477,7 @@ describe("whole-call retries are the SDK's alone", () => {
     expect(await world.checkpoint()).toMatchObject({ lastUid: uids[1] });
     throttle = 0;
     expect(await pollMailbox(deps, pollOptions(world))).toMatchObject({ published: 1 });
-    expectExactlyOnce(await received(world, 1, 500), more);
+    expectExactlyOnce(await received(world, 1), more);
   });
 });
 
@@ -560,7 +560,7 @@ describe.concurrent('DynamoDB faults', () => {
     expect(await world.leaseItem()).toBeUndefined();
     throttleWrites = false;
     expect(await pollMailbox(deps, pollOptions(world))).toMatchObject({ published: 2 });
-    const counts = deliveries(await received(world, 4, 1_000));
+    const counts = deliveries(await received(world, 4));
     expect(Object.fromEntries(counts)).toEqual({ [uids[0]!]: 2, [uids[1]!]: 2 });
   });
 
@@ -578,10 +578,10 @@ describe.concurrent('DynamoDB faults', () => {
       code: 'CHECKPOINT_STORE_FAILED',
       retryable: true,
     });
-    expect(await received(world, 0, 500)).toEqual([]);
+    expect(await received(world, 0)).toEqual([]);
     throttleReads = false;
     await pollMailbox(deps, pollOptions(world));
-    expectExactlyOnce(await received(world, 1, 500), uids);
+    expectExactlyOnce(await received(world, 1), uids);
   });
 
   it('conditional-check conflict (another writer advanced the checkpoint meanwhile): the run stops without overwriting it', async () => {
@@ -604,7 +604,7 @@ describe.concurrent('DynamoDB faults', () => {
     expect(error).toMatchObject({ code: 'CHECKPOINT_CONFLICT', retryable: true });
     expect(await world.checkpoint()).toMatchObject({ lastUid: uids[0] });
     expect(await pollMailbox(deps, pollOptions(world))).toMatchObject({ fromUid: uids[1], published: 2 });
-    const counts = deliveries(await received(world, 5, 1_000));
+    const counts = deliveries(await received(world, 5));
     expect(Object.fromEntries(counts)).toEqual({ [uids[0]!]: 1, [uids[1]!]: 2, [uids[2]!]: 2 });
   });
 });
@@ -651,7 +651,7 @@ describe.concurrent('the mailbox changes under the poller', () => {
     await pollMailbox(deps, pollOptions(world));
     const old = await world.append(2);
     await pollMailbox(deps, pollOptions(world));
-    expectExactlyOnce(await received(world, 2, 0), old);
+    expectExactlyOnce(await received(world, 2), old);
     const before = await world.checkpoint();
 
     await world.imap.deleteFolder(world.user, world.folder);
@@ -685,7 +685,7 @@ describe.concurrent('the mailbox changes under the poller', () => {
     deleteIt = true;
     expect(await pollFailing(deps, pollOptions(world))).toMatchObject({ code: 'FOLDER_NOT_FOUND', retryable: false });
     expect(await world.checkpoint()).toEqual(before);
-    expect(await received(world, 0, 500)).toEqual([]);
+    expect(await received(world, 0)).toEqual([]);
   });
 
   it('folder renamed away and back: fails while it is gone, then delivers what arrived meanwhile, once', async () => {
@@ -777,7 +777,7 @@ describe('UIDVALIDITY changes: nothing lost, no flood', () => {
     await world.invoke();
     const old = await world.append(3);
     await world.invoke();
-    expectExactlyOnce(await received(world, 3, 0), old);
+    expectExactlyOnce(await received(world, 3), old);
     const backlog = await world.append(2, world.folder, (i) => ({ subject: `Backlog ${i + 1}` }));
     await world.imap.setUidValidity(world.user, world.folder, 777);
     expect(await world.invoke()).toEqual({ outcome: 'reset', published: 2 });
@@ -800,7 +800,7 @@ describe('UIDVALIDITY changes: nothing lost, no flood', () => {
     const oldMessages = [0, 1, 2].map((i) => ({ raw: raw(i, `Old ${i}`), internalDate: at(300 - i) }));
     await world.imap.appendMany(world.user, world.folder, oldMessages);
     await world.invoke();
-    expect((await received(world, 3, 0)).filter(isMessage).map((e) => e.detail.subject)).toEqual([
+    expect((await received(world, 3)).filter(isMessage).map((e) => e.detail.subject)).toEqual([
       'Old 0',
       'Old 1',
       'Old 2',

@@ -190,8 +190,8 @@ export class World {
     return this.imap.appendMany(this.user, folder, items);
   }
 
-  /** Events the subscriber received (waits for `expected`, then `quietMs` for extras). */
-  events<D = Record<string, unknown>>(expected: number, quietMs = 1_000): Promise<EventEnvelope<D>[]> {
+  /** Events the subscriber received (waits for `expected`, then `quietMs`; then what else is in the queue). */
+  events<D = Record<string, unknown>>(expected: number, quietMs = 0): Promise<EventEnvelope<D>[]> {
     return this.aws.receiveEvents<D>(this.bus.queueUrl, { expected, timeoutMs: 20_000, quietMs });
   }
 

@@ -22,8 +22,45 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `imap-event-source <args>` in this process, with captured output and `input` as stdin. */
-export async function runCli(args: string[], options: { input?: string } = {}): Promise<CliResult> {
+export interface InProcessOptions {
+  input?: string;
+  /** Environment variables set while the command runs (e.g. moto's AWS endpoint and credentials), then restored. */
+  env?: Record<string, string>;
+  /** Working directory while the command runs (e.g. a directory without the repository's cdk.json), then restored. */
+  cwd?: string;
+}
+
+/** Calls that change the process's environment or directory run one at a time. */
+let processStateLock: Promise<unknown> = Promise.resolve();
+
+/**
+ * Runs `imap-event-source <args>` in this process, with captured output and `input` as stdin; `env` and `cwd`
+ * apply for the duration of the call (the AWS SDK reads its endpoint, region and credentials from the environment).
+ */
+export async function runCli(args: string[], options: InProcessOptions = {}): Promise<CliResult> {
+  if (options.env === undefined && options.cwd === undefined) return runMain(args, options.input);
+  const run = processStateLock.then(() => withProcessState(options, () => runMain(args, options.input)));
+  processStateLock = run.catch(() => {});
+  return run;
+}
+
+async function withProcessState<T>(options: InProcessOptions, fn: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(options.env ?? {}).map((k) => [k, process.env[k]]));
+  const dir = process.cwd();
+  Object.assign(process.env, options.env);
+  if (options.cwd !== undefined) process.chdir(options.cwd);
+  try {
+    return await fn();
+  } finally {
+    if (options.cwd !== undefined) process.chdir(dir);
+    for (const [key, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+  }
+}
+
+async function runMain(args: string[], input: string | undefined): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
   const code = await main(args, {
@@ -41,7 +78,7 @@ export async function runCli(args: string[], options: { input?: string } = {}): 
         return true;
       },
     },
-    stdin: Readable.from(options.input === undefined ? [] : [Buffer.from(options.input)]),
+    stdin: Readable.from(input === undefined ? [] : [Buffer.from(input)]),
   });
   return { code, stdout, stderr };
 }

@@ -121,7 +121,11 @@ export interface ReceiveOptions {
   expected?: number;
   /** Give up (returning what arrived) after this long. @default 10_000 */
   timeoutMs?: number;
-  /** After `expected` arrived, keep listening this long and include any extra events. @default 0 */
+  /**
+   * After `expected` arrived, keep listening this long and include any extra events. @default 0
+   * Either way the queue is then drained: moto_server delivers an entry to the rule's queue inside PutEvents, so
+   * an event published before this call is in the queue already, and extras (duplicates) are found without waiting.
+   */
   quietMs?: number;
 }
 
@@ -244,26 +248,37 @@ export class Moto {
       if (quietUntil === undefined && events.length >= expected) quietUntil = Date.now() + (opts.quietMs ?? 0);
       const until = quietUntil ?? deadline;
       const left = until - Date.now();
-      if (left <= 0) return events;
-      const res = await this.sqs.send(
-        new ReceiveMessageCommand({
+      if (left <= 0) {
+        // What is in the queue now: receive without waiting until it is empty.
+        for (
+          let batch = await this.receiveBatch<D>(queueUrl, 0);
+          batch.length;
+          batch = await this.receiveBatch<D>(queueUrl, 0)
+        )
+          events.push(...batch);
+        return events;
+      }
+      const batch = await this.receiveBatch<D>(queueUrl, Math.min(20, Math.floor(left / 1000)));
+      if (!batch.length && left < 1000) await sleep(Math.min(100, left)); // short poll near the end
+      events.push(...batch);
+    }
+  }
+
+  /** One ReceiveMessage (up to 10, waiting up to `waitSeconds`); what it returns is deleted from the queue. */
+  private async receiveBatch<D>(queueUrl: string, waitSeconds: number): Promise<EventEnvelope<D>[]> {
+    const res = await this.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: waitSeconds }),
+    );
+    const messages = res.Messages ?? [];
+    if (messages.length) {
+      await this.sqs.send(
+        new DeleteMessageBatchCommand({
           QueueUrl: queueUrl,
-          MaxNumberOfMessages: 10,
-          WaitTimeSeconds: Math.min(20, Math.floor(left / 1000)),
+          Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
         }),
       );
-      const messages = res.Messages ?? [];
-      if (!messages.length && left < 1000) await sleep(Math.min(100, left)); // short poll near the end
-      for (const m of messages) events.push(JSON.parse(m.Body!) as EventEnvelope<D>);
-      if (messages.length) {
-        await this.sqs.send(
-          new DeleteMessageBatchCommand({
-            QueueUrl: queueUrl,
-            Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
-          }),
-        );
-      }
     }
+    return messages.map((m) => JSON.parse(m.Body!) as EventEnvelope<D>);
   }
 
   /** Listens for `quietMs` and returns whatever arrived (expect an empty array). */
