@@ -16,10 +16,16 @@ export interface CommandContext extends CommandIo {
 
 export interface Command {
   readonly name: string;
-  /** One line for the overview. */
-  readonly summary: string;
   /** The full `--help` text. */
   readonly help: string;
   /** Returns the exit code; throws ImapEventSourceError / UsageError for the main loop to explain. */
   run(argv: string[], ctx: CommandContext): Promise<number>;
+}
+
+/** A command as `main` lists it: the overview line, and its module loaded on use. */
+export interface CommandEntry {
+  readonly name: string;
+  /** One line for the overview. */
+  readonly summary: string;
+  load(): Promise<Command>;
 }

@@ -4,27 +4,52 @@
  */
 import { createRequire } from 'node:module';
 import { isImapEventSourceError } from '../functions/poller/errors.js';
-import { checkCommand } from './commands/check.js';
-import { demoCommand } from './commands/demo.js';
-import { foldersCommand } from './commands/folders.js';
-import { mailboxCommand } from './commands/mailbox.js';
-import { pollCommand } from './commands/poll.js';
-import { secretCommand } from './commands/secret.js';
-import { statusCommand } from './commands/status.js';
-import type { Command, CommandContext, CommandIo } from './context.js';
+import type { CommandContext, CommandEntry, CommandIo } from './context.js';
 import { printFailure, UsageError } from './output.js';
 
 /** The package's own package.json by self-reference: resolves alike from the sources and from dist/. */
 const { version } = createRequire(import.meta.url)('imap-event-source/package.json') as { version: string };
 
-const COMMANDS: readonly Command[] = [
-  checkCommand,
-  foldersCommand,
-  pollCommand,
-  statusCommand,
-  mailboxCommand,
-  secretCommand,
-  demoCommand,
+/**
+ * The commands in overview order. A command's module (and what it imports: imapflow, the AWS SDK, ...) is loaded
+ * only when that command runs or shows its help; `--help` and `--version` load none of them.
+ */
+const COMMANDS: readonly CommandEntry[] = [
+  {
+    name: 'check',
+    summary: 'check settings, DNS, TCP, TLS, login and folder, step by step, with the fix for any failure',
+    load: async () => (await import('./commands/check.js')).checkCommand,
+  },
+  {
+    name: 'folders',
+    summary: 'the folder tree as the server has it, with its delimiter and special-use flags',
+    load: async () => (await import('./commands/folders.js')).foldersCommand,
+  },
+  {
+    name: 'poll',
+    summary: 'one poll cycle here (same engine as the Lambda); events as JSON lines or to EventBridge',
+    load: async () => (await import('./commands/poll.js')).pollCommand,
+  },
+  {
+    name: 'status',
+    summary: 'health of every mailbox: checkpoint, lease, last success and failure, messages waiting',
+    load: async () => (await import('./commands/status.js')).statusCommand,
+  },
+  {
+    name: 'mailbox',
+    summary: 'fleet mode: add, remove, list, pause or resume mailboxes without a deploy',
+    load: async () => (await import('./commands/mailbox.js')).mailboxCommand,
+  },
+  {
+    name: 'secret',
+    summary: 'example secret (template), offline check (validate), rotation (stage, verify, promote, rollback)',
+    load: async () => (await import('./commands/secret.js')).secretCommand,
+  },
+  {
+    name: 'demo',
+    summary: 'see it work: in-process IMAP server with TLS, the poller, new mail every few seconds (npm start)',
+    load: async () => (await import('./commands/demo.js')).demoCommand,
+  },
 ];
 
 function overview(): string {
@@ -55,18 +80,19 @@ export async function main(argv: readonly string[], io: CommandIo = process): Pr
 
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     const topic = name === 'help' ? COMMANDS.find((c) => c.name === rest[0]) : undefined;
-    io.stdout.write(`${topic ? topic.help : overview()}\n`);
+    io.stdout.write(`${topic ? (await topic.load()).help : overview()}\n`);
     return 0;
   }
   if (name === '--version' || name === '-V') {
     io.stdout.write(`imap-event-source ${version}\n`);
     return 0;
   }
-  const command = COMMANDS.find((c) => c.name === name);
-  if (!command) {
+  const entry = COMMANDS.find((c) => c.name === name);
+  if (!entry) {
     io.stderr.write(`✖ Unknown command "${name}".\n\n${overview()}\n`);
     return 2;
   }
+  const command = await entry.load();
   if (rest.includes('--help') || rest.includes('-h')) {
     io.stdout.write(`${command.help}\n`);
     return 0;

@@ -54,7 +54,6 @@ const day = (d: Date) => d.toISOString().slice(0, 10);
 
 export const checkCommand: Command = {
   name: 'check',
-  summary: 'check settings, DNS, TCP, TLS, login and folder, step by step, with the fix for any failure',
   help: HELP,
   async run(argv, ctx) {
     const { values } = parseArgs({

@@ -51,7 +51,6 @@ const sleep = (ms: number, signal: AbortSignal) =>
 
 export const demoCommand: Command = {
   name: 'demo',
-  summary: 'see it work: in-process IMAP server with TLS, the poller, new mail every few seconds (npm start)',
   help: HELP,
   async run(argv, ctx) {
     const { values } = parseArgs({

@@ -22,7 +22,6 @@ Options:
 
 export const foldersCommand: Command = {
   name: 'folders',
-  summary: 'the folder tree as the server has it, with its delimiter and special-use flags',
   help: HELP,
   async run(argv, ctx) {
     const { values } = parseArgs({ args: argv, options: { ...SETTINGS_OPTIONS }, strict: true });

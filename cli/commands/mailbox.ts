@@ -62,7 +62,6 @@ type Action = (typeof ACTIONS)[number];
 
 export const mailboxCommand: Command = {
   name: 'mailbox',
-  summary: 'fleet mode: add, remove, list, pause or resume mailboxes without a deploy',
   help: HELP,
   async run(argv, ctx) {
     const [action, ...rest] = argv;

@@ -55,7 +55,6 @@ Examples:
 
 export const pollCommand: Command = {
   name: 'poll',
-  summary: 'one poll cycle here (same engine as the Lambda); events as JSON lines or to EventBridge',
   help: HELP,
   async run(argv, ctx) {
     const { values } = parseArgs({

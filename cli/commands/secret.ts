@@ -88,7 +88,6 @@ const OAUTH2_TEMPLATES: Readonly<Record<OAuth2Provider, Record<string, unknown>>
 
 export const secretCommand: Command = {
   name: 'secret',
-  summary: 'example secret (template), offline check (validate), rotation (stage, verify, promote, rollback)',
   help: HELP,
   async run(argv, ctx) {
     const [sub, ...rest] = argv;

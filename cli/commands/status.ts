@@ -77,7 +77,6 @@ interface Stores {
 
 export const statusCommand: Command = {
   name: 'status',
-  summary: 'health of every mailbox: checkpoint, lease, last success and failure, messages waiting',
   help: HELP,
   async run(argv, ctx) {
     const { values } = parseArgs({
