@@ -129,8 +129,8 @@ export async function runRotation(
 
 async function secretsClient(): Promise<SecretsManagerClient> {
   quietAwsSdk();
-  const { SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
-  const client = new SecretsManagerClient({});
+  const { composeSecretsManager } = await import('../../functions/poller/compose.js');
+  const client = await composeSecretsManager({});
   await requireRegion(() => client.config.region(), 'the secret', 'secret promote --secret-id ...');
   return client;
 }

@@ -135,12 +135,12 @@ export const statusCommand: Command = {
 
 async function openStores(table: string): Promise<Stores> {
   quietAwsSdk();
-  const [{ DynamoDBClient }, { DynamoDbPollStatusStore }, { DynamoDbCheckpointStore }] = await Promise.all([
-    import('@aws-sdk/client-dynamodb'),
+  const { composeDynamoDb } = await import('../../functions/poller/compose.js');
+  const [client, { DynamoDbPollStatusStore }, { DynamoDbCheckpointStore }] = await Promise.all([
+    composeDynamoDb({}),
     import('../../functions/poller/adapters/dynamodb-status-store.js'),
     import('../../functions/poller/adapters/dynamodb-checkpoint-store.js'),
   ]);
-  const client = new DynamoDBClient({ maxAttempts: 4 });
   await requireRegion(() => client.config.region(), 'reading the checkpoint table', 'status --table ...');
   return {
     status: new DynamoDbPollStatusStore(client, table),

@@ -1,8 +1,11 @@
 /**
  * The composition root: the only place the poller's clients and adapters are built, for the Lambda handler, the
- * CLI (`poll`, `check`, `folders`), the benchmarks and the tests. The AWS SDK is loaded only when an AWS adapter
+ * CLI (`poll`, `check`, `folders`, `status`, `secret`), the benchmarks and the tests. The AWS SDK is loaded only when an AWS adapter
  * is asked for, so local runs with a settings file start without it.
  */
+
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { type ImapFlowGatewayOptions, ImapFlowMailboxGateway } from './adapters/imapflow-mailbox.js';
 import { OAuth2TokenSource } from './adapters/oauth2-token-source.js';
 import type { PollerConfig } from './contract/poller-env.js';
@@ -59,16 +62,29 @@ export function composeMailboxGateway(
   });
 }
 
+/** A Secrets Manager client (the settings source; CLI `secret stage|promote|rollback`). */
+export async function composeSecretsManager(
+  options: Pick<ComposeOptions, 'clientConfig'>,
+): Promise<SecretsManagerClient> {
+  const { SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
+  return new SecretsManagerClient(awsClientConfig(options.clientConfig));
+}
+
+/** A DynamoDB client for the checkpoint table (checkpoints, leases, status items, refresh tokens; CLI `status`). */
+export async function composeDynamoDb(options: Pick<ComposeOptions, 'clientConfig'>): Promise<DynamoDBClient> {
+  const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
+  return new DynamoDBClient(awsClientConfig(options.clientConfig));
+}
+
 /** Settings from a Secrets Manager secret (cached briefly; `versionStage` e.g. AWSPENDING for checks). */
 export async function composeSecretsSettings(
   secret: { readonly secretId: string; readonly versionStage?: string },
   options: Pick<ComposeOptions, 'clientConfig'>,
 ): Promise<{ source: SettingsSource; region: () => Promise<string> }> {
-  const [{ SecretsManagerClient }, { SecretsManagerSettingsSource }] = await Promise.all([
-    import('@aws-sdk/client-secrets-manager'),
+  const [client, { SecretsManagerSettingsSource }] = await Promise.all([
+    composeSecretsManager(options),
     import('./adapters/secrets-manager-settings.js'),
   ]);
-  const client = new SecretsManagerClient(awsClientConfig(options.clientConfig));
   return { source: new SecretsManagerSettingsSource(client, secret), region: () => client.config.region() };
 }
 
@@ -83,22 +99,15 @@ export async function composeEventPublisher(options: ComposeOptions): Promise<Ev
 
 /** The Lambda's poller (also the benchmarks' and the integration tests'): everything from the configuration. */
 export async function composePollerDeps(config: PollerConfig, options: ComposeOptions): Promise<PollDeps> {
-  const [
-    { DynamoDBClient },
-    { DynamoDbCheckpointStore },
-    { DynamoDbRefreshTokenStore },
-    settings,
-    publisher,
-    rawStore,
-  ] = await Promise.all([
-    import('@aws-sdk/client-dynamodb'),
-    import('./adapters/dynamodb-checkpoint-store.js'),
-    import('./adapters/dynamodb-refresh-token-store.js'),
-    composeSecretsSettings({ secretId: config.secretId }, options),
-    composeEventPublisher(options),
-    config.rawBucket ? composeRawStore(config.rawBucket, options) : undefined,
-  ]);
-  const dynamodb = new DynamoDBClient(awsClientConfig(options.clientConfig));
+  const [dynamodb, { DynamoDbCheckpointStore }, { DynamoDbRefreshTokenStore }, settings, publisher, rawStore] =
+    await Promise.all([
+      composeDynamoDb(options),
+      import('./adapters/dynamodb-checkpoint-store.js'),
+      import('./adapters/dynamodb-refresh-token-store.js'),
+      composeSecretsSettings({ secretId: config.secretId }, options),
+      composeEventPublisher(options),
+      config.rawBucket ? composeRawStore(config.rawBucket, options) : undefined,
+    ]);
   const checkpoints = new DynamoDbCheckpointStore(dynamodb, config.checkpointTable);
   // Built once per container: warm invocations reuse its access tokens until shortly before they expire.
   const tokens = new OAuth2TokenSource({
@@ -145,11 +154,11 @@ export async function composeStatusStore(
   table: string,
   options: Pick<ComposeOptions, 'clientConfig'>,
 ): Promise<PollStatusStore> {
-  const [{ DynamoDBClient }, { DynamoDbPollStatusStore }] = await Promise.all([
-    import('@aws-sdk/client-dynamodb'),
+  const [client, { DynamoDbPollStatusStore }] = await Promise.all([
+    composeDynamoDb(options),
     import('./adapters/dynamodb-status-store.js'),
   ]);
-  return new DynamoDbPollStatusStore(new DynamoDBClient(awsClientConfig(options.clientConfig)), table);
+  return new DynamoDbPollStatusStore(client, table);
 }
 
 /** The raw-message store (S3). */
