@@ -4,7 +4,8 @@
  * One place for all commands.
  */
 import { readFile } from 'node:fs/promises';
-import { type MailboxSettings, parseSettings } from '../functions/poller/core/settings.js';
+import { parseMailboxSettings } from '../functions/poller/adapters/pem-checks.js';
+import type { MailboxSettings } from '../functions/poller/core/settings.js';
 import { ConfigurationError, SecretAccessError } from '../functions/poller/errors.js';
 import type { SettingsSource } from '../functions/poller/ports.js';
 import { UsageError } from './output.js';
@@ -39,7 +40,7 @@ export class FileSettingsSource implements SettingsSource {
   constructor(private readonly path: string) {}
 
   async load(): Promise<MailboxSettings> {
-    return parseSettings(await readSettingsFile(this.path), `file "${this.path}"`);
+    return parseMailboxSettings(await readSettingsFile(this.path), `file "${this.path}"`);
   }
 }
 

@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { parseSettings } from '../../functions/poller/core/settings.js';
+import { parseMailboxSettings as parseSettings } from '../../functions/poller/adapters/pem-checks.js';
 import { ConfigurationError, SecretAccessError, SettingsValidationError } from '../../functions/poller/errors.js';
 import type { CommandContext } from '../context.js';
 import { printInvalidSettings, printStep, UsageError } from '../output.js';

@@ -1,13 +1,16 @@
 /** `imap-event-source secret template|validate`: write and check the mailbox secret (contract 1) offline. */
 import { parseArgs } from 'node:util';
 import {
+  parseMailboxSettings as parseSettings,
+  validateOAuth2Settings as validateOAuth2,
+} from '../../functions/poller/adapters/pem-checks.js';
+import {
   defaultTokenUrl,
   OAUTH2_PROVIDERS,
   type OAuth2Provider,
   type OAuth2Settings,
-  validateOAuth2,
 } from '../../functions/poller/core/oauth2-settings.js';
-import { type MailboxSettings, parseSettings } from '../../functions/poller/core/settings.js';
+import type { MailboxSettings } from '../../functions/poller/core/settings.js';
 import { SettingsValidationError } from '../../functions/poller/errors.js';
 import { inspectCaBundle } from '../ca-bundle.js';
 import type { Command, CommandContext } from '../context.js';

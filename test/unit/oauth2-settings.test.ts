@@ -1,6 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { seal, unseal } from '../../functions/poller/adapters/oauth2-token-source.js';
+import { validateMailboxSettings as validateSettings } from '../../functions/poller/adapters/pem-checks.js';
 import type { RefreshTokenOAuth2 } from '../../functions/poller/core/oauth2-settings.js';
 import {
   parseTokenError,
@@ -9,7 +10,7 @@ import {
   tokenRefusalHint,
   usableUntil,
 } from '../../functions/poller/core/oauth2-token.js';
-import { describeSettings, sameCredentials, validateSettings } from '../../functions/poller/core/settings.js';
+import { describeSettings, sameCredentials } from '../../functions/poller/core/settings.js';
 import { SettingsValidationError } from '../../functions/poller/errors.js';
 import { rsaCertificate, rsaKeyPair } from '../support/oauth2-server.js';
 

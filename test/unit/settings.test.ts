@@ -1,12 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { generateDemoCertificates } from '../../cli/demo/certificates.js';
 import {
+  parseMailboxSettings as parseSettings,
+  validateMailboxSettings as validateSettings,
+} from '../../functions/poller/adapters/pem-checks.js';
+import {
   DEFAULT_PORTS,
   describeSettings,
   type MailboxSettings,
-  parseSettings,
   splitPemBundle,
-  validateSettings,
 } from '../../functions/poller/core/settings.js';
 import { SettingsValidationError } from '../../functions/poller/errors.js';
 

@@ -3,9 +3,10 @@ import {
   type GetSecretValueCommandOutput,
   type SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
-import { type MailboxSettings, parseSettings } from '../core/settings.js';
+import type { MailboxSettings } from '../core/settings.js';
 import { SecretAccessError } from '../errors.js';
 import type { CallOptions, SettingsSource } from '../ports.js';
+import { parseMailboxSettings } from './pem-checks.js';
 
 export interface SecretsManagerSettingsOptions {
   /** Secret name or ARN. */
@@ -40,7 +41,10 @@ export class SecretsManagerSettingsSource implements SettingsSource {
     const now = (this.options.now ?? Date.now)();
     const ttl = this.options.cacheTtlMs ?? SETTINGS_CACHE_TTL_MS;
     if (!options.fresh && this.cached && now - this.cached.at < ttl) return this.cached.settings;
-    const settings = parseSettings(await this.readSecretString(options.signal), `secret "${this.options.secretId}"`);
+    const settings = parseMailboxSettings(
+      await this.readSecretString(options.signal),
+      `secret "${this.options.secretId}"`,
+    );
     this.cached = { settings, at: now };
     return settings;
   }

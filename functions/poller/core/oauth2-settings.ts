@@ -1,9 +1,8 @@
 /**
  * Contract 1, "OAuth2 instead of a password": the `oauth2` object of the mailbox secret, validated.
- * Problems name the field and the rule, never the value. Keys are parsed here, so a damaged PEM is
+ * Problems name the field and the rule, never the value. Keys are checked here (PEM parsing through PemChecks), so a damaged PEM is
  * reported with its field name instead of failing later inside a signature.
  */
-import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { editDistance } from './edit-distance.js';
 import { hasControlCharacter } from './oauth2-token.js';
 
@@ -58,10 +57,23 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 const TENANT = /^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/;
 
 /**
+ * What settings validation needs to know about PEM text (keys and certificates). Parsing them needs a crypto
+ * library, which the pure core does not import: adapters/pem-checks.ts implements this with node:crypto.
+ */
+export interface PemChecks {
+  /** Whether the text is a parseable PEM X.509 certificate. */
+  isCertificate(pem: string): boolean;
+  /** The key type of a PEM private key ('rsa', 'ec', ...); undefined when it does not parse. */
+  privateKeyType(pem: string): string | undefined;
+  /** Whether a parseable private key belongs to a parseable certificate (same public key). */
+  keyMatchesCertificate(certificate: string, privateKey: string): boolean;
+}
+
+/**
  * Validates `raw` (the value of the secret's `oauth2` field). Pushes problems (as `oauth2.field: rule`)
  * and returns the settings when there were none.
  */
-export function validateOAuth2(raw: unknown, problems: string[]): OAuth2Settings | undefined {
+export function validateOAuth2(raw: unknown, problems: string[], pem: PemChecks): OAuth2Settings | undefined {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     problems.push(`oauth2: must be an object with "provider" (${OAUTH2_PROVIDERS.join(', ')}) and its fields`);
     return undefined;
@@ -133,7 +145,7 @@ export function validateOAuth2(raw: unknown, problems: string[]): OAuth2Settings
         if (certificate === undefined) problems.push('oauth2.certificate: is required together with oauth2.privateKey');
         if (privateKey === undefined) problems.push('oauth2.privateKey: is required together with oauth2.certificate');
         if (certificate !== undefined && privateKey !== undefined)
-          checkCertificatePair(certificate, privateKey, problems);
+          checkCertificatePair(certificate, privateKey, problems, pem);
       }
       result = {
         provider: 'microsoft',
@@ -152,7 +164,7 @@ export function validateOAuth2(raw: unknown, problems: string[]): OAuth2Settings
         problems.push('oauth2.clientEmail: must be the service account e-mail address (client_email of its key file)');
       }
       const privateKey = str('privateKey', true);
-      if (privateKey !== undefined) checkRsaPrivateKey(privateKey, problems);
+      if (privateKey !== undefined) checkRsaPrivateKey(privateKey, problems, pem);
       result = { provider: 'google', clientEmail: clientEmail!, privateKey: privateKey!, ...common };
       break;
     }
@@ -191,30 +203,26 @@ function checkTokenUrl(value: string, problems: string[]): void {
   }
 }
 
-function checkRsaPrivateKey(pem: string, problems: string[], field = 'privateKey'): void {
-  try {
-    const key = createPrivateKey(pem);
-    if (key.asymmetricKeyType !== 'rsa') problems.push(`oauth2.${field}: must be an RSA key (RS256)`);
-  } catch {
+function checkRsaPrivateKey(key: string, problems: string[], pem: PemChecks): void {
+  const type = pem.privateKeyType(key);
+  if (type === undefined) {
     problems.push(
-      `oauth2.${field}: is not a parseable PEM private key (-----BEGIN PRIVATE KEY----- ...; JSON needs "\\n" for each line break)`,
+      'oauth2.privateKey: is not a parseable PEM private key (-----BEGIN PRIVATE KEY----- ...; JSON needs "\\n" for each line break)',
     );
+  } else if (type !== 'rsa') {
+    problems.push('oauth2.privateKey: must be an RSA key (RS256)');
   }
 }
 
-function checkCertificatePair(certificate: string, privateKey: string, problems: string[]): void {
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(certificate);
-  } catch {
+function checkCertificatePair(certificate: string, privateKey: string, problems: string[], pem: PemChecks): void {
+  if (!pem.isCertificate(certificate)) {
     problems.push('oauth2.certificate: is not a parseable PEM X.509 certificate');
     return;
   }
   const before = problems.length;
-  checkRsaPrivateKey(privateKey, problems);
+  checkRsaPrivateKey(privateKey, problems, pem);
   if (problems.length > before) return;
-  const derived = createPublicKey(createPrivateKey(privateKey)).export({ type: 'spki', format: 'der' });
-  if (!cert.publicKey.export({ type: 'spki', format: 'der' }).equals(derived)) {
+  if (!pem.keyMatchesCertificate(certificate, privateKey)) {
     problems.push('oauth2.privateKey: does not belong to oauth2.certificate');
   }
 }

@@ -1,7 +1,6 @@
-import { X509Certificate } from 'node:crypto';
 import { SettingsValidationError } from '../errors.js';
 import { editDistance } from './edit-distance.js';
-import { describeOAuth2, type OAuth2Settings, sameOAuth2, validateOAuth2 } from './oauth2-settings.js';
+import { describeOAuth2, type OAuth2Settings, type PemChecks, sameOAuth2, validateOAuth2 } from './oauth2-settings.js';
 
 /** Connection security: implicit TLS, required STARTTLS upgrade, or plaintext (explicit opt-in). */
 export type Security = 'tls' | 'starttls' | 'none';
@@ -48,7 +47,7 @@ function isHost(value: string): boolean {
  * Validates the decoded secret (any JSON value) against contract 1.
  * Problems name the field and the rule, never the value. Throws SettingsValidationError listing all problems.
  */
-export function validateSettings(input: unknown, source?: string): MailboxSettings {
+export function validateSettings(input: unknown, pem: PemChecks, source?: string): MailboxSettings {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw new SettingsValidationError(['(root): must be a JSON object with host, username and password (or oauth2)'], {
       source,
@@ -94,7 +93,7 @@ export function validateSettings(input: unknown, source?: string): MailboxSettin
   if (hasPassword && hasOAuth2) problems.push('password, oauth2: set exactly one of the two, not both');
   if (!hasPassword && !hasOAuth2) problems.push('password: is required (or oauth2 instead, for OAuth2 sign-in)');
   const password = hasPassword ? str('password', false) : undefined;
-  const oauth2 = hasOAuth2 ? validateOAuth2(raw.oauth2, problems) : undefined;
+  const oauth2 = hasOAuth2 ? validateOAuth2(raw.oauth2, problems, pem) : undefined;
 
   let security: Security = 'tls';
   if (raw.security !== undefined) {
@@ -128,8 +127,8 @@ export function validateSettings(input: unknown, source?: string): MailboxSettin
       );
     }
     // Caught here, a damaged certificate gets a message that names it; in the TLS handshake it would be an OpenSSL riddle.
-    pems.forEach((pem, i) => {
-      if (!isParseableCertificate(pem)) {
+    pems.forEach((cert, i) => {
+      if (!pem.isCertificate(cert)) {
         problems.push(
           `caBundle: certificate ${i + 1} is not a parseable X.509 certificate (broken base64 or line breaks? JSON needs "\\n" for each line break)`,
         );
@@ -158,7 +157,7 @@ export function validateSettings(input: unknown, source?: string): MailboxSettin
 }
 
 /** Parses the secret string (JSON) and validates it. */
-export function parseSettings(secretString: string, source?: string): MailboxSettings {
+export function parseSettings(secretString: string, pem: PemChecks, source?: string): MailboxSettings {
   let decoded: unknown;
   try {
     decoded = JSON.parse(secretString);
@@ -166,16 +165,7 @@ export function parseSettings(secretString: string, source?: string): MailboxSet
     // The parser's message can quote parts of the secret: never pass it on.
     throw new SettingsValidationError(['(root): is not valid JSON'], { source });
   }
-  return validateSettings(decoded, source);
-}
-
-function isParseableCertificate(pem: string): boolean {
-  try {
-    new X509Certificate(pem);
-    return true;
-  } catch {
-    return false;
-  }
+  return validateSettings(decoded, pem, source);
 }
 
 /** The PEM certificates in a bundle, each as its own string. */
