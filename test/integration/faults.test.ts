@@ -245,7 +245,10 @@ describe('IMAP network faults (TCP proxy in front of Dovecot)', () => {
     await pollMailbox(deps, pollOptions(world));
     const uids = await appendBig(world, 4, 300_000);
     await proxies.imap.setFault({ kind: 'silent', afterBytes: 900_000 });
-    const deadline = Date.now() + 7_000;
+    // The first batch (FETCH of 600 KB, two PutEvents that moto delivers to SQS, the checkpoint write) must end
+    // before the reserve: ~1 s on an idle machine, more than 5 s seen at load 18-20 (a 7 s deadline then cut the
+    // PutEvents instead of the FETCH). 18 s to the reserve leaves 3x that; the test waits for the stall idly.
+    const deadline = Date.now() + 20_000;
     const error = await pollFailing(deps, pollOptions(world, { batchSize: 2, deadline, reserveMs: 2_000 }));
     expect(Date.now()).toBeLessThan(deadline);
     expect(error).toMatchObject({ code: 'IMAP_UNREACHABLE', retryable: true });
