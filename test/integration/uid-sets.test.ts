@@ -1,7 +1,7 @@
 /** Large UID sets reach the server as bounded commands of ranges (Dovecot refuses command lines over 64 KB). */
 import { describe, expect, it } from 'vitest';
 import { ImapFlowMailboxGateway } from '../../functions/poller/adapters/imapflow-mailbox.js';
-import { parseSettings } from '../../functions/poller/core/settings.js';
+import { parseMailboxSettings } from '../../functions/poller/adapters/pem-checks.js';
 import { dovecot, mailboxSecret } from '../support/env.js';
 import { buildMessage } from '../support/messages.js';
 
@@ -17,7 +17,7 @@ describe('UID sets', () => {
     // The existing UIDs 1..6, then 14,000 UIDs that do not exist, none of them adjacent.
     const sparse = [...uids, ...Array.from({ length: 14_000 }, (_, i) => 1_000 + 2 * i)];
     expect(sparse.join(',').length).toBeGreaterThan(64 * 1024);
-    const settings = parseSettings(JSON.stringify(mailboxSecret(imap, user)), 'test');
+    const settings = parseMailboxSettings(JSON.stringify(mailboxSecret(imap, user)), 'test');
     const commands: string[] = [];
     const session = await new ImapFlowMailboxGateway({ onCommand: (v) => commands.push(v) }).connect(settings);
     try {
