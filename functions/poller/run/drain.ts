@@ -2,8 +2,8 @@
  * The drain: new messages from a checkpoint, in UID order, in batches of fetch -> prepare -> publish, pipelined:
  * while one batch is prepared and published, the next one is fetched. The checkpoint moves only over messages
  * whose events EventBridge accepted (or that were deliberately passed over, publishedPrefix), with a conditional
- * write on a cadence (every `checkpointEveryMessages` messages or `checkpointEveryMs`, when a FETCH is slow, and
- * when the run ends or fails). The run stops between batches when the deadline's reserve is reached or the
+ * write on a cadence (every `checkpointEveryMessages` messages or `checkpointEveryMs`), while it waits on a FETCH,
+ * and when the run ends or fails. The run stops between batches when the deadline's reserve is reached or the
  * per-run cap is used up.
  */
 import { advanceCheckpoint, publishedPrefix } from '../core/checkpoint.js';
@@ -61,9 +61,6 @@ export interface DrainResult {
   readonly stoppedBy?: 'deadline' | 'maxMessagesPerRun';
 }
 
-/** A FETCH the drain has waited on this long is slow: what is done is written while it goes on. */
-const SLOW_FETCH_MS = 250;
-
 const NOTHING_PUBLISHED: PublishResult = { accepted: new Set<number>(), failed: new Map<number, string>() };
 
 /** Publishes new messages from `start`, batch after batch, with the next batch's FETCH running ahead. */
@@ -110,8 +107,9 @@ export async function drain(input: DrainInput): Promise<DrainResult> {
       }
       const fetching = next ?? fetch(i);
       next = undefined;
-      // Waiting on a slow or silent server: write what is done meanwhile, so that its failure costs nothing.
-      if (!fetching.settled && !(await settlesWithin(fetching.promise, SLOW_FETCH_MS))) writer.writeNow();
+      // About to wait on the server (a FETCH still running): write what is done meanwhile, which costs no time and
+      // keeps what was published when the server turns out to be silent.
+      if (!fetching.settled) writer.writeNow();
       const fetched = await fetching.promise;
       if (ahead && i + 1 < batches.length) next = fetch(i + 1);
       const prepared = await prepareFetched(fetched, { checkpoint: writer.current, target });
@@ -213,25 +211,6 @@ function tracked<T>(promise: Promise<T>): Tracked<T> {
     },
   );
   return t;
-}
-
-/** Whether `promise` settles within `ms` (it may still reject: that is for its own await). */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([
-      promise.then(
-        () => true,
-        () => true,
-      ),
-      late,
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**
