@@ -55,7 +55,7 @@ export interface TcpProxyStats {
   bytesDown: number;
   /** Bytes forwarded from clients to upstream. */
   bytesUp: number;
-  /** Most connections live at the same time. */
+  /** Most client connections open at the same time (a connection counts until its client side closed it). */
   peakLive: number;
 }
 
@@ -238,6 +238,8 @@ export class TcpProxy {
   readonly stats: TcpProxyStats = { accepted: 0, refused: 0, dropped: 0, bytesDown: 0, bytesUp: 0, peakLive: 0 };
   private current: Fault = { kind: 'pass' };
   private readonly links = new Set<Link>();
+  /** Client sockets not closed yet (a link lives on until the upstream side closed too). */
+  private openClients = 0;
   private server: Server;
   private listening = false;
   private closing = false;
@@ -340,7 +342,9 @@ export class TcpProxy {
     client.setNoDelay(true);
     const link = new Link(this, client, upstream);
     this.links.add(link);
-    this.stats.peakLive = Math.max(this.stats.peakLive, this.links.size);
+    this.openClients++;
+    this.stats.peakLive = Math.max(this.stats.peakLive, this.openClients);
+    client.once('close', () => this.openClients--);
     if (link.isSilent()) {
       // Held: nothing flows until the fault is lifted (faultChanged resumes both sides).
       client.pause();
