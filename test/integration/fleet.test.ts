@@ -168,9 +168,9 @@ describe('fleet: dispatcher and worker', () => {
     await fleet.register({ id: 'big', secretId: `${fleet.secretPrefix}big`, startAt: 'all' });
     await fleet.register({ id: 'small', secretId: `${fleet.secretPrefix}small`, startAt: 'all' });
     await fleet.dispatch();
-    // One invocation with both records: one host slot, so one of them is deferred.
+    // Both records in one invocation share the host's one slot: the second waits for it (or is deferred).
     const stats = await fleet.drain({ lanes: 1 });
-    expect(stats.records).toBeGreaterThanOrEqual(2 + 2 + 1); // 2 dispatched, big re-queued twice, >= 1 deferral
+    expect(stats.records).toBeGreaterThanOrEqual(2 + 2); // 2 dispatched, big re-queued twice (+ any deferral)
     const events = await fleet.aws.receiveEvents<MessageReceivedDetail>(fleet.bus!.queueUrl, {
       expected: 6,
       timeoutMs: 20_000,
