@@ -95,7 +95,7 @@ export const FLEET_COST_ASSUMPTIONS: FleetCostAssumptions = {
   ],
   reads: [
     { what: 'registry item (strongly consistent)', units: 1 },
-    { what: 'host slots of the host: BatchGetItem of 10 keys (eventually consistent)', units: 5 },
+    { what: 'host slots of the host: BatchGetItem of its 10 slot keys (strongly consistent)', units: 10 },
     { what: 'checkpoint (strongly consistent)', units: 1 },
   ],
   registryItemBytes: 400,

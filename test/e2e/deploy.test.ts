@@ -9,8 +9,6 @@
  * (test/support/cdk-deploy.ts).
  */
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
-import { PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
-import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACCOUNT, CdkDeployment } from '../support/cdk-deploy.js';
 import { dovecot, mailboxSecret } from '../support/env.js';
@@ -40,29 +38,11 @@ describe('cdk deploy into the AWS emulator', () => {
     d = await CdkDeployment.deploy(STACK, { busName, mailboxes: [{ id: MAILBOX_ID, secretName: SECRET_NAME }] });
 
     // A subscriber as documented in docs/deploy.md: a rule on the deployed bus feeding an SQS queue.
-    const { QueueUrl } = await d.aws.sqs.send(new CreateQueueCommand({ QueueName: uniqueName('e2e-subscriber') }));
-    queueUrl = QueueUrl!;
-    const { Attributes } = await d.aws.sqs.send(
-      new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }),
-    );
-    await d.aws.eventbridge.send(
-      new PutRuleCommand({
-        Name: 'mail-to-queue',
-        EventBusName: d.outputs.EventBusName,
-        EventPattern: JSON.stringify({
-          source: ['imap-event-source'],
-          'detail-type': ['IMAP Message Received'],
-          detail: { mailboxId: [MAILBOX_ID] },
-        }),
-      }),
-    );
-    await d.aws.eventbridge.send(
-      new PutTargetsCommand({
-        Rule: 'mail-to-queue',
-        EventBusName: d.outputs.EventBusName,
-        Targets: [{ Id: 'queue', Arn: Attributes!.QueueArn! }],
-      }),
-    );
+    queueUrl = await d.subscribe({
+      source: ['imap-event-source'],
+      'detail-type': ['IMAP Message Received'],
+      detail: { mailboxId: [MAILBOX_ID] },
+    });
     d.timings.setup = Math.round(performance.now() - t0);
   }, 300_000);
 

@@ -10,7 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { Moto, MotoServer } from './moto.js';
+import { PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
+import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { Moto, MotoServer, uniqueName } from './moto.js';
 
 const run = promisify(execFile);
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -135,6 +137,29 @@ export class CdkDeployment {
       },
     });
     return { status: res.status, body: (await res.json()) as T };
+  }
+
+  /**
+   * A subscriber as documented in docs/deploy.md: a rule with `pattern` on the deployed bus feeding a new SQS queue;
+   * its URL.
+   */
+  async subscribe(pattern: Record<string, unknown>): Promise<string> {
+    const { QueueUrl } = await this.aws.sqs.send(new CreateQueueCommand({ QueueName: uniqueName('e2e-subscriber') }));
+    const { Attributes } = await this.aws.sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: QueueUrl!, AttributeNames: ['QueueArn'] }),
+    );
+    const bus = this.outputs.EventBusName!;
+    await this.aws.eventbridge.send(
+      new PutRuleCommand({ Name: 'mail-to-queue', EventBusName: bus, EventPattern: JSON.stringify(pattern) }),
+    );
+    await this.aws.eventbridge.send(
+      new PutTargetsCommand({
+        Rule: 'mail-to-queue',
+        EventBusName: bus,
+        Targets: [{ Id: 'queue', Arn: Attributes!.QueueArn! }],
+      }),
+    );
+    return QueueUrl!;
   }
 
   /** The deployed function's configuration. */
