@@ -68,8 +68,9 @@ export interface FleetCostAssumptions {
 }
 
 /**
- * The assumptions of docs/fleet.md. The operations per poll are those of the runtime on branch fleet-run
- * (functions/fleet/): an empty poll of an active mailbox whose settings are cached.
+ * The assumptions of docs/fleet.md. The operations per poll are those of the runtime (functions/fleet/): a healthy
+ * empty poll of an active mailbox whose settings are cached. The registry is written only on a first success and
+ * after failures; the host's slots are read only when the slot tried first is taken.
  */
 export const FLEET_COST_ASSUMPTIONS: FleetCostAssumptions = {
   pollsPerMonth: 43_200,
@@ -91,11 +92,9 @@ export const FLEET_COST_ASSUMPTIONS: FleetCostAssumptions = {
     { what: 'host connection slot: put and delete', units: 2 },
     { what: 'lease: put and delete', units: 2 },
     { what: 'status item update', units: 1 },
-    { what: 'registry: last success (1 + 1 index copy, projection ALL)', units: 2 },
   ],
   reads: [
     { what: 'registry item (strongly consistent)', units: 1 },
-    { what: 'host slots of the host: BatchGetItem of its 10 slot keys (strongly consistent)', units: 10 },
     { what: 'checkpoint (strongly consistent)', units: 1 },
   ],
   registryItemBytes: 400,
