@@ -20,7 +20,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
-import { base64Lines, buildFiftyMegabyteMessage, pseudoRandomBytes } from '../test/fixtures/messages.js';
+import { base64Lines, buildFiftyMegabyteMessage, pseudoRandomBytes } from '../test/support/fixture-messages.js';
 import { uniqueName } from '../test/support/moto.js';
 import { startBenchWorld } from './bench-world.js';
 

@@ -15,13 +15,13 @@ import type { MessageReceivedDetail } from '../../functions/poller/core/event-de
 import { eventEntrySize, fitDetailToBudget, MAX_ENTRY_BYTES } from '../../functions/poller/core/event-size.js';
 import { parseMessageContent } from '../../functions/poller/core/message-content.js';
 import { DETAIL_TYPE_MESSAGE } from '../../functions/poller/core/types.js';
+import { corpusDir, corpusFiles } from '../support/corpus.js';
 import {
   buildFixtureMessages,
   buildTwentyMegabyteAttachmentMessage,
   type FixtureMessage,
   pseudoRandomBytes,
-} from '../fixtures/messages.js';
-import { corpusDir, corpusFiles } from '../support/corpus.js';
+} from '../support/fixture-messages.js';
 import { buildMessage } from '../support/messages.js';
 import type { EventEnvelope } from '../support/moto.js';
 import { validateMessageDetail } from '../support/schemas.js';

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
 import { eventEntrySize, MAX_ENTRY_BYTES } from '../../functions/poller/core/event-size.js';
 import { DETAIL_TYPE_MESSAGE } from '../../functions/poller/core/types.js';
-import { buildFiftyMegabyteMessage, buildFixtureMessages } from '../fixtures/messages.js';
+import { buildFiftyMegabyteMessage, buildFixtureMessages } from '../support/fixture-messages.js';
 import { buildMessage } from '../support/messages.js';
 import { uniqueName } from '../support/moto.js';
 import { validateMessageDetail } from '../support/schemas.js';

@@ -12,8 +12,8 @@ import {
   DETAIL_TYPE_RESET,
   type MailboxResetDetail,
 } from '../../types/index.js';
-import { buildFixtureMessages } from '../fixtures/messages.js';
 import { corpusDir, corpusFiles } from '../support/corpus.js';
+import { buildFixtureMessages } from '../support/fixture-messages.js';
 import { validateMessageDetail, validateResetDetail } from '../support/schemas.js';
 
 const root = join(import.meta.dirname, '../..');

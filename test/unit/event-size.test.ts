@@ -10,7 +10,7 @@ import {
   utf8Length,
 } from '../../functions/poller/core/event-size.js';
 import { DETAIL_TYPE_MESSAGE } from '../../functions/poller/core/types.js';
-import { multibyteText } from '../fixtures/messages.js';
+import { multibyteText } from '../support/fixture-messages.js';
 
 const SOURCE = 'imap-event-source';
 const BUDGET = { source: SOURCE, detailType: DETAIL_TYPE_MESSAGE };

@@ -11,7 +11,7 @@ import {
   buildFixtureMessages,
   buildTwentyMegabyteAttachmentMessage,
   pseudoRandomBytes,
-} from '../fixtures/messages.js';
+} from '../support/fixture-messages.js';
 
 const CRLF = '\r\n';
 const parse = (source: string | Uint8Array, partial = false) =>

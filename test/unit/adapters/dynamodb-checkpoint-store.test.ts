@@ -2,27 +2,22 @@ import {
   type AttributeValue,
   ConditionalCheckFailedException,
   DeleteItemCommand,
-  DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
   ResourceNotFoundException,
 } from '@aws-sdk/client-dynamodb';
-import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { DynamoDbCheckpointStore } from '../../../functions/poller/adapters/dynamodb-checkpoint-store.js';
 import { checkpointKey, leaseKey } from '../../../functions/poller/contract/keys.js';
 import type { Checkpoint } from '../../../functions/poller/core/types.js';
 import { CheckpointConflictError, CheckpointStoreError } from '../../../functions/poller/errors.js';
+import { mockDynamoDb, TABLE, testDynamoDbClient } from './dynamodb-mock.js';
 
-const TABLE = 'ImapCheckpoints';
-const ddb = mockClient(DynamoDBClient);
+const ddb = mockDynamoDb();
 let store: DynamoDbCheckpointStore;
-
 beforeEach(() => {
-  ddb.reset();
-  store = new DynamoDbCheckpointStore(new DynamoDBClient({ region: 'eu-central-1' }), TABLE);
+  store = new DynamoDbCheckpointStore(testDynamoDbClient(), TABLE);
 });
-afterEach(() => ddb.reset());
 
 const named = (name: string, message = `${name} from the service`): Error =>
   Object.assign(new Error(message), { name });

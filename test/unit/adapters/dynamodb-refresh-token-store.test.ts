@@ -1,25 +1,20 @@
 import {
   ConditionalCheckFailedException,
-  DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
   ResourceNotFoundException,
 } from '@aws-sdk/client-dynamodb';
-import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { DynamoDbRefreshTokenStore } from '../../../functions/poller/adapters/dynamodb-refresh-token-store.js';
 import { CheckpointStoreError } from '../../../functions/poller/errors.js';
+import { mockDynamoDb, TABLE, testDynamoDbClient } from './dynamodb-mock.js';
 
-const TABLE = 'ImapCheckpoints';
-const ddb = mockClient(DynamoDBClient);
+const ddb = mockDynamoDb();
 let store: DynamoDbRefreshTokenStore;
 const NOW = new Date('2026-11-30T08:00:00Z');
-
 beforeEach(() => {
-  ddb.reset();
-  store = new DynamoDbRefreshTokenStore(new DynamoDBClient({ region: 'eu-central-1' }), TABLE, 'support', () => NOW);
+  store = new DynamoDbRefreshTokenStore(testDynamoDbClient(), TABLE, 'support', () => NOW);
 });
-afterEach(() => ddb.reset());
 
 describe('DynamoDbRefreshTokenStore', () => {
   it('reads its own item, strongly consistent', async () => {

@@ -11,16 +11,11 @@ import {
   StartTlsUnavailableError,
   TlsCertificateError,
 } from '../../../functions/poller/errors.js';
+import { settings as fakeSettings } from '../fakes.js';
 
+/** Regular-expression metacharacters: redaction must treat the password as text. */
 const PASSWORD = 'pa$$w0rd-(secret)*';
-const settings: MailboxSettings = {
-  host: 'imap.example.com',
-  port: 993,
-  security: 'tls',
-  username: 'support@example.com',
-  password: PASSWORD,
-  folder: 'INBOX',
-};
+const settings = fakeSettings({ password: PASSWORD });
 
 /** An error shaped like the ones imapflow and Node's net/tls modules throw. */
 function failure(props: Record<string, unknown>, message = 'failure'): Error {
