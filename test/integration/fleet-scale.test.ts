@@ -20,8 +20,11 @@ import { TcpProxy } from '../support/tcp-proxy.js';
 
 const MAILBOXES = Number(process.env.FLEET_SCALE_MAILBOXES ?? 1_000);
 const LANES = Number(process.env.FLEET_SCALE_LANES ?? 4);
-/** The thousand's schedule: at `rate(1 minute)` (default) the next cycle polls all of them again (idle polls). */
-const SCHEDULE = process.env.FLEET_SCALE_SCHEDULE ?? 'rate(1 minute)';
+/**
+ * The thousand's schedule. At `rate(10 minutes)` (default) the next cycle holds only the mailbox added with the CLI,
+ * which keeps the suite's run short; `FLEET_SCALE_SCHEDULE='rate(1 minute)'` makes it poll all of them again (idle).
+ */
+const SCHEDULE = process.env.FLEET_SCALE_SCHEDULE ?? 'rate(10 minutes)';
 const BATCH = 5;
 const CAP = FLEET_DEFAULTS.hostConnectionCap;
 const PASSWORD = 'shared-tenant-password';
@@ -186,5 +189,5 @@ describe('fleet at scale', () => {
     expect(wrongEntry).toMatchObject({ failures: 1, lastErrorCode: 'IMAP_AUTH_FAILED' });
     expect(next.inBackoff).toBe(1);
     expect(lateEvents.map((e) => e.detail.subject)).toEqual(['late 1', 'late 2']);
-  }, 2_400_000);
+  }, 1_200_000);
 });
