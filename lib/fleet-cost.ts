@@ -3,6 +3,9 @@
  * mailboxes polled on one schedule. Pure: prices and assumptions are inputs, `bench/fleet-cost.ts` prints the table.
  */
 
+import { STATUS_HEARTBEAT_MS } from '../functions/fleet/core/status-heartbeat.js';
+import { SETTINGS_CACHE_TTL_MS } from '../functions/poller/adapters/secrets-manager-settings.js';
+
 /** us-east-1 list prices, USD, without free tiers. */
 export const US_EAST_1_PRICES = {
   /** Lambda arm64, per GB-second and per request. */
@@ -51,13 +54,19 @@ export interface FleetCostAssumptions {
   /** Write and read request units per poll (itemised). */
   readonly writes: readonly DynamoOperation[];
   readonly reads: readonly DynamoOperation[];
+  /** Write units of the dispatcher per cycle for the whole fleet (its cycle item). */
+  readonly dispatcherWritesPerCycle: number;
+  /** Write units per poll a host cap that can bind adds (a connection slot taken and given back). */
+  readonly hostSlotWrites: number;
   /** Size of one registry item in the index (the dispatcher reads every active one per cycle, eventually consistent). */
   readonly registryItemBytes: number;
   /**
    * The pool's size. The dispatcher sends all due mailboxes at once, so about min(pool, mailboxes / batch) containers
-   * stay warm, and each reads a shared secret once a minute (settings are cached for a minute).
+   * stay warm, and each reads a shared secret once per settings cache period.
    */
   readonly poolContainers: number;
+  /** Polls per settings cache period (SETTINGS_CACHE_TTL_MS, 5 minutes, at one poll a minute). */
+  readonly pollsPerSecretRead: number;
   /** Log bytes per poll (summary line, the batch's START/END/REPORT shared) and per dispatcher cycle. */
   readonly logBytesPerPoll: number;
   readonly logBytesPerCycle: number;
@@ -69,14 +78,17 @@ export interface FleetCostAssumptions {
 
 /**
  * The assumptions of docs/fleet.md. The operations per poll are those of the runtime (functions/fleet/): a healthy
- * empty poll of an active mailbox whose settings are cached. The registry is written only on a first success and
- * after failures; the host's slots are read only when the slot tried first is taken.
+ * idle poll of an active mailbox whose settings are cached, counted call by call in
+ * test/integration/fleet-writes.test.ts. The registry is written only on a first success and after failures; the
+ * host's connection slots only when the cap can bind (`hostCapCanBind`), which a tenant of a provider whose limits
+ * are per mailbox (Exchange Online, Gmail: the lease already keeps each mailbox to one connection) avoids by setting
+ * `hostConnectionCap` to at least `poolConcurrency` x 10.
  */
 export const FLEET_COST_ASSUMPTIONS: FleetCostAssumptions = {
   pollsPerMonth: 43_200,
   workerGb: 0.25,
-  // README "Measured": an empty poll takes 98 ms median, 119 ms p95 against local servers (bench/poll.ts);
-  // plus about 60 ms for the fleet's own table calls (registry, host slot, status).
+  // README "Measured": an empty poll took 98 ms median, 119 ms p95 against local servers (bench/poll.ts);
+  // plus about 60 ms for the fleet's own table calls (registry, status, lease).
   pollSeconds: 0.18,
   batchSize: 10,
   dispatcherSecondsFixed: 0.3,
@@ -88,17 +100,22 @@ export const FLEET_COST_ASSUMPTIONS: FleetCostAssumptions = {
   // About five long polls (20 s) in parallel while idle.
   sqsIdleRequestsPerMonth: 5 * 3 * 43_200,
   writes: [
-    { what: 'dispatcher claim: registry update moving dueAt (1 + 2 for the index key change)', units: 3 },
-    { what: 'host connection slot: put and delete', units: 2 },
-    { what: 'lease: put and delete', units: 2 },
-    { what: 'status item update', units: 1 },
+    { what: 'lease: taken, then left to expire (no release write)', units: 1 },
+    {
+      what: 'status item: only its heartbeat (every 10 minutes) while the mailbox is idle',
+      units: 60_000 / STATUS_HEARTBEAT_MS,
+    },
   ],
   reads: [
-    { what: 'registry item (strongly consistent)', units: 1 },
+    { what: 'registry item (eventually consistent)', units: 0.5 },
+    { what: 'status item (strongly consistent)', units: 1 },
     { what: 'checkpoint (strongly consistent)', units: 1 },
   ],
+  dispatcherWritesPerCycle: 1,
+  hostSlotWrites: 2,
   registryItemBytes: 400,
   poolContainers: 20,
+  pollsPerSecretRead: SETTINGS_CACHE_TTL_MS / 60_000,
   logBytesPerPoll: 700,
   logBytesPerCycle: 1_000,
   customMetrics: 4,
@@ -124,7 +141,8 @@ export interface FleetCost {
 /**
  * Cost per mailbox-month of `mailboxes` mailboxes on a one-minute schedule: `shared` = the mailboxes share a few
  * secrets (one per `mailboxesPerSecret`, e.g. a tenant's app), `per-mailbox` = one secret each (read on nearly every
- * poll: a container rarely sees the same mailbox twice within its one-minute cache).
+ * poll: a container rarely sees the same mailbox twice within its settings cache). `hostCapBinds`: the host
+ * connection cap is below what the pool can open, so every poll takes and gives back a slot.
  */
 export function fleetCost(
   mailboxes: number,
@@ -132,6 +150,7 @@ export function fleetCost(
   a: FleetCostAssumptions = FLEET_COST_ASSUMPTIONS,
   prices: typeof US_EAST_1_PRICES = US_EAST_1_PRICES,
   mailboxesPerSecret = 1_000,
+  hostCapBinds = false,
 ): FleetCost {
   if (!Number.isInteger(mailboxes) || mailboxes < 1) throw new RangeError('mailboxes must be a positive integer');
   const polls = a.pollsPerMonth;
@@ -144,14 +163,18 @@ export function fleetCost(
     (polls / a.batchSize) * prices.lambdaRequest +
     per(a.cyclesPerMonth * (dispatcherSeconds * a.dispatcherGb * prices.lambdaGbSecond + prices.lambdaRequest));
   const sqs = polls * a.sqsRequestsPerPoll * prices.sqsRequest + per(a.sqsIdleRequestsPerMonth * prices.sqsRequest);
-  const writes = polls * sum(a.writes) * prices.dynamoWrite;
+  const writeUnits = sum(a.writes) + (hostCapBinds ? a.hostSlotWrites : 0);
+  const writes =
+    polls * writeUnits * prices.dynamoWrite + per(a.cyclesPerMonth * a.dispatcherWritesPerCycle * prices.dynamoWrite);
   // The dispatcher reads every active registry item per cycle: 4 KB per read unit, half for eventual consistency.
   const indexReadUnits = Math.ceil((mailboxes * a.registryItemBytes) / 4096) * 0.5;
   const reads = polls * sum(a.reads) * prices.dynamoRead + per(a.cyclesPerMonth * indexReadUnits * prices.dynamoRead);
   const secretCount = secrets === 'shared' ? Math.ceil(mailboxes / mailboxesPerSecret) : mailboxes;
   const containers = Math.min(a.poolContainers, Math.ceil(mailboxes / a.batchSize));
   const secretReads =
-    secrets === 'shared' ? Math.min(mailboxes * polls, secretCount * containers * polls) : mailboxes * polls;
+    secrets === 'shared'
+      ? Math.min(mailboxes * polls, (secretCount * containers * polls) / a.pollsPerSecretRead)
+      : mailboxes * polls;
   const secretCost = per(secretCount * prices.secretMonth + secretReads * prices.secretCall);
   const logs = (polls * a.logBytesPerPoll + per(a.cyclesPerMonth * a.logBytesPerCycle)) * (prices.logsGb / 1e9);
   const cloudwatch = per(
@@ -160,7 +183,10 @@ export function fleetCost(
   const lines: CostLine[] = [
     { item: 'Lambda (workers and dispatcher: GB-s and requests)', perMailboxMonth: lambda },
     { item: 'SQS requests', perMailboxMonth: sqs },
-    { item: `DynamoDB writes (${sum(a.writes)} per poll)`, perMailboxMonth: writes },
+    {
+      item: `DynamoDB writes (${writeUnits} per poll${hostCapBinds ? ', with host slots' : ''}, and 1 per dispatcher cycle)`,
+      perMailboxMonth: writes,
+    },
     { item: `DynamoDB reads (${sum(a.reads)} per poll, and the index query)`, perMailboxMonth: reads },
     {
       item:
@@ -181,10 +207,13 @@ export function costPerWritePerPoll(a = FLEET_COST_ASSUMPTIONS, prices = US_EAST
 }
 
 /** The markdown table of docs/fleet.md: one column per fleet size. */
-export function fleetCostTable(sizes: readonly number[], secrets: SecretLayout): string {
-  const costs = sizes.map((n) => fleetCost(n, secrets));
+export function fleetCostTable(sizes: readonly number[], secrets: SecretLayout, hostCapBinds = false): string {
+  const costs = sizes.map((n) =>
+    fleetCost(n, secrets, FLEET_COST_ASSUMPTIONS, US_EAST_1_PRICES, undefined, hostCapBinds),
+  );
   const money = (v: number) => `$${v < 0.001 ? v.toFixed(5) : v < 1 ? v.toFixed(4) : v.toFixed(2)}`;
-  const header = `| per mailbox-month (${secrets} secrets) | ${sizes.map((n) => n.toLocaleString('en-US')).join(' | ')} |`;
+  const title = `${secrets} secrets${hostCapBinds ? ', a host cap that can bind' : ''}`;
+  const header = `| per mailbox-month (${title}) | ${sizes.map((n) => n.toLocaleString('en-US')).join(' | ')} |`;
   const rule = `| --- | ${sizes.map(() => '---:').join(' | ')} |`;
   const rows = costs[0]!.lines.map(
     (line, i) => `| ${line.item} | ${costs.map((c) => money(c.lines[i]!.perMailboxMonth)).join(' | ')} |`,

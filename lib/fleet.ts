@@ -35,6 +35,7 @@ import {
   isUnderSecretPrefix,
   REGISTRY_KEY_PREFIX,
   SECRET_PREFIX_RULE,
+  WORKER_BATCH_SIZE,
   WORKER_ENV,
 } from '../functions/poller/contract/fleet.js';
 import { isMailboxId, MAILBOX_ID_RULE } from '../functions/poller/contract/mailbox-id.js';
@@ -51,11 +52,8 @@ import {
 import { FLEET_DISPATCHER_HANDLER, FLEET_WORKER_HANDLER, pollerFunction } from './poller-function.js';
 import { ALARM_DEFAULTS } from './schedule-interval.js';
 
-/**
- * SQS messages (mailboxes) per worker invocation: SQS's largest batch without a batching window. One invocation
- * then pays Lambda's per-request price and its start-up once for up to ten mailboxes (docs/fleet.md, "Cost").
- */
-export const FLEET_WORKER_BATCH_SIZE = 10;
+/** SQS messages (mailboxes) per worker invocation (the contract's WORKER_BATCH_SIZE). */
+export const FLEET_WORKER_BATCH_SIZE = WORKER_BATCH_SIZE;
 
 /** Receives of one poll request before it goes to the dead-letter queue (a worker that keeps crashing on it). */
 export const FLEET_MAX_RECEIVE_COUNT = 5;
@@ -299,6 +297,7 @@ export class ImapEventSourceFleet extends Construct {
           ...(props.rawMessageBucket ? { [WORKER_ENV.rawBucket]: props.rawMessageBucket.bucketName } : {}),
           [WORKER_ENV.secretPrefix]: options.secretPrefix,
           [WORKER_ENV.hostConnectionCap]: String(options.hostConnectionCap),
+          [WORKER_ENV.poolConcurrency]: String(options.poolConcurrency),
           [WORKER_ENV.maxMessagesPerTurn]: String(options.maxMessagesPerTurn),
           ...common,
         },

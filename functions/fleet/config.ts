@@ -29,6 +29,8 @@ export interface WorkerConfig {
   readonly rawBucket?: string;
   readonly secretPrefix: string;
   readonly hostConnectionCap: number;
+  /** The pool's size: whether the host cap can bind at all (contract `hostCapCanBind`). */
+  readonly poolConcurrency: number;
   readonly maxMessagesPerTurn: number;
 }
 
@@ -95,6 +97,12 @@ export function readWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
     FLEET_LIMITS.hostConnectionCap.min,
     FLEET_LIMITS.hostConnectionCap.max,
   );
+  const poolConcurrency = r.integer(
+    WORKER_ENV.poolConcurrency,
+    FLEET_DEFAULTS.poolConcurrency,
+    FLEET_LIMITS.poolConcurrency.min,
+    FLEET_LIMITS.poolConcurrency.max,
+  );
   const maxMessagesPerTurn = r.integer(
     WORKER_ENV.maxMessagesPerTurn,
     FLEET_DEFAULTS.maxMessagesPerTurn,
@@ -111,6 +119,7 @@ export function readWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
     ...(rawBucket ? { rawBucket } : {}),
     secretPrefix,
     hostConnectionCap,
+    poolConcurrency,
     maxMessagesPerTurn,
   };
 }

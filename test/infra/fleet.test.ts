@@ -197,6 +197,7 @@ describe('fleet mode: resources', () => {
           EVENT_SOURCE: 'imap-event-source',
           SECRET_PREFIX: 'imap-event-source/',
           HOST_CONNECTION_CAP: '5',
+          POOL_CONCURRENCY: '40',
           MAX_MESSAGES_PER_TURN: '200',
           POWERTOOLS_SERVICE_NAME: 'imap-event-source',
           LOG_LEVEL: 'INFO',

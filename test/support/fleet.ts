@@ -134,6 +134,14 @@ export class Fleet {
     return worker.handler(event, { getRemainingTimeInMillis: () => remainingMs });
   }
 
+  /** One worker invocation with one poll request for `mailboxId`, as if the dispatcher had just sent it. */
+  turn(mailboxId: string): ReturnType<typeof worker.handler> {
+    const body = JSON.stringify({ mailboxId, sentAt: Date.now() });
+    return this.invokeWorker([
+      sqsRecord({ MessageId: randomUUID(), ReceiptHandle: 'direct', Body: body }, this.queueUrl),
+    ]);
+  }
+
   /**
    * The SQS event source until the queue is empty (delayed and in-flight messages included): `lanes` pollers,
    * each receiving up to 10 messages, invoking the worker and deleting what it did not report as failed.

@@ -26,13 +26,20 @@ describe('fleet cost model', () => {
     const writes = FLEET_COST_ASSUMPTIONS.writes.reduce((s, w) => s + w.units, 0);
     const line = (n: number, secrets: 'shared' | 'per-mailbox', item: RegExp) =>
       fleetCost(n, secrets).lines.find((l) => item.test(l.item))!.perMailboxMonth;
-    expect(line(100, 'shared', /writes/)).toBeCloseTo(writes * costPerWritePerPoll(), 12);
+    // Per poll, plus the dispatcher's one write per cycle shared by the fleet.
+    expect(line(100, 'shared', /writes/)).toBeCloseTo(writes * costPerWritePerPoll() + costPerWritePerPoll() / 100, 12);
     expect(line(100, 'per-mailbox', /Secrets/)).toBeCloseTo(
       US_EAST_1_PRICES.secretMonth + 43_200 * US_EAST_1_PRICES.secretCall,
       12,
     );
-    // Shared: 10,000 mailboxes, 10 secrets, 20 warm containers each reading each secret once a minute.
-    expect(line(10_000, 'shared', /Secrets/)).toBeCloseTo((10 * 0.4 + 10 * 20 * 43_200 * 0.05e-4) / 10_000, 12);
+    // Shared: 10,000 mailboxes, 10 secrets, 20 warm containers each reading each secret every 5 minutes.
+    expect(line(10_000, 'shared', /Secrets/)).toBeCloseTo((10 * 0.4 + (10 * 20 * 43_200 * 0.05e-4) / 5) / 10_000, 12);
+  });
+
+  it('meets the target of $0.10 at 10,000 mailboxes with shared secrets; a host cap that can bind adds 2 writes', () => {
+    expect(fleetCost(10_000, 'shared').total).toBeLessThanOrEqual(0.1);
+    const capped = fleetCost(10_000, 'shared', FLEET_COST_ASSUMPTIONS, US_EAST_1_PRICES, 1_000, true);
+    expect(capped.total - fleetCost(10_000, 'shared').total).toBeCloseTo(2 * costPerWritePerPoll(), 12);
   });
 
   it('spreads the fixed CloudWatch items over the fleet, and shared secrets cost less than one per mailbox', () => {
@@ -47,5 +54,6 @@ describe('fleet cost model', () => {
     const doc = readFileSync(new URL('../../docs/fleet.md', import.meta.url), 'utf8');
     expect(doc).toContain(fleetCostTable(SIZES, 'shared'));
     expect(doc).toContain(fleetCostTable(SIZES, 'per-mailbox'));
+    expect(doc).toContain(fleetCostTable(SIZES, 'shared', true));
   });
 });

@@ -237,6 +237,7 @@ describe('environment', () => {
       eventSource: 'imap-event-source',
       secretPrefix: FLEET_DEFAULTS.secretPrefix,
       hostConnectionCap: FLEET_DEFAULTS.hostConnectionCap,
+      poolConcurrency: FLEET_DEFAULTS.poolConcurrency,
       maxMessagesPerTurn: FLEET_DEFAULTS.maxMessagesPerTurn,
     });
     expect(readDispatcherConfig({ CHECKPOINT_TABLE: 't', POLL_QUEUE_URL: 'q' })).toEqual({

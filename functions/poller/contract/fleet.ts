@@ -78,6 +78,11 @@ export const WORKER_ENV = {
   secretPrefix: 'SECRET_PREFIX',
   /** Concurrent IMAP connections per host across the pool. */
   hostConnectionCap: 'HOST_CONNECTION_CAP',
+  /**
+   * The pool's size (the SQS event source's maximum concurrency): with WORKER_BATCH_SIZE it bounds the connections
+   * the pool can open at all, so a host cap at or above that bound needs no connection slots (no table writes).
+   */
+  poolConcurrency: 'POOL_CONCURRENCY',
   /** Messages one mailbox may publish per turn before it goes back into the queue. */
   maxMessagesPerTurn: 'MAX_MESSAGES_PER_TURN',
 } as const;
@@ -91,6 +96,22 @@ export const FLEET_DEFAULTS = {
   /** Worker pool size (reserved concurrency of the worker function; SQS event source maximum concurrency). */
   poolConcurrency: 20,
 } as const;
+
+/**
+ * SQS messages (mailboxes) per worker invocation: SQS's largest batch without a batching window. One invocation
+ * then pays Lambda's per-request price and its start-up once for up to ten mailboxes (docs/fleet.md, "Cost"). The
+ * records of a batch run side by side, so one invocation holds at most this many IMAP connections.
+ */
+export const WORKER_BATCH_SIZE = 10;
+
+/**
+ * Whether a host connection cap can ever be reached: the pool opens at most `poolConcurrency` x WORKER_BATCH_SIZE
+ * connections at once (one per turn, the lease keeps a mailbox to one turn). Below that the workers take a slot per
+ * turn; at or above it they take none (two table writes per poll saved).
+ */
+export function hostCapCanBind(hostConnectionCap: number, poolConcurrency: number): boolean {
+  return hostConnectionCap < poolConcurrency * WORKER_BATCH_SIZE;
+}
 
 /** The body of one SQS message: one mailbox to poll now. */
 export interface PollRequest {

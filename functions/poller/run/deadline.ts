@@ -38,6 +38,8 @@ export interface DeadlineOptions {
   readonly now: () => Date;
   /** Requested reserve; capped at MAX_RESERVE_SHARE of the run. @default DEFAULT_RESERVE_MS */
   readonly reserveMs?: number;
+  /** How long a lease outlives the deadline. @default LEASE_GRACE_MS */
+  readonly leaseGraceMs?: number;
 }
 
 export class Deadline {
@@ -68,10 +70,16 @@ export class Deadline {
       options.at,
       options.now,
       Math.min(options.reserveMs ?? DEFAULT_RESERVE_MS, total * MAX_RESERVE_SHARE),
+      options.leaseGraceMs ?? LEASE_GRACE_MS,
     );
   }
 
-  private constructor(at: number, now: () => Date, reserveMs: number) {
+  private constructor(
+    at: number,
+    now: () => Date,
+    reserveMs: number,
+    private readonly leaseGraceMs: number,
+  ) {
     this.at = at;
     this.now = now;
     this.reserveMs = reserveMs;
@@ -90,7 +98,7 @@ export class Deadline {
 
   /** When a lease taken now should expire if the run never releases it. */
   leaseExpiresAt(): Date {
-    return new Date(this.at + LEASE_GRACE_MS);
+    return new Date(this.at + this.leaseGraceMs);
   }
 
   /**

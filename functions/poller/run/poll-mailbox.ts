@@ -50,6 +50,14 @@ export interface PollOptions {
   readonly maxMessageBytes?: number;
   /** Identifies this run as lease owner. @default random UUID */
   readonly runId?: string;
+  /**
+   * Leave the lease to expire instead of releasing it when the run ends (one table write per run instead of two);
+   * only for callers whose next run of the mailbox comes after the lease expired, or who release it themselves
+   * (fleet mode's turns: a short deadline, the next turn a schedule interval later). @default false
+   */
+  readonly keepLease?: boolean;
+  /** How long the lease outlives the deadline. @default LEASE_GRACE_MS (30 s) */
+  readonly leaseGraceMs?: number;
 }
 
 export type PollOutcome = 'idle' | 'baseline' | 'published' | 'partial' | 'reset' | 'skipped';
@@ -89,6 +97,7 @@ export async function pollMailbox(deps: PollDeps, options: PollOptions): Promise
     at: options.deadline,
     now: deps.now,
     ...(options.reserveMs !== undefined ? { reserveMs: options.reserveMs } : {}),
+    ...(options.leaseGraceMs !== undefined ? { leaseGraceMs: options.leaseGraceMs } : {}),
   });
   const summary = (result: RunResult): PollSummary => ({
     mailboxId: options.mailboxId,
@@ -115,7 +124,7 @@ export async function pollMailbox(deps: PollDeps, options: PollOptions): Promise
     try {
       return summary(await leased(deps, options, deadline));
     } finally {
-      if (lease) {
+      if (lease && !options.keepLease) {
         const released = await deadline.cleanup(
           (signal) =>
             lease.release(options.mailboxId, runId, { signal }).catch((err: unknown) => {

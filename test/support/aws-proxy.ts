@@ -1,0 +1,116 @@
+/**
+ * An HTTP proxy in front of moto_server that shows a test every AWS JSON-protocol call its code under test makes
+ * (the `x-amz-target` operation, the request and response bodies), over a real socket. Point the service's
+ * `AWS_ENDPOINT_URL_<SERVICE>` at `url`. Observers: EventRecorder (what EventBridge accepted) and DynamoDbCallLog
+ * (which table calls a poll makes: the cost model's write and read units).
+ */
+import { createServer, type Server } from 'node:http';
+
+export interface ProxiedCall {
+  /** The operation, e.g. `DynamoDB_20120810.PutItem`, `AWSEvents.PutEvents`. */
+  readonly target: string;
+  readonly request: string;
+  readonly response: string;
+  readonly ok: boolean;
+}
+
+export class AwsProxy {
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+  ) {}
+
+  static async start(upstream: string, observe: (call: ProxiedCall) => void): Promise<AwsProxy> {
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', async () => {
+        const body = Buffer.concat(chunks);
+        try {
+          const headers = Object.fromEntries(
+            Object.entries(req.headers).filter(([k, v]) => typeof v === 'string' && k !== 'host' && k !== 'connection'),
+          ) as Record<string, string>;
+          const answer = await fetch(new URL(req.url ?? '/', upstream), {
+            method: req.method ?? 'POST',
+            headers,
+            ...(body.length ? { body } : {}),
+          });
+          const text = await answer.text();
+          const target = req.headers['x-amz-target'];
+          if (typeof target === 'string') observe({ target, request: body.toString(), response: text, ok: answer.ok });
+          res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/json' });
+          res.end(text);
+        } catch (err) {
+          res.writeHead(502);
+          res.end(String(err));
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    return new AwsProxy(server, `http://127.0.0.1:${(server.address() as { port: number }).port}`);
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** One DynamoDB call as the table sees it: the operation and the `pk` of the item it reads or writes. */
+export interface TableCall {
+  readonly operation: string;
+  readonly pk?: string;
+  /** The call's condition failed (a conditional write that still costs a write unit). */
+  readonly conditionFailed: boolean;
+}
+
+const WRITES = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem', 'TransactWriteItems']);
+
+/** Every DynamoDB call made through the proxy, in order. */
+export class DynamoDbCallLog {
+  readonly calls: TableCall[] = [];
+
+  private constructor(private readonly proxy: AwsProxy) {}
+
+  static async start(upstream: string): Promise<DynamoDbCallLog> {
+    let log: DynamoDbCallLog | undefined;
+    const proxy = await AwsProxy.start(upstream, (call) => {
+      if (!call.target.startsWith('DynamoDB_')) return;
+      const body = JSON.parse(call.request) as { Key?: { pk?: { S?: string } }; Item?: { pk?: { S?: string } } };
+      const pk = body.Key?.pk?.S ?? body.Item?.pk?.S;
+      log!.calls.push({
+        operation: call.target.split('.')[1]!,
+        ...(pk !== undefined ? { pk } : {}),
+        conditionFailed: !call.ok && call.response.includes('ConditionalCheckFailed'),
+      });
+    });
+    log = new DynamoDbCallLog(proxy);
+    return log;
+  }
+
+  get url(): string {
+    return this.proxy.url;
+  }
+
+  /** The write calls (each at least one write unit), as `Operation pk-prefix` (the key up to its first `#`). */
+  writes(): string[] {
+    return this.calls.filter((c) => WRITES.has(c.operation)).map(describe);
+  }
+
+  /** The read calls, as `Operation pk-prefix`. */
+  reads(): string[] {
+    return this.calls.filter((c) => !WRITES.has(c.operation)).map(describe);
+  }
+
+  clear(): void {
+    this.calls.length = 0;
+  }
+
+  close(): Promise<void> {
+    return this.proxy.close();
+  }
+}
+
+function describe(call: TableCall): string {
+  return `${call.operation} ${call.pk ? `${call.pk.split('#')[0]}#` : '(no key)'}`;
+}
