@@ -4,7 +4,9 @@
  * else; the status item only when it changed or its heartbeat is due; host slots only when the cap can bind.
  * "Later" is the system clock moved on (Date only: timers and sockets run in real time).
  */
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { DynamoDbHostSlots } from '../../functions/fleet/adapters/dynamodb-host-slots.js';
 import { STATUS_HEARTBEAT_MS } from '../../functions/fleet/core/status-heartbeat.js';
 import { DynamoDbPollStatusStore } from '../../functions/poller/adapters/dynamodb-status-store.js';
 import { FLEET_DEFAULTS, WORKER_BATCH_SIZE } from '../../functions/poller/contract/fleet.js';
@@ -103,5 +105,29 @@ describe('fleet: table writes per turn', () => {
     table.clear();
     await fleet.turn('m');
     expect(table.writes().sort()).toEqual(['DeleteItem hostslot#', 'PutItem hostslot#', 'PutItem lease#']);
+  });
+});
+
+describe('fleet: a host without a free connection slot', () => {
+  it('sends the mailbox back into the queue with a delay, without taking its lease', async () => {
+    const fleet = await fleetWithMailbox(1);
+    // Another worker holds the host's only slot for the next minute.
+    const other = new DynamoDbHostSlots(fleet.aws.dynamodb, fleet.table);
+    const now = new Date();
+    expect(await other.acquire('localhost', 1, 'another-turn', now, new Date(now.getTime() + 60_000))).toBeDefined();
+
+    table.clear();
+    expect((await fleet.turn('m')).batchItemFailures).toEqual([]);
+    // Tried the slot (a failed conditional put each time, then a read of the host's slots), never the lease.
+    expect(table.writes().every((w) => w === 'PutItem hostslot#')).toBe(true);
+    expect(table.calls.some((c) => c.pk?.startsWith('lease#'))).toBe(false);
+    expect(table.calls.filter((c) => c.operation === 'PutItem').every((c) => c.conditionFailed)).toBe(true);
+    const { Attributes } = await fleet.aws.sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: fleet.queueUrl,
+        AttributeNames: ['ApproximateNumberOfMessagesDelayed'],
+      }),
+    );
+    expect(Attributes?.ApproximateNumberOfMessagesDelayed).toBe('1');
   });
 });
