@@ -21,6 +21,7 @@ import type {
   SettingsSource,
 } from './ports.js';
 import type { PollOptions } from './run/poll-mailbox.js';
+import { KeptSession } from './run/session-keeper.js';
 
 /**
  * Whole-call retries of every AWS client: the SDK's standard strategy (throttling, 5xx and network errors, with
@@ -39,6 +40,12 @@ export interface ComposeOptions {
   /** See ImapFlowGatewayOptions.onCommand. */
   readonly onCommand?: (verb: string) => void;
   readonly now?: () => Date;
+  /**
+   * Keep the logged-in IMAP session between polls of this process (run/session-keeper.ts): the Lambda handler of
+   * per-mailbox mode, where one container polls one mailbox, one run at a time. Not in fleet mode: a worker polls many
+   * mailboxes, and a connection left open would escape the per-host connection slots. @default false
+   */
+  readonly keepSession?: boolean;
 }
 
 /** The configuration every AWS client gets: the retry strategy, then the caller's endpoint and credentials. */
@@ -114,6 +121,7 @@ export async function composePollerDeps(config: PollerConfig, options: ComposeOp
     log: options.log,
     refreshTokens: new DynamoDbRefreshTokenStore(dynamodb, config.checkpointTable, config.mailboxId),
   });
+  const now = options.now ?? (() => new Date());
   return {
     settings: settings.source,
     checkpoints,
@@ -121,8 +129,9 @@ export async function composePollerDeps(config: PollerConfig, options: ComposeOp
     mailbox: composeMailboxGateway({ ...options, tokens }),
     publisher,
     ...(rawStore ? { rawStore } : {}),
+    ...(options.keepSession ? { sessions: new KeptSession({ now, log: options.log }) } : {}),
     log: options.log,
-    now: options.now ?? (() => new Date()),
+    now,
   };
 }
 

@@ -22,11 +22,12 @@ const metrics = new Metrics({
 type Container = { config: PollerConfig; deps: PollDeps; reporter: RunReporter };
 let container: Promise<Container> | undefined;
 
-/** Adapters are built once per container: warm invocations reuse clients and the settings cache. */
+/** Adapters are built once per container: warm invocations reuse clients, the settings cache and the IMAP session. */
 function compose(): Promise<Container> {
   container ??= (async () => {
     const config = readPollerConfig(process.env);
-    const deps = await composePollerDeps(config, { log: logger });
+    // One mailbox per container, one invocation at a time: the IMAP session is kept for the next warm invocation.
+    const deps = await composePollerDeps(config, { log: logger, keepSession: true });
     const reporter: RunReporter = {
       log: logger,
       metrics,
@@ -75,7 +76,11 @@ export async function handler(
   }
 }
 
-/** For tests: forget the composed adapters (environment changed). */
+/** For tests: forget the composed adapters (environment changed), closing the IMAP session they kept. */
 export function resetContainer(): void {
+  void container?.then(
+    (c) => c.deps.sessions?.clear(),
+    () => {},
+  );
   container = undefined;
 }

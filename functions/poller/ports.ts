@@ -118,6 +118,31 @@ export interface MailboxSession {
   listFolders(): Promise<{ path: string; delimiter: string; specialUse?: string; flags: string[] }[]>;
   /** LOGOUT and close; never throws. */
   close(): Promise<void>;
+  /**
+   * Ends the run's use of the session WITHOUT LOGOUT, for a later run of this container to take it up
+   * (SessionKeeper): deselects the folder (CLOSE after an EXAMINE: a later STATUS must not name the selected folder),
+   * stops listening to the run's signal, and lets the process sleep (the socket neither times out nor keeps Node
+   * alive). False when the session is not fit to keep (closed, a command under way, the deselect failed): it is then
+   * closed. Optional: sessions that cannot be kept leave it out.
+   */
+  park?(): Promise<boolean>;
+  /** Takes a parked session up for a run (`signal` closes it, as after connect); false, and closed, when it is no longer usable. */
+  resume?(options: CallOptions): boolean;
+  /** When the server may end the session by itself (an OAuth2 access token expires); undefined: no known bound. */
+  readonly expiresAt?: Date;
+}
+
+/**
+ * The logged-in IMAP session a warm container keeps between runs (per-mailbox mode): taken by one run at a time,
+ * given back only by a run that ended without an error. run/session-keeper.ts.
+ */
+export interface SessionKeeper {
+  /** The kept session if it was logged in with exactly these settings and is young enough; resumed for the run. */
+  take(settings: MailboxSettings, options: CallOptions): MailboxSession | undefined;
+  /** Keeps `session` (logged in with `settings`) for the next run; closes it when it cannot be kept. Never throws. */
+  keep(settings: MailboxSettings, session: MailboxSession): Promise<void>;
+  /** Closes the kept session, if any. */
+  clear(): void;
 }
 
 export interface MailboxGateway {
@@ -195,6 +220,8 @@ export interface PollDeps {
   readonly publisher: EventPublisher;
   /** When set, every message is streamed to it and the event carries `raw`. */
   readonly rawStore?: RawMessageStore;
+  /** When set, a run takes up the session an earlier run of this container kept, and keeps its own (no LOGOUT). */
+  readonly sessions?: SessionKeeper;
   readonly log: Log;
   readonly now: () => Date;
 }

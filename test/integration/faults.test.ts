@@ -731,6 +731,9 @@ describe('the Lambda deadline', () => {
   });
 });
 
+// The warm container keeps its logged-in session (run/session-keeper.ts). Dovecot keeps a session alive when the
+// user's password changes; many servers end it. These tests kick the session after the change, as such a server
+// would; what happens when the server keeps it is in 'the kept IMAP session' below.
 describe('credentials rotated between runs', () => {
   it('password changed at the server and in the secret: the warm container re-reads the secret once and works, no redeploy', async () => {
     const world = await proxiedWorld();
@@ -738,6 +741,7 @@ describe('credentials rotated between runs', () => {
     expect(await invokeWarm(world)).toEqual({ outcome: 'idle', published: 0 }); // settings now cached
     const uids = await world.append(1);
     await world.imap.setPassword(world.user, 'rotated-Pa55word');
+    await world.imap.kick(world.user); // the server ends the session of the old password
     await world.aws.putSecretValue(
       world.secretName,
       world.secretValue({ port: proxies.imap.port, password: 'rotated-Pa55word' }),
@@ -753,6 +757,7 @@ describe('credentials rotated between runs', () => {
     await world.invoke();
     const uids = await world.append(1);
     await world.imap.setPassword(world.user, 'only-at-the-server');
+    await world.imap.kick(world.user); // the server ends the session of the old password
     const connections = proxies.imap.stats.accepted;
     for (let run = 0; run < 2; run++) {
       const error = await invokeWarm(world).then(

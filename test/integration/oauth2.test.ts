@@ -113,6 +113,13 @@ async function lastLoginMethod(server: DovecotServer, username: string): Promise
   return methods.at(-1)?.[1];
 }
 
+/** OAuth2 logins of `username` so far, from Dovecot's log (the test's own appends log in with PLAIN as master user). */
+async function loginCount(server: DovecotServer, username: string): Promise<number> {
+  const log = await readFile(server.info.logPath, 'utf8');
+  return log.split('\n').filter((l) => /, method=(XOAUTH2|OAUTHBEARER),/.test(l) && l.includes(`user=<${username}>`))
+    .length;
+}
+
 const CREDENTIALS = [MS_SECRET, RT_SECRET, 'BEGIN PRIVATE KEY', 'at-', 'rt-'];
 
 /** Asserts a failed run: the code, retryability, fix; no secret in the error or the logs; checkpoint unchanged. */
@@ -250,6 +257,7 @@ describe('token caching and expiry', () => {
   it('a warm container fetches one token for three invocations', async () => {
     const world = await oauth2World(exchangeLike, USERS.ms[1], microsoft());
     const before = fake.requests.microsoft;
+    const loginsBefore = await loginCount(exchangeLike, USERS.ms[1]);
     const results: unknown[] = [];
     const lines = await world.captureLogs(async () => {
       results.push(await world.invoke()); // cold start
@@ -260,6 +268,8 @@ describe('token caching and expiry', () => {
     });
     expect(results).toMatchObject([{ outcome: 'baseline' }, { published: 1 }, { published: 1 }]);
     expect(fake.requests.microsoft - before).toBe(1);
+    // And one login: the warm invocations take up the session the first one kept.
+    expect((await loginCount(exchangeLike, USERS.ms[1])) - loginsBefore).toBe(1);
     // Neither the credential nor the token in any log line of the three runs.
     expect(lines.filter((l) => l.message === 'Poll finished')).toHaveLength(3);
     expect(JSON.stringify(lines)).not.toContain(MS_SECRET);
@@ -272,9 +282,27 @@ describe('token caching and expiry', () => {
     await world.invoke();
     const before = fake.requests.microsoft;
     fake.revokeAll();
+    await world.imap.kick(world.user); // Dovecot checks a token at login only; a server that ends the session too
     await world.append(1);
     expect(await world.invokeWarm()).toMatchObject({ published: 1 });
     expect(fake.requests.microsoft - before).toBe(1);
+  });
+
+  it('a kept session is not taken up when its token is about to expire: a new login (an XOAUTH2 server may end it then)', async () => {
+    const world = await oauth2World(exchangeLike, USERS.ms[4], microsoft());
+    fake.expiresIn = 240; // inside the 5-minute margin from the start: the session is never taken up
+    const loginsBefore = await loginCount(exchangeLike, USERS.ms[4]);
+    try {
+      const lines = await world.captureLogs(async () => {
+        await world.invoke();
+        await world.append(1);
+        expect(await world.invokeWarm()).toMatchObject({ published: 1 });
+      });
+      expect(lines.filter((l) => l.message === 'Poll finished').map((l) => l.imapSession)).toEqual(['new', 'new']);
+      expect((await loginCount(exchangeLike, USERS.ms[4])) - loginsBefore).toBe(2);
+    } finally {
+      fake.expiresIn = 3600;
+    }
   });
 
   it('a token is fetched again shortly before it expires (expires_in, injected clock)', async () => {

@@ -10,7 +10,8 @@
  * The handler's log lines go to stdout as usual; the last line is `RUNNER_REPORT <json>` (see RunnerReport).
  */
 import { Socket } from 'node:net';
-import { handler } from '../../functions/poller/handler.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { handler, resetContainer } from '../../functions/poller/handler.js';
 import { REPORT_PREFIX, type RunnerReport } from './run-handler.js';
 
 async function main(): Promise<void> {
@@ -25,17 +26,24 @@ async function main(): Promise<void> {
     report = { error: { name: e.name, message: e.message } };
   }
   const settledMs = Math.round(performance.now() - started);
-  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
-  const imapSockets = handles.filter(
-    (h) => h instanceof Socket && !h.destroyed && (h.remotePort === imapPort || h.localPort === imapPort),
-  ).length;
+  const openImapSockets = () =>
+    (process as unknown as { _getActiveHandles(): unknown[] })
+      ._getActiveHandles()
+      .filter((h) => h instanceof Socket && !h.destroyed && (h.remotePort === imapPort || h.localPort === imapPort))
+      .length;
+  const imapSockets = openImapSockets();
   const resources: Record<string, number> = {};
   for (const r of process.getActiveResourcesInfo()) resources[r] = (resources[r] ?? 0) + 1;
+  // The session a successful run kept for the next invocation is closed with the container; nothing else stays.
+  resetContainer();
+  for (let waited = 0; openImapSockets() > 0 && waited < 5_000; waited += 50) await sleep(50);
+  const imapSocketsAfterReset = openImapSockets();
   const full: RunnerReport = {
     ...report,
     settledMs,
     peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
     imapSockets,
+    imapSocketsAfterReset,
     resources,
   };
   process.stdout.write(`\n${REPORT_PREFIX}${JSON.stringify(full)}\n`, () => process.exit(0));

@@ -18,8 +18,10 @@ export interface RunnerReport {
   readonly settledMs: number;
   /** process.resourceUsage().maxRSS, in MB. */
   readonly peakRssMb: number;
-  /** Sockets to RUNNER_IMAP_PORT still open when the handler returned. */
+  /** Sockets to RUNNER_IMAP_PORT still open when the handler returned (a successful run keeps its session: 1). */
   readonly imapSockets: number;
+  /** The same once the container was reset (the kept session closed): 0 unless something leaked. */
+  readonly imapSocketsAfterReset: number;
   /** Active resources right after the handler returned, by type (process.getActiveResourcesInfo()). */
   readonly resources: Record<string, number>;
 }

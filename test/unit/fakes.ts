@@ -173,6 +173,12 @@ export function toSummary(m: FakeMessage): MessageSummary {
 export class FakeSession implements MailboxSession {
   readonly calls: SessionCall[] = [];
   closed = false;
+  /** Times kept for a later run (park) and taken up again (resume). */
+  parks = 0;
+  resumes = 0;
+  /** The next STATUS or EXAMINE throws this (a session the server ended), or never answers ('silent'). */
+  failNext?: Error | 'silent';
+  expiresAt?: Date;
   private openedFolder?: FakeFolder;
   constructor(
     private readonly mailbox: FakeMailbox,
@@ -187,11 +193,30 @@ export class FakeSession implements MailboxSession {
 
   async status(folder: string): Promise<FolderStatus> {
     this.calls.push({ op: 'status', folder });
+    await this.injectedFailure();
     return this.folder(folder).status();
+  }
+
+  private async injectedFailure(): Promise<void> {
+    const failure = this.failNext;
+    this.failNext = undefined;
+    if (failure === 'silent') await new Promise(() => {});
+    if (failure) throw failure;
+  }
+
+  async park(): Promise<boolean> {
+    this.parks++;
+    return !this.closed;
+  }
+
+  resume(): boolean {
+    this.resumes++;
+    return !this.closed;
   }
 
   async open(folder: string): Promise<FolderStatus> {
     this.calls.push({ op: 'open', folder });
+    await this.injectedFailure();
     const opened = this.folder(folder);
     this.mailbox.hooks.onOpen?.(opened);
     this.openedFolder = opened;

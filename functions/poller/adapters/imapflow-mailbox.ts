@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { type FetchMessageObject, ImapFlow, type ImapFlowOptions, type MessageAddressObject } from 'imapflow';
 import { folderNotFoundHint } from '../core/folders.js';
 import { commandByteBudget, imapResponseLimits } from '../core/imap-limits.js';
@@ -19,6 +20,7 @@ import {
   TlsCertificateError,
 } from '../errors.js';
 import type {
+  AccessToken,
   AccessTokenSource,
   CallOptions,
   FetchOptions,
@@ -63,17 +65,18 @@ export class ImapFlowMailboxGateway implements MailboxGateway {
     if (!tokens) throw new ConfigurationError('The settings use oauth2, but no access token source was configured.');
     const token = await tokens.get(settings, options);
     try {
-      return await this.login(settings, options, token.token);
+      return await this.login(settings, options, token);
     } catch (err) {
       if (!(err instanceof ImapAuthError) || !token.cached) throw err;
       this.options.log?.info('The IMAP server refused the cached access token; fetching a new one');
-      return this.login(settings, options, (await tokens.get(settings, { ...options, fresh: true })).token);
+      return this.login(settings, options, await tokens.get(settings, { ...options, fresh: true }));
     }
   }
 
   // ---------------------------------------------------------------------------------------------------
 
-  private async login(settings: MailboxSettings, options: CallOptions, accessToken?: string): Promise<MailboxSession> {
+  private async login(settings: MailboxSettings, options: CallOptions, token?: AccessToken): Promise<MailboxSession> {
+    const accessToken = token?.token;
     const client = new ImapFlow(imapFlowOptions(settings, this.options, accessToken));
     skipUnneededSessionCommands(client, { namespaceCheck: accessToken !== undefined });
     const state = watchClient(client, options.signal, this.options.log);
@@ -86,7 +89,11 @@ export class ImapFlowMailboxGateway implements MailboxGateway {
       if (accessToken !== undefined) throw mapOAuth2LoginError(state.explain(err), settings, client, accessToken);
       throw mapImapError(state.explain(err), settings, 'connect');
     }
-    return new ImapFlowSession(client, settings, { state, ...(this.options.log ? { log: this.options.log } : {}) });
+    return new ImapFlowSession(client, settings, {
+      state,
+      ...(this.options.log ? { log: this.options.log } : {}),
+      ...(token ? { expiresAt: token.expiresAt } : {}),
+    });
   }
 }
 
@@ -173,14 +180,16 @@ export class ImapFlowSession implements MailboxSession {
   private unrequestedLogged = false;
   private readonly state: ClientState;
   private readonly log?: Log;
+  readonly expiresAt?: Date;
 
   constructor(
     private readonly client: ImapFlow,
     private readonly settings: MailboxSettings,
-    options: { state?: ClientState; log?: Log } = {},
+    options: { state?: ClientState; log?: Log; expiresAt?: Date } = {},
   ) {
-    this.state = options.state ?? { explain: (err) => err, detach: () => {} };
+    this.state = options.state ?? { explain: (err) => err, attach: () => {}, detach: () => {} };
     this.log = options.log;
+    if (options.expiresAt) this.expiresAt = options.expiresAt;
   }
 
   async status(folder: string): Promise<FolderStatus> {
@@ -342,6 +351,51 @@ export class ImapFlowSession implements MailboxSession {
     }
   }
 
+  async park(): Promise<boolean> {
+    let deselected = this.busy === 0 && this.client.usable;
+    // After EXAMINE: CLOSE (on a read-only folder it removes nothing), so that the next run's STATUS does not name
+    // the selected folder (RFC 9051 6.3.11: its answer may then be stale).
+    if (deselected && this.client.mailbox) {
+      const closed = await withTimeout(
+        this.command(STATUS_BYTE_BUDGET, () => this.client.mailboxClose()).catch(() => false),
+        PARK_TIMEOUT_MS,
+      );
+      deselected = closed === true && this.client.usable;
+    }
+    this.state.detach();
+    if (!deselected) {
+      this.client.close();
+      return false;
+    }
+    // Frozen or idle until the next run: imapflow's inactivity timeout must not end the session (it fires at once
+    // when a thawed container finds it overdue), and the socket must not keep Node running.
+    for (const socket of this.sockets()) {
+      socket.setTimeout(0);
+      socket.unref();
+    }
+    this.unrequestedLogged = false;
+    return true;
+  }
+
+  resume(options: CallOptions): boolean {
+    if (!this.client.usable) {
+      this.client.close();
+      return false;
+    }
+    this.state.attach(options.signal);
+    const internal = this.client as unknown as { socketTimeout?: number };
+    for (const socket of this.sockets()) socket.ref();
+    this.sockets()[0]?.setTimeout(internal.socketTimeout ?? 30_000);
+    return this.client.usable;
+  }
+
+  /** The session's socket, and the TCP socket under it after a STARTTLS upgrade. */
+  private sockets(): Socket[] {
+    const socket = (this.client as unknown as { socket?: Socket & { _parent?: Socket } }).socket;
+    if (!socket) return [];
+    return socket._parent ? [socket, socket._parent] : [socket];
+  }
+
   /**
    * UID FETCH of `uids`, keeping only the rows asked for (streamed: nothing else is collected). The UIDs go out as
    * ranges in bounded commands (core/uid-set.ts: a comma list of thousands of UIDs exceeds a server's line limit),
@@ -481,6 +535,8 @@ const SUGGESTION_LIST_BYTE_BUDGET = 1024 * 1024;
 const SUGGESTION_LIST_TIMEOUT_MS = 5_000;
 /** At most this many folders are compared for suggestions. */
 const MAX_LISTED_FOLDERS = 10_000;
+/** CLOSE before a session is kept: past this, it is closed instead. */
+const PARK_TIMEOUT_MS = 3_000;
 /** How often a command's bytes read are compared with its budget. */
 const BUDGET_CHECK_MS = 20;
 
@@ -488,7 +544,9 @@ const BUDGET_CHECK_MS = 20;
 export interface ClientState {
   /** The error to report for `err`: a response over imapflow's limits arrives as an 'error' event, the command only sees the closed connection. */
   explain(err: unknown): unknown;
-  /** Stops listening to the run's signal (the session is closed). */
+  /** Listens to another run's signal (a kept session taken up); closes the client at once if it already aborted. */
+  attach(signal: AbortSignal | undefined): void;
+  /** Stops listening to the run's signal (the session is closed or kept). */
   detach(): void;
 }
 
@@ -502,7 +560,14 @@ function watchClient(client: ImapFlow, signal: AbortSignal | undefined, log: Log
   // The run ended or reached its hard stop: whatever is under way (a login that never completes, an endless
   // answer), the socket goes now, not when a socket timeout fires in a frozen container.
   const abort = () => client.close();
-  signal?.addEventListener('abort', abort, { once: true });
+  let bound: AbortSignal | undefined;
+  const attach = (next: AbortSignal | undefined) => {
+    bound?.removeEventListener('abort', abort);
+    bound = next;
+    if (next?.aborted) client.close();
+    else next?.addEventListener('abort', abort, { once: true });
+  };
+  attach(signal);
   return {
     explain: (err) => {
       if (err instanceof ReadBudgetExceeded) return err;
@@ -510,7 +575,8 @@ function watchClient(client: ImapFlow, signal: AbortSignal | undefined, log: Log
       if (code && (LIMIT_CODES.has(code) || code === 'STARTTLS_INJECTION')) return failure;
       return err ?? failure;
     },
-    detach: () => signal?.removeEventListener('abort', abort),
+    attach,
+    detach: () => attach(undefined),
   };
 }
 

@@ -96,6 +96,14 @@ export class Deadline {
     return this.now().getTime() <= this.at - this.reserveMs;
   }
 
+  /**
+   * A time budget for a step that, when it fails, still leaves work to do (the check of a kept IMAP session, then a
+   * new login): `maxMs`, or a third of the time left before the reserve if that is less.
+   */
+  budget(maxMs: number): number {
+    return Math.max(0, Math.min(maxMs, (this.at - this.reserveMs - this.now().getTime()) / 3));
+  }
+
   /** When a lease taken now should expire if the run never releases it. */
   leaseExpiresAt(): Date {
     return new Date(this.at + this.leaseGraceMs);

@@ -1,7 +1,7 @@
 /**
  * The run: one poll cycle of one mailbox. Lease -> settings -> checkpoint -> connect -> STATUS -> plan, then
- * (for new mail) the drain, and LOGOUT and the lease release however it ends. Every call is bounded by the run's
- * deadline. Throws the poller's errors; state stays consistent whatever fails.
+ * (for new mail) the drain, and LOGOUT (or, in a warm container that keeps its session, no LOGOUT: session-keeper.ts)
+ * and the lease release however it ends. Every call is bounded by the run's deadline. Throws the poller's errors; state stays consistent whatever fails.
  */
 import { randomUUID } from 'node:crypto';
 import { buildResetDetail } from '../core/build-detail.js';
@@ -22,6 +22,7 @@ import type { MailboxSession, PollDeps } from '../ports.js';
 import { Deadline, imapSilent, publisherSilent, secretsSilent, storeSilent } from './deadline.js';
 import { type DrainResult, drain } from './drain.js';
 import { type EventTarget, eventEntry, messageIdHash } from './prepare.js';
+import { KEPT_SESSION_CHECK_MS } from './session-keeper.js';
 import { TimedSession } from './timed-session.js';
 
 export interface PollOptions {
@@ -80,6 +81,8 @@ export interface PollSummary {
   readonly stoppedBy?: 'deadline' | 'maxMessagesPerRun';
   /** UIDNEXT was below the checkpoint (a server restored from a backup, or a broken one): logged as a warning. */
   readonly uidNextBelowCheckpoint?: true;
+  /** How the run reached the folder: a new connection and login, or the session an earlier run of this container kept. */
+  readonly imapSession?: 'new' | 'reused';
   readonly durationMs: number;
 }
 
@@ -87,7 +90,8 @@ export interface PollSummary {
 type RunResult = Omit<PollSummary, 'mailboxId' | 'durationMs'>;
 
 /**
- * One poll cycle: settings -> checkpoint -> STATUS -> plan -> (EXAMINE, list, fetch, publish, advance)* -> LOGOUT.
+ * One poll cycle: settings -> checkpoint -> STATUS -> plan -> (EXAMINE, list, fetch, publish, advance)* -> LOGOUT
+ * (or the session kept for the next run).
  * The checkpoint only moves over messages whose events EventBridge accepted (or that were deliberately passed over),
  * with a conditional write per batch.
  */
@@ -164,24 +168,77 @@ async function leased(deps: PollDeps, options: PollOptions, deadline: Deadline):
     (signal) => deps.checkpoints.get(options.mailboxId, settings.folder, { signal }),
     () => storeSilent('reading the checkpoint'),
   );
-  const session = await deadline.call(
+  const kept = deps.sessions?.take(settings, { signal: deadline.signal });
+  if (kept) {
+    const tracked = trackingChanges(deps);
+    try {
+      return await onSession(tracked.deps, options, deadline, checkpoint, { session: kept, settings }, 'reused');
+    } catch (err) {
+      // Any doubt about a kept session (the server ended it, its token expired, it went silent): once more on a new
+      // connection, as long as this run has changed nothing yet (nothing published, no checkpoint written).
+      if (tracked.changed() || deadline.signal.aborted) throw err;
+      deps.log.info('The kept IMAP session failed; retrying on a new connection', { errorName: (err as Error)?.name });
+    }
+  }
+  const connected = await deadline.call(
     (signal) => connectRefreshingOnAuthFailure(deps, settings, signal),
     () => imapSilent(settings, 'login'),
-    (late) => void late.close(), // logged in after we gave up: log out again
+    (late) => void late.session.close(), // logged in after we gave up: log out again
   );
+  return onSession(deps, options, deadline, checkpoint, connected, 'new');
+}
+
+/**
+ * The run on one session; then LOGOUT, or (with a SessionKeeper, after a run without an error or hard stop) the
+ * session kept for the next run of this container.
+ */
+async function onSession(
+  deps: PollDeps,
+  options: PollOptions,
+  deadline: Deadline,
+  checkpoint: Checkpoint | undefined,
+  { session, settings }: { session: MailboxSession; settings: MailboxSettings },
+  how: 'new' | 'reused',
+): Promise<RunResult> {
+  let kept = false;
   try {
-    return await planAndDrain(
-      deps,
-      options,
-      deadline,
-      settings,
-      checkpoint,
-      new TimedSession(session, deadline, settings),
-    );
+    // A kept session's first command is its check: when it does not answer within the budget, the run must still
+    // have time to log in anew.
+    const timed = new TimedSession(session, deadline, settings, {
+      ...(how === 'reused' ? { firstCallMs: deadline.budget(KEPT_SESSION_CHECK_MS) } : {}),
+    });
+    const result = await planAndDrain(deps, options, deadline, settings, checkpoint, timed);
+    const keeper = deps.sessions;
+    if (keeper && !deadline.signal.aborted) {
+      kept = true; // keep() closes the session itself when it cannot be kept
+      await deadline.cleanup(() => keeper.keep(settings, session), 1 / 2);
+    }
+    return { ...result, imapSession: how };
   } finally {
     // Bounded, so that even after a cut-off call the run ends before the deadline.
-    await deadline.cleanup(() => session.close(), 1 / 2);
+    if (!kept) await deadline.cleanup(() => session.close(), 1 / 2);
   }
+}
+
+/** `deps` with a flag raised when the run publishes or writes anything (a retry is safe only before that). */
+function trackingChanges(deps: PollDeps): { deps: PollDeps; changed: () => boolean } {
+  let changed = false;
+  const changing = <A extends unknown[], R>(call: (...args: A) => R) => {
+    return (...args: A): R => {
+      changed = true;
+      return call(...args);
+    };
+  };
+  const { publisher, checkpoints, rawStore } = deps;
+  return {
+    deps: {
+      ...deps,
+      publisher: { publish: changing(publisher.publish.bind(publisher)) },
+      checkpoints: { get: checkpoints.get.bind(checkpoints), put: changing(checkpoints.put.bind(checkpoints)) },
+      ...(rawStore ? { rawStore: { put: changing(rawStore.put.bind(rawStore)) } } : {}),
+    },
+    changed: () => changed,
+  };
 }
 
 async function planAndDrain(
@@ -323,20 +380,23 @@ async function newestMessage(session: TimedSession, folder: string, uid: number)
   return listed.messages.find((m) => m.uid === uid);
 }
 
-/** Connects; on an authentication failure re-reads the settings once (a rotated password) and retries if they changed. */
+/**
+ * Connects (always anew, never to a kept session); on an authentication failure re-reads the settings once (a
+ * rotated password) and retries if they changed. Returns the session and the settings it logged in with.
+ */
 async function connectRefreshingOnAuthFailure(
   deps: PollDeps,
   settings: MailboxSettings,
   signal: AbortSignal,
-): Promise<MailboxSession> {
+): Promise<{ session: MailboxSession; settings: MailboxSettings }> {
   try {
-    return await deps.mailbox.connect(settings, { signal });
+    return { session: await deps.mailbox.connect(settings, { signal }), settings };
   } catch (err) {
     if (!(err instanceof ImapAuthError)) throw err;
     const fresh = await deps.settings.load({ fresh: true, signal });
     if (sameCredentials(fresh, settings)) throw err;
     deps.log.info('Login failed with cached settings; retrying once with the re-read secret');
     if (fresh.folder !== settings.folder) throw err; // the folder moved too: the next run starts with consistent settings
-    return deps.mailbox.connect(fresh, { signal });
+    return { session: await deps.mailbox.connect(fresh, { signal }), settings: fresh };
   }
 }

@@ -4,15 +4,26 @@
  */
 import type { MailboxSettings } from '../core/settings.js';
 import type { FolderStatus, MessageSummary } from '../core/types.js';
+import { ImapConnectionError } from '../errors.js';
 import type { FetchOptions, MailboxSession, MessageSource } from '../ports.js';
 import { type Deadline, imapSilent } from './deadline.js';
 
 export class TimedSession {
+  /** See the constructor's `firstCallMs`; cleared by the first call. */
+  private firstCallMs: number | undefined;
+
+  /**
+   * `firstCallMs`: a budget for the first command alone (the check of a kept session); past it the session is closed
+   * and the command fails with ImapConnectionError, while the run's deadline still has time for a new login.
+   */
   constructor(
     private readonly session: MailboxSession,
     private readonly deadline: Deadline,
     private readonly server: Pick<MailboxSettings, 'host' | 'port'>,
-  ) {}
+    options: { readonly firstCallMs?: number } = {},
+  ) {
+    this.firstCallMs = options.firstCallMs;
+  }
 
   status(folder: string): Promise<FolderStatus> {
     return this.timed('status', () => this.session.status(folder));
@@ -39,6 +50,29 @@ export class TimedSession {
   }
 
   private timed<T>(step: string, call: () => Promise<T>): Promise<T> {
-    return this.deadline.call(call, () => imapSilent(this.server, step));
+    const budget = this.firstCallMs;
+    this.firstCallMs = undefined;
+    const bounded = budget === undefined ? call : () => this.within(budget, step, call);
+    return this.deadline.call(bounded, () => imapSilent(this.server, step));
+  }
+
+  private async within<T>(ms: number, step: string, call: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const silent = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        void this.session.close();
+        reject(
+          new ImapConnectionError(
+            `The kept IMAP session to ${this.server.host}:${this.server.port} did not answer ${step} within ${Math.round(ms)} ms.`,
+            { hint: 'the run logs in anew.' },
+          ),
+        );
+      }, ms);
+    });
+    try {
+      return await Promise.race([call(), silent]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
