@@ -2,13 +2,13 @@
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
-import { ImapFlow } from 'imapflow';
 import { composePollerDeps, pollOptions } from '../functions/poller/compose.js';
 import type { PollerConfig } from '../functions/poller/contract/poller-env.js';
 import type { StartAt } from '../functions/poller/core/types.js';
 import { type EventPublisher, silentLog } from '../functions/poller/ports.js';
 import { pollMailbox } from '../functions/poller/run/poll-mailbox.js';
 import type { PhaseResult, WorldInfo } from './drain.js';
+import { bareClient, measureEmptyPolls } from './empty-poll.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -53,19 +53,6 @@ async function measure(work: () => Promise<number>): Promise<PhaseResult> {
   const seconds = (performance.now() - t0) / 1000;
   const used = process.cpuUsage(cpu);
   return { messages, seconds, cpuMs: (used.user + used.system) / 1000, peakRss: process.resourceUsage().maxRSS * 1024 };
-}
-
-function bareClient(world: WorldInfo): ImapFlow {
-  const client = new ImapFlow({
-    host: world.host,
-    port: world.port,
-    secure: true,
-    tls: { ca: [world.caPem] },
-    auth: { user: world.username, pass: world.password },
-    logger: false,
-  });
-  client.on('error', () => {});
-  return client;
 }
 
 /** The IMAP limit: every message's full source in one UID FETCH, rows collected. */
@@ -132,47 +119,18 @@ async function engineDrain(world: WorldInfo, mailboxId: string, nullPublish: boo
 
 async function emptyPolls(world: WorldInfo): Promise<PhaseResult> {
   // The engine-null drain left this mailbox's checkpoint at the end of the backlog: every poll is empty.
-  const cfg = config(world, 'drain-null', { kind: 'now' });
-  const commands: string[] = [];
-  const compose = () =>
-    composePollerDeps(cfg, { log: silentLog, clientConfig: world.clientConfig, onCommand: (v) => commands.push(v) });
-  const poll = async (deps: Awaited<ReturnType<typeof compose>>): Promise<{ ms: number; commands: string[] }> => {
-    commands.length = 0;
-    const t0 = performance.now();
-    const summary = await pollMailbox(deps, pollOptions(cfg, Date.now() + 60_000));
-    const ms = performance.now() - t0;
-    if (summary.outcome !== 'idle') throw new Error(`expected idle, got ${summary.outcome}`);
-    return { ms, commands: afterLogin(commands) };
-  };
-  // Cold: the first poll of a fresh process (composing included, as in a new Lambda container).
-  const t0 = performance.now();
-  const warmDeps = await compose();
-  const cold = await poll(warmDeps);
-  cold.ms = performance.now() - t0;
-  const times = { cold: [cold.ms], warmNew: [] as number[], bare: [] as number[] };
-  let commandsWarmNew: string[] = [];
-  for (let i = 0; i < 20; i++) {
-    const t1 = performance.now();
-    const client = bareClient(world);
-    await client.connect();
-    await client.status(world.folder, { uidNext: true, uidValidity: true, messages: true });
-    await client.logout();
-    times.bare.push(performance.now() - t1);
-    const n = await poll(warmDeps);
-    times.warmNew.push(n.ms);
-    commandsWarmNew = n.commands;
-  }
+  const e = await measureEmptyPolls(world, 'drain-null');
   return {
     messages: 0,
     seconds: 0,
     cpuMs: 0,
     peakRss: process.resourceUsage().maxRSS * 1024,
-    empty: { ...times, commandsCold: cold.commands, commandsWarmNew },
+    empty: {
+      cold: e.cold,
+      warmNew: e.warmNew,
+      bare: e.bare,
+      commandsCold: e.commands.cold,
+      commandsWarmNew: e.commands.warmNew,
+    },
   };
-}
-
-/** The commands after LOGIN / AUTHENTICATE (all of them when the session was already logged in). */
-function afterLogin(commands: readonly string[]): string[] {
-  const login = commands.findLastIndex((c) => c === 'LOGIN' || c === 'AUTHENTICATE');
-  return commands.slice(login + 1);
 }
