@@ -20,6 +20,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { EmptyPollWorld } from './empty-poll.js';
 
 const HERE = import.meta.dirname;
 const { values } = parseArgs({
@@ -33,17 +34,7 @@ const { values } = parseArgs({
   },
 });
 
-export interface WorldInfo {
-  readonly host: string;
-  readonly port: number;
-  readonly caPem: string;
-  readonly username: string;
-  readonly password: string;
-  readonly folder: string;
-  readonly secretId: string;
-  readonly table: string;
-  readonly busName: string;
-  readonly clientConfig: Record<string, unknown>;
+export interface WorldInfo extends EmptyPollWorld {
   readonly messages: number;
 }
 
