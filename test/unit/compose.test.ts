@@ -33,6 +33,9 @@ describe('compose: the one composition root', () => {
     expect(deps.rawStore).toBeDefined();
     const { rawBucket: _, ...withoutRaw } = config;
     expect((await composePollerDeps(withoutRaw, { log: silentLog })).rawStore).toBeUndefined();
+    // The IMAP session is kept between polls only when asked (the per-mailbox handler), never by default.
+    expect(deps.sessions).toBeUndefined();
+    expect((await composePollerDeps(config, { log: silentLog, keepSession: true })).sessions).toBeDefined();
   });
 
   it('the local poller: the same gateway and lease semantics, over the given store and publisher', async () => {

@@ -26,6 +26,16 @@ describe('Deadline', () => {
     expect(tiny.cleanupMs).toBe(800);
   });
 
+  it('budget: the requested time, or a third of what is left before the reserve (so a new login still fits)', () => {
+    const clock = new FakeClock();
+    const long = Deadline.start({ at: clock.ms + 50_000, now: clock.now });
+    expect(long.budget(3_000)).toBe(3_000);
+    const short = Deadline.start({ at: clock.ms + 6_000, now: clock.now, reserveMs: 1_500 });
+    expect(short.budget(3_000)).toBe(1_500);
+    clock.advance(6_000);
+    expect(short.budget(3_000)).toBe(0);
+  });
+
   it('refuses a run shorter than MIN_RUN_MS with an error naming the time left and the timeout', () => {
     const clock = new FakeClock();
     const start = () => Deadline.start({ at: clock.ms + MIN_RUN_MS - 1, now: clock.now });
