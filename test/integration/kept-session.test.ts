@@ -143,35 +143,44 @@ describe('the kept IMAP session', () => {
     deps.sessions?.clear();
   });
 
-  it('keeps no handle that holds Node: a process that polled twice exits by itself', async () => {
-    const world = await keptWorld();
-    const script = join(tmpdir(), `${uniqueName('kept')}.mts`);
-    const handler = new URL('../../functions/poller/handler.ts', import.meta.url).pathname;
-    await writeFile(
-      script,
-      `const { handler } = await import(${JSON.stringify(handler)});
+  it.each(['tls', 'starttls'] as const)(
+    'keeps no handle that holds Node (%s): a process that polled twice exits by itself',
+    async (security) => {
+      const world = await World.create({ security });
+      const script = join(tmpdir(), `${uniqueName('kept')}.mts`);
+      const handler = new URL('../../functions/poller/handler.ts', import.meta.url).pathname;
+      await writeFile(
+        script,
+        `const { handler } = await import(${JSON.stringify(handler)});
 const context = { getRemainingTimeInMillis: () => 30_000 };
 const results = [await handler({}, context), await handler({}, context)];
 process.stdout.write('RESULTS ' + JSON.stringify(results) + '\\n');
 `,
-    );
-    const child = spawn(process.execPath, ['--import', 'tsx', script], {
-      env: { ...process.env, ...world.handlerEnv(), POWERTOOLS_LOG_LEVEL: 'INFO', POWERTOOLS_METRICS_DISABLED: 'true' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    const exited = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), 60_000);
-      child.on('exit', () => {
-        clearTimeout(timer);
-        resolve(true);
+      );
+      const child = spawn(process.execPath, ['--import', 'tsx', script], {
+        env: {
+          ...process.env,
+          ...world.handlerEnv(),
+          POWERTOOLS_LOG_LEVEL: 'INFO',
+          POWERTOOLS_METRICS_DISABLED: 'true',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
       });
-    });
-    if (!exited) child.kill();
-    expect(exited, output.slice(-2000)).toBe(true);
-    expect(output).toContain('RESULTS [{"outcome":"baseline","published":0},{"outcome":"idle","published":0}]');
-    expect(output).toMatch(/"imapSession":"reused"/);
-  }, 90_000);
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      const exited = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 60_000);
+        child.on('exit', () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+      if (!exited) child.kill();
+      expect(exited, output.slice(-2000)).toBe(true);
+      expect(output).toContain('RESULTS [{"outcome":"baseline","published":0},{"outcome":"idle","published":0}]');
+      expect(output).toMatch(/"imapSession":"reused"/);
+    },
+    90_000,
+  );
 });
