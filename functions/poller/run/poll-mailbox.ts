@@ -1,7 +1,8 @@
 /**
  * The run: one poll cycle of one mailbox. Lease -> settings -> checkpoint -> connect -> STATUS -> plan, then
- * (for new mail) the drain, and LOGOUT (or, in a warm container that keeps its session, no LOGOUT: session-keeper.ts)
- * and the lease release however it ends. Every call is bounded by the run's deadline. Throws the poller's errors; state stays consistent whatever fails.
+ * (for new mail) the drain, and LOGOUT (or, in a warm container that keeps its session, no LOGOUT:
+ * session-keeper.ts) and the lease release however it ends. Every call is bounded by the run's deadline. Throws the
+ * poller's errors; state stays consistent whatever fails.
  */
 import { randomUUID } from 'node:crypto';
 import { buildResetDetail } from '../core/build-detail.js';
