@@ -27,6 +27,7 @@ import {
   type DeclaredMailboxesFile,
   DISPATCHER_ENV,
   DUE_INDEX,
+  dispatcherStateKey,
   FLEET_DEFAULTS,
   FLEET_LIMITS,
   FLEET_METRICS,
@@ -63,9 +64,14 @@ export const FLEET_ITEM_KEYS = {
   registry: `${REGISTRY_KEY_PREFIX}*`,
   // `hostslot#<host>#<slot>` for any host and slot (host names are lowercased in the key; `*` stays `*`).
   hostSlots: hostSlotKey('*', 0).replace(/0$/, '*'),
+  /** The dispatcher's one state item (exact key: the time of its last cycle). */
+  dispatcherState: dispatcherStateKey(),
 } as const;
 
-/** The registry actions of the dispatcher: read, upsert (declared mailboxes, next due time) and remove. */
+/**
+ * The registry actions of the dispatcher: read, upsert (declared mailboxes, carry-overs) and remove; on its state item
+ * the cycle's one conditional write.
+ */
 export const DISPATCHER_REGISTRY_ACTIONS = [
   'dynamodb:GetItem',
   'dynamodb:PutItem',
@@ -350,9 +356,18 @@ export class ImapEventSourceFleet extends Construct {
         grantee,
         actions: DISPATCHER_REGISTRY_ACTIONS,
         resourceArns: [this.table.tableArn],
-        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [FLEET_ITEM_KEYS.registry] } },
+        conditions: {
+          'ForAllValues:StringLike': {
+            'dynamodb:LeadingKeys': [FLEET_ITEM_KEYS.registry, FLEET_ITEM_KEYS.dispatcherState],
+          },
+        },
       }),
-      iam.Grant.addToPrincipal({ grantee, actions: ['sqs:SendMessage'], resourceArns: [this.queue.queueArn] }),
+      // Send the due mailboxes; read the backlog (the guard against piling a cycle onto an undrained one).
+      iam.Grant.addToPrincipal({
+        grantee,
+        actions: ['sqs:SendMessage', 'sqs:GetQueueAttributes'],
+        resourceArns: [this.queue.queueArn],
+      }),
       iam.Grant.addToPrincipal({
         grantee,
         actions: ['s3:GetObject'],

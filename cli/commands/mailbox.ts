@@ -10,6 +10,7 @@ import {
   declaredMailboxProblems,
   definitionOf,
   mailboxState,
+  nextAttemptAt,
   type RegistryEntry,
 } from '../../functions/fleet/core/registry.js';
 import { FLEET_DEFAULTS, WORKER_ENV } from '../../functions/poller/contract/fleet.js';
@@ -170,8 +171,10 @@ export const mailboxCommand: Command = {
         );
         return 0;
       }
-      case 'list':
-        return list(ctx, await registry.list(), values.json);
+      case 'list': {
+        const [entries, lastCycleAt] = await Promise.all([registry.list(), registry.lastCycleAt()]);
+        return list(ctx, entries, values.json, lastCycleAt);
+      }
     }
   },
 };
@@ -202,12 +205,16 @@ export interface MailboxListing {
   readonly lastSuccessAt: string | null;
   readonly failures: number;
   readonly lastError: { code: string; message?: string } | null;
-  /** When it is polled next: due time, or the end of its backoff; null when paused. */
+  /**
+   * When it is sent to the pool next: its next moment on its schedule, the end of its backoff, or now (due since the
+   * dispatcher's last cycle: the next cycle, within a minute, sends it); null when paused.
+   */
   readonly nextAttemptAt: string | null;
 }
 
-export function listing(entry: RegistryEntry, now: number): MailboxListing {
+export function listing(entry: RegistryEntry, now: number, lastCycleAt?: number): MailboxListing {
   const state = mailboxState(entry, now);
+  const next = nextAttemptAt(entry, now, lastCycleAt);
   return {
     id: entry.id,
     state,
@@ -221,13 +228,13 @@ export function listing(entry: RegistryEntry, now: number): MailboxListing {
     lastError: entry.lastErrorCode
       ? { code: entry.lastErrorCode, ...(entry.lastErrorMessage ? { message: entry.lastErrorMessage } : {}) }
       : null,
-    nextAttemptAt: entry.dueAt !== undefined ? new Date(entry.dueAt).toISOString() : null,
+    nextAttemptAt: next !== undefined ? new Date(next).toISOString() : null,
   };
 }
 
-function list(ctx: CommandContext, entries: readonly RegistryEntry[], json: boolean): number {
+function list(ctx: CommandContext, entries: readonly RegistryEntry[], json: boolean, lastCycleAt?: number): number {
   const now = Date.now();
-  const rows = entries.map((e) => listing(e, now));
+  const rows = entries.map((e) => listing(e, now, lastCycleAt));
   if (json) {
     ctx.stdout.write(`${JSON.stringify({ mailboxes: rows }, null, 2)}\n`);
     return 0;

@@ -1,6 +1,7 @@
 /**
- * The dispatcher Lambda (a one-minute schedule): one dispatch cycle (run/dispatch.ts), then the aggregate gauges
- * as custom metrics with the `service` dimension only (a fixed number of metrics for any number of mailboxes).
+ * The dispatcher Lambda (a one-minute schedule): one dispatch cycle (run/dispatch.ts) at the schedule tick's time,
+ * then the aggregate gauges as custom metrics with the `service` dimension only (a fixed number of metrics for any
+ * number of mailboxes).
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
@@ -35,9 +36,21 @@ export function resetContainer(): void {
   container = undefined;
 }
 
-export async function handler(_event: unknown): Promise<DispatchSummary> {
+/**
+ * The cycle's time: the scheduled event's `time` (the tick: every invocation for one tick gets the same time, and
+ * ticks are exactly a minute apart), never later than the clock (a time ahead of it would hold the fleet's state in
+ * the future); the clock when the event has none (a manual invocation).
+ */
+export function cycleTime(event: unknown, clock: number): Date {
+  const time = (event as { time?: unknown } | null)?.time;
+  const tick = typeof time === 'string' ? Date.parse(time) : Number.NaN;
+  return new Date(Number.isFinite(tick) ? Math.min(tick, clock) : clock);
+}
+
+export async function handler(event: unknown): Promise<DispatchSummary> {
   const { config, parts } = await compose();
-  const summary = await dispatchCycle({ ...parts, log: logger, now: () => new Date() }, config);
+  const at = cycleTime(event, Date.now());
+  const summary = await dispatchCycle({ ...parts, log: logger, now: () => at }, config);
   logger.info('Dispatch finished', { ...summary });
   metrics.addMetric(FLEET_METRICS.dispatched, 'Count', summary.dispatched);
   metrics.addMetric(FLEET_METRICS.overdue, 'Count', summary.overdue);

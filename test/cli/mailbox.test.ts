@@ -46,6 +46,9 @@ describe('mailbox', () => {
     expect(listed.code).toBe(0);
     expect(listed.stdout).toMatch(/^berlin\s+active\s+never\s+rate\(1 minute\)/m);
     expect(listed.stdout).toContain('1 mailboxes: 1 active, 0 paused, 0 in backoff.');
+    // Added since the dispatcher's last cycle (none yet): the next cycle sends it.
+    const pending = (JSON.parse((await cli('list', '--json')).stdout) as { mailboxes: MailboxListing[] }).mailboxes[0]!;
+    expect(Date.parse(pending.nextAttemptAt!)).toBeLessThanOrEqual(Date.now());
 
     expect((await cli('pause', '--id', 'berlin')).code).toBe(0);
     expect((await fleet.registry.get('berlin'))?.dueAt).toBeUndefined();

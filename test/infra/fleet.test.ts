@@ -239,7 +239,7 @@ describe('fleet mode: resources', () => {
 });
 
 describe('fleet mode: least privilege', () => {
-  it('dispatcher: query the due index, scan (read only), write registry items only, send to the queue, read its asset, write its logs', () => {
+  it('dispatcher: query the due index, scan (read only), write registry items and its state item only, send to the queue and read its backlog, read its asset, write its logs', () => {
     const s = synth(fleetConfig(3));
     const fleet = s.stack.fleet!;
     const table = logicalId(s.stack, s.stack.checkpointTable);
@@ -252,11 +252,15 @@ describe('fleet mode: least privilege', () => {
       { Action: 'dynamodb:Scan', Effect: 'Allow', Resource: getAtt(table) },
       {
         Action: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
-        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['mailbox#*'] } },
+        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['mailbox#*', 'dispatcher#state'] } },
         Effect: 'Allow',
         Resource: getAtt(table),
       },
-      { Action: 'sqs:SendMessage', Effect: 'Allow', Resource: getAtt(logicalId(s.stack, fleet.queue)) },
+      {
+        Action: ['sqs:GetQueueAttributes', 'sqs:SendMessage'],
+        Effect: 'Allow',
+        Resource: getAtt(logicalId(s.stack, fleet.queue)),
+      },
       {
         Action: 's3:GetObject',
         Effect: 'Allow',

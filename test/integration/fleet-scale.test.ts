@@ -9,7 +9,9 @@
  */
 import { availableParallelism, loadavg } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DISPATCH_MIN_GAP_MS } from '../../functions/fleet/core/registry.js';
 import { FLEET_DEFAULTS } from '../../functions/poller/contract/fleet.js';
+import { DynamoDbCallLog } from '../support/aws-proxy.js';
 import { runCli } from '../support/cli.js';
 import type { DovecotServer, User } from '../support/dovecot.js';
 import { mailboxSecret, startDovecot } from '../support/env.js';
@@ -32,6 +34,7 @@ const PASSWORD = 'shared-tenant-password';
 let imap: DovecotServer;
 let proxy: TcpProxy;
 let recorder: EventRecorder;
+let tableCalls: DynamoDbCallLog | undefined;
 const saved = { ...process.env };
 
 beforeAll(async () => {
@@ -42,6 +45,7 @@ afterAll(async () => {
   process.env = { ...saved };
   await proxy?.close();
   await recorder?.close();
+  await tableCalls?.close();
   await imap?.stop();
 });
 
@@ -80,7 +84,8 @@ const id = (i: number) => `box${String(i).padStart(5, '0')}`;
 describe('fleet at scale', () => {
   it(`drains ${MAILBOXES} mailboxes in one dispatch cycle within the host cap, each message published once`, async () => {
     const t0 = performance.now();
-    recorder = await EventRecorder.start(`http://127.0.0.1:${(await import('../support/env.js')).moto().info.port}`);
+    const motoUrl = `http://127.0.0.1:${(await import('../support/env.js')).moto().info.port}`;
+    recorder = await EventRecorder.start(motoUrl);
     const fleet = await Fleet.create({ env: { AWS_ENDPOINT_URL_EVENTBRIDGE: recorder.url } });
     fleet.use();
     const users: User[] = [];
@@ -101,10 +106,18 @@ describe('fleet at scale', () => {
     // One secret for the whole tenant: the host (through the counting proxy), the CA, the shared password.
     const secret = { ...mailboxSecret(imap, users[0]!), port: proxy.port, username: 'placeholder', password: PASSWORD };
     await fleet.aws.createSecret(shared, secret);
+    // Anchored DISPATCH_MIN_GAP_MS before their registration, so the first cycle can run at a tick that far in the past
+    // and the second (the CLI-added mailbox) at the clock: two ticks at least the dispatcher's minimum gap apart.
+    const anchored = () => new Date(Date.now() - DISPATCH_MIN_GAP_MS);
     await limited(
       users.map((_, i) => i),
       16,
-      (i) => fleet.register({ id: id(i), secretId: shared, username: id(i), startAt: 'all', schedule: SCHEDULE }),
+      (i) =>
+        fleet.register(
+          { id: id(i), secretId: shared, username: id(i), startAt: 'all', schedule: SCHEDULE },
+          'cdk',
+          anchored(),
+        ),
     );
     // One mailbox whose password is wrong (its own secret).
     const wrong = await imap.createUser({ username: 'wrongpass' });
@@ -114,13 +127,30 @@ describe('fleet at scale', () => {
       username: wrong.username,
       password: 'nope',
     });
-    await fleet.register({ id: 'wrongpass', secretId: `${fleet.secretPrefix}wrong`, startAt: 'all' });
+    await fleet.register(
+      { id: 'wrongpass', secretId: `${fleet.secretPrefix}wrong`, startAt: 'all' },
+      'cdk',
+      anchored(),
+    );
     const setupSeconds = (performance.now() - t0) / 1000;
+
+    // The dispatcher's DynamoDB calls through a counting proxy (its clients are composed at its first invocation).
+    const calls = await DynamoDbCallLog.start(motoUrl);
+    tableCalls = calls;
+    process.env.AWS_ENDPOINT_URL_DYNAMODB = calls.url;
+    const tableWrites = () => {
+      const writes = calls.writes();
+      calls.clear();
+      return writes;
+    };
 
     // One dispatch cycle, drained by the pool.
     const c0 = performance.now();
-    const cycle = await fleet.dispatch();
+    const cycle = await fleet.dispatch(anchored());
     const dispatchMs = performance.now() - c0;
+    const cycleWrites = tableWrites();
+    // The workers (composed at their first invocation) and the CLI talk to moto directly.
+    delete process.env.AWS_ENDPOINT_URL_DYNAMODB;
     const drained = await fleet.drain({ lanes: LANES, batchSize: BATCH });
     const drainSeconds = (performance.now() - c0) / 1000;
 
@@ -153,6 +183,7 @@ describe('fleet at scale', () => {
     expect(added.code).toBe(0);
     const n0 = performance.now();
     const next = await fleet.dispatch();
+    const nextWrites = tableWrites();
     await fleet.drain({ lanes: LANES, batchSize: BATCH });
     const nextSeconds = (performance.now() - n0) / 1000;
     const lateEvents = recorder.accepted.filter((e) => e.detail.mailboxId === 'latecomer');
@@ -166,7 +197,7 @@ describe('fleet at scale', () => {
             ' ',
           )} on ${availableParallelism()} cores): ${MAILBOXES} mailboxes (+1 wrong password) on one Dovecot host, ${SCHEDULE}, ${LANES} worker invocations side by side, batch ${BATCH}, host cap ${CAP}`,
         `  setup (users, mail, registry):      ${setupSeconds.toFixed(1)} s`,
-        `  dispatch (query 16 shards, claim, send): ${Math.round(dispatchMs)} ms for ${cycle.dispatched} mailboxes`,
+        `  dispatch (query 16 shards, start the cycle, send): ${Math.round(dispatchMs)} ms for ${cycle.dispatched} mailboxes; table writes: ${cycleWrites.length} (${cycleWrites.join(', ')}; next cycle: ${nextWrites.join(', ')})`,
         `  one cycle, dispatch to empty queue: ${drainSeconds.toFixed(1)} s (${(MAILBOXES / drainSeconds).toFixed(1)} mailboxes/s)`,
         `  worker invocations / records:       ${drained.invocations} / ${drained.records} (${deferred} host-cap deferrals, ${drained.failures} batch item failures)`,
         `  poll duration (status items):       median ${pct(0.5)} ms, p90 ${pct(0.9)} ms, max ${pct(1)} ms`,
@@ -188,6 +219,9 @@ describe('fleet at scale', () => {
     }
     expect(wrongEntry).toMatchObject({ failures: 1, lastErrorCode: 'IMAP_AUTH_FAILED' });
     expect(next.inBackoff).toBe(1);
+    // The cost claim: a cycle writes one item (the dispatcher state) for the whole fleet, none per mailbox.
+    expect(cycleWrites).toEqual(['UpdateItem dispatcher#']);
+    expect(nextWrites).toEqual(['UpdateItem dispatcher#']);
     expect(lateEvents.map((e) => e.detail.subject)).toEqual(['late 1', 'late 2']);
   }, 1_200_000);
 });

@@ -3,12 +3,19 @@
  * SQS receive -> worker -> delete what succeeded) against Dovecot and moto_server (DynamoDB with the `due` index,
  * SQS, EventBridge -> rule -> SQS subscriber, Secrets Manager, S3).
  */
+import { DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { DynamoDbRegistry } from '../../functions/fleet/adapters/dynamodb-registry.js';
+import { parsePollRequest, SqsPollQueue } from '../../functions/fleet/adapters/sqs-poll-queue.js';
+import { composeDispatcher } from '../../functions/fleet/compose.js';
 import { FAILURE_BACKOFF } from '../../functions/fleet/core/registry.js';
+import { dispatchCycle } from '../../functions/fleet/run/dispatch.js';
 import { DynamoDbPollStatusStore } from '../../functions/poller/adapters/dynamodb-status-store.js';
-import { DISPATCHER_ENV } from '../../functions/poller/contract/fleet.js';
+import { DISPATCHER_ENV, dispatcherStateKey } from '../../functions/poller/contract/fleet.js';
 import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
+import { silentLog } from '../../functions/poller/ports.js';
 import { freePort } from '../support/dovecot.js';
 import { dovecot, mailboxSecret } from '../support/env.js';
 import { Fleet } from '../support/fleet.js';
@@ -63,7 +70,8 @@ describe('fleet: dispatcher and worker', () => {
 
     const first = await fleet.dispatch();
     expect(first).toMatchObject({ active: 3, dispatched: 3, inBackoff: 0 });
-    expect(await fleet.dispatch()).toMatchObject({ dispatched: 0 }); // dueAt moved a minute ahead
+    // The same tick again (EventBridge delivers at least once): the dispatcher state refuses it, nothing is sent.
+    expect(await fleet.dispatch()).toMatchObject({ dispatched: 0, duplicate: true });
     const drained = await fleet.drain({ lanes: 2 });
     expect(drained.failures).toBe(0);
 
@@ -89,11 +97,13 @@ describe('fleet: dispatcher and worker', () => {
     const bad = await userWithMail(1);
     await fleet.aws.createSecret(`${fleet.secretPrefix}good`, mailboxSecret(imap, good.user));
     await fleet.aws.createSecret(`${fleet.secretPrefix}bad`, { ...mailboxSecret(imap, bad.user), password: 'wrong' });
-    await fleet.register({ id: 'good', secretId: `${fleet.secretPrefix}good` });
-    await fleet.register({ id: 'bad', secretId: `${fleet.secretPrefix}bad` });
+    // Registered ten minutes ago, so the cycles below can run at ticks in the past (never ahead of the clock).
+    const registered = new Date(Date.now() - 10 * 60_000);
+    await fleet.register({ id: 'good', secretId: `${fleet.secretPrefix}good` }, 'cdk', registered);
+    await fleet.register({ id: 'bad', secretId: `${fleet.secretPrefix}bad` }, 'cdk', registered);
 
     const before = Date.now();
-    await fleet.dispatch();
+    await fleet.dispatch(new Date(before - 2 * 60_000));
     await fleet.drain({ lanes: 1 });
     const entry = await fleet.registry.get('bad');
     expect(entry).toMatchObject({ failures: 1, lastErrorCode: 'IMAP_AUTH_FAILED' });
@@ -102,9 +112,8 @@ describe('fleet: dispatcher and worker', () => {
     expect(entry!.dueAt).toBe(entry!.backoffUntil);
     expect((await fleet.registry.get('good'))?.failures).toBe(0);
 
-    // While it backs off it is not dispatched, and it counts in the gauge.
-    await fleet.registry.claim('good', (await fleet.registry.get('good'))!.dueAt!, Date.now() - 1);
-    expect(await fleet.dispatch()).toMatchObject({ dispatched: 1, inBackoff: 1 });
+    // The next tick: good is due on its schedule; bad backs off (its anchor is the backoff's end), counted in the gauge.
+    expect(await fleet.dispatch(new Date())).toMatchObject({ dispatched: 1, inBackoff: 1 });
     await fleet.drain({ lanes: 1 });
 
     // Resumed (the admin fixed the password): due at once, failures reset.
@@ -117,7 +126,8 @@ describe('fleet: dispatcher and worker', () => {
     fleet.use();
     const { user } = await userWithMail(1);
     await fleet.aws.createSecret(`${fleet.secretPrefix}down`, { ...mailboxSecret(imap, user), port: await freePort() });
-    await fleet.register({ id: 'down', secretId: `${fleet.secretPrefix}down` });
+    const anchor = new Date();
+    await fleet.register({ id: 'down', secretId: `${fleet.secretPrefix}down` }, 'cdk', anchor);
     const before = Date.now();
     await fleet.dispatch();
     await fleet.drain({ lanes: 1 });
@@ -125,7 +135,7 @@ describe('fleet: dispatcher and worker', () => {
     expect(entry).toMatchObject({ failures: 0 });
     expect(entry!.backoffUntil).toBeUndefined();
     expect(entry!.failingSince).toBeGreaterThanOrEqual(before);
-    expect(entry!.dueAt).toBeGreaterThan(before); // on its schedule: due again a minute after the dispatch
+    expect(entry!.dueAt).toBe(anchor.getTime()); // a transient failure keeps its schedule: the anchor stays
     const status = new DynamoDbPollStatusStore(fleet.aws.dynamodb, fleet.table);
     expect(await status.getStatus('down')).toMatchObject({ lastErrorCode: 'IMAP_UNREACHABLE', consecutiveFailures: 1 });
   });
@@ -180,27 +190,6 @@ describe('fleet: dispatcher and worker', () => {
     expect(events.filter((e) => e.detail.mailboxId === 'small').map((e) => e.detail.uid)).toEqual(small.uids);
   });
 
-  it('two dispatchers at once send each due mailbox once', async () => {
-    const fleet = await Fleet.create();
-    fleet.use();
-    for (let i = 0; i < 12; i++) await fleet.register({ id: `m${i}`, secretId: `${fleet.secretPrefix}x` });
-    const { composeDispatcher } = await import('../../functions/fleet/compose.js');
-    const { dispatchCycle } = await import('../../functions/fleet/run/dispatch.js');
-    const { silentLog } = await import('../../functions/poller/ports.js');
-    const config = { table: fleet.table, queueUrl: fleet.queueUrl, maxPerCycle: 100 };
-    const run = async () =>
-      dispatchCycle(
-        {
-          ...(await composeDispatcher(config, { clientConfig: fleet.aws.clientConfig })),
-          log: silentLog,
-          now: () => new Date(),
-        },
-        config,
-      );
-    const [one, two] = await Promise.all([run(), run()]);
-    expect(one.dispatched + two.dispatched).toBe(12);
-  });
-
   it('upserts the mailboxes declared in cdk.json from S3 when the file changes, never touching CLI mailboxes', async () => {
     const fleet = await Fleet.create();
     const bucket = uniqueName('assets');
@@ -229,5 +218,177 @@ describe('fleet: dispatcher and worker', () => {
       ['two', 'cdk', 'rate(10 minutes)'],
     ]);
     expect((await fleet.registry.get('manual'))?.secretId).toBe(`${fleet.secretPrefix}m`);
+  });
+});
+
+describe('fleet: dispatcher cycles', () => {
+  const MIN = 60_000;
+
+  /** The dispatcher's ports against moto, its DynamoDB client counting the table writes it sends. */
+  async function dispatcher(fleet: Fleet, options: { queueUrl?: string } = {}) {
+    const writes: string[] = [];
+    const client = new DynamoDBClient(fleet.aws.clientConfig);
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (/^(PutItem|UpdateItem|DeleteItem|BatchWriteItem|TransactWriteItems)Command$/.test(context.commandName!))
+          writes.push(context.commandName!);
+        return next(args);
+      },
+      { step: 'initialize', name: 'countWrites' },
+    );
+    const deps = {
+      registry: new DynamoDbRegistry(client, fleet.table),
+      queue: new SqsPollQueue(fleet.aws.sqs, options.queueUrl ?? fleet.queueUrl),
+      log: silentLog,
+    };
+    /** One cycle at the tick `at`; returns its summary and the table writes it made. */
+    const cycle = async (at: number, maxPerCycle = 100) => {
+      writes.length = 0;
+      const summary = await dispatchCycle({ ...deps, now: () => new Date(at) }, { maxPerCycle });
+      return { ...summary, writes: writes.length };
+    };
+    return { cycle, writes };
+  }
+
+  /** Every poll request in the queue (received and deleted): the mailbox ids, sorted. */
+  async function takeRequests(fleet: Fleet): Promise<string[]> {
+    const ids: string[] = [];
+    for (;;) {
+      const { Messages = [] } = await fleet.aws.sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: fleet.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
+      );
+      if (Messages.length === 0 && (await fleet.queueEmpty())) return ids.sort();
+      for (const m of Messages) ids.push(parsePollRequest(m.Body!)!.mailboxId);
+      if (Messages.length > 0) {
+        await fleet.aws.sqs.send(
+          new DeleteMessageBatchCommand({
+            QueueUrl: fleet.queueUrl,
+            Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
+          }),
+        );
+      }
+    }
+  }
+
+  it('writes one item per healthy cycle for the whole fleet; keeps each phase, catches up once, carries the overflow over, holds back on a backlog', async () => {
+    const fleet = await Fleet.create();
+    const t0 = Date.now() - 60 * MIN; // every tick below is in the past: never ahead of the clock
+    const ids = Array.from({ length: 30 }, (_, i) => `m${String(i).padStart(2, '0')}`);
+    for (const id of ids) await fleet.register({ id, secretId: `${fleet.secretPrefix}x` }, 'cli', new Date(t0));
+    await fleet.register(
+      { id: 'later', secretId: `${fleet.secretPrefix}x`, schedule: 'rate(5 minutes)' },
+      'cli',
+      new Date(t0 + 2 * MIN + 30_000),
+    );
+    const { cycle } = await dispatcher(fleet);
+
+    // The first cycle ever: everything whose anchor has passed. One write: the dispatcher state.
+    expect(await cycle(t0 + 1_000)).toMatchObject({ active: 31, dispatched: 30, deferred: 0, writes: 1 });
+    expect(await takeRequests(fleet)).toEqual(ids);
+    // A healthy cycle over 31 active mailboxes, 30 due on their schedule: exactly one table write.
+    expect(await cycle(t0 + MIN + 1_000)).toMatchObject({ dispatched: 30, carriedOver: 0, writes: 1 });
+    expect(await takeRequests(fleet)).toEqual(ids);
+    // The same tick delivered again: refused by the one conditional write, nothing sent.
+    expect(await cycle(t0 + MIN + 1_000)).toMatchObject({ dispatched: 0, duplicate: true, writes: 1 });
+    expect(await takeRequests(fleet)).toEqual([]);
+    // The dispatcher missed the ticks up to 12 min: each mailbox is sent once, `later` (due at 2:30, 7:30) too.
+    expect(await cycle(t0 + 12 * MIN + 1_000)).toMatchObject({ dispatched: 31, writes: 1 });
+    expect(await takeRequests(fleet)).toEqual([...ids, 'later'].sort());
+    // Each keeps its own phase: `later` (due at 2:30, 7:30, 12:30 ...) again at 13:01, with the others.
+    expect(await cycle(t0 + 13 * MIN + 1_000)).toMatchObject({ dispatched: 31, writes: 1 });
+    expect(await takeRequests(fleet)).toEqual([...ids, 'later'].sort());
+
+    // Over the cap: 20 sent, the other 10 carried over (their only writes), sent by the next cycle (no boundary).
+    expect(await cycle(t0 + 14 * MIN + 1_000, 20)).toMatchObject({
+      dispatched: 20,
+      deferred: 10,
+      carriedOver: 10,
+      writes: 11,
+    });
+    const sent = await takeRequests(fleet);
+    expect(await cycle(t0 + 14 * MIN + 40_000, 20)).toMatchObject({ dispatched: 10, writes: 1 });
+    expect([...sent, ...(await takeRequests(fleet))].sort()).toEqual(ids);
+
+    // The pool has not drained the last cycle: the 30 due on their schedule are held back (no write), a new one is
+    // sent (it cannot have a request waiting).
+    expect(await cycle(t0 + 16 * MIN + 10_000)).toMatchObject({ dispatched: 30, writes: 1 });
+    await fleet.register({ id: 'fresh', secretId: `${fleet.secretPrefix}x` }, 'cli', new Date(t0 + 16 * MIN + 30_000));
+    expect(await cycle(t0 + 17 * MIN + 10_000)).toMatchObject({
+      backlog: 30,
+      dispatched: 1,
+      heldBack: 30,
+      deferred: 30,
+      writes: 1,
+    });
+    const queued = await takeRequests(fleet);
+    expect(queued.filter((id) => id === 'fresh')).toHaveLength(1);
+    expect(queued).toHaveLength(31);
+  });
+
+  it('two dispatchers at once send each due mailbox once', async () => {
+    const fleet = await Fleet.create();
+    fleet.use();
+    const ids = Array.from({ length: 12 }, (_, i) => `m${String(i).padStart(2, '0')}`);
+    for (const id of ids) await fleet.register({ id, secretId: `${fleet.secretPrefix}x` });
+    const config = { table: fleet.table, queueUrl: fleet.queueUrl, maxPerCycle: 100 };
+    const run = async () =>
+      dispatchCycle(
+        {
+          ...(await composeDispatcher(config, { clientConfig: fleet.aws.clientConfig })),
+          log: silentLog,
+          now: () => new Date(),
+        },
+        config,
+      );
+    const [one, two] = await Promise.all([run(), run()]);
+    expect(one.dispatched + two.dispatched).toBe(12);
+    expect([one.duplicate, two.duplicate].filter(Boolean)).toHaveLength(1);
+    expect(await takeRequests(fleet)).toEqual(ids);
+  });
+
+  it('carries the mailboxes whose requests SQS did not take over to the next cycle', async () => {
+    const fleet = await Fleet.create();
+    const t0 = Date.now() - 10 * MIN;
+    for (const id of ['a', 'b', 'c'])
+      await fleet.register({ id, secretId: `${fleet.secretPrefix}x` }, 'cli', new Date(t0));
+    const gone = `${fleet.queueUrl}-missing`;
+    const broken = await dispatcher(fleet, { queueUrl: gone });
+    expect(await broken.cycle(t0 + 1_000)).toMatchObject({ dispatched: 0, deferred: 3, carriedOver: 3, writes: 4 });
+    // The next cycle (no boundary in between) sends them: carried over, not lost until their next minute.
+    const { cycle } = await dispatcher(fleet);
+    expect(await cycle(t0 + 50_000)).toMatchObject({ dispatched: 3, writes: 1 });
+    expect(await takeRequests(fleet)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('runs the scheduled cycle at the tick, and sends a mailbox added since the last cycle at the next', async () => {
+    const fleet = await Fleet.create();
+    fleet.use();
+    const t0 = Date.now() - 10 * MIN;
+    await fleet.register(
+      { id: 'first', secretId: `${fleet.secretPrefix}x`, schedule: 'rate(1 hour)' },
+      'cli',
+      new Date(t0),
+    );
+    expect(await fleet.dispatch(new Date(t0 + MIN))).toMatchObject({ dispatched: 1 });
+    await fleet.register(
+      { id: 'second', secretId: `${fleet.secretPrefix}x`, schedule: 'rate(1 hour)' },
+      'cli',
+      new Date(t0 + 90_000),
+    );
+    expect(await fleet.dispatch(new Date(t0 + 2 * MIN))).toMatchObject({ dispatched: 1 });
+    expect(await fleet.dispatch(new Date(t0 + 3 * MIN))).toMatchObject({ dispatched: 0, active: 2 });
+    expect(await takeRequests(fleet)).toEqual(['first', 'second']);
+    // The state item holds the last tick; it is not a registry item.
+    expect(await fleet.registry.lastCycleAt()).toBe(t0 + 3 * MIN);
+    expect((await fleet.registry.list()).map((e) => e.id)).toEqual(['first', 'second']);
+
+    // A damaged state item (a hand edit, a clock far ahead) does not stop the fleet: the cycle runs as the first.
+    for (const lastCycleAt of [{ S: 'broken' }, { N: String(Date.now() + 24 * 60 * MIN) }]) {
+      await fleet.aws.dynamodb.send(
+        new PutItemCommand({ TableName: fleet.table, Item: { pk: { S: dispatcherStateKey() }, lastCycleAt } }),
+      );
+      expect(await fleet.dispatch()).toMatchObject({ dispatched: 2 });
+      expect(await takeRequests(fleet)).toEqual(['first', 'second']);
+    }
   });
 });

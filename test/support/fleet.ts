@@ -123,9 +123,14 @@ export class Fleet {
     await this.registry.create(definitionOf(mailbox), source, now);
   }
 
-  /** One scheduled dispatcher invocation. */
-  dispatch(): ReturnType<typeof dispatcher.handler> {
-    return dispatcher.handler({});
+  /**
+   * One scheduled dispatcher invocation: EventBridge's scheduled event, whose `time` (the tick) is the cycle's time;
+   * `at` must not be ahead of the clock (the handler takes the clock then). Without `at`: an event without a time.
+   */
+  dispatch(at?: Date): ReturnType<typeof dispatcher.handler> {
+    return dispatcher.handler(
+      at ? { source: 'aws.events', 'detail-type': 'Scheduled Event', time: at.toISOString() } : {},
+    );
   }
 
   /** One worker invocation with these messages, as the SQS event source makes it. */

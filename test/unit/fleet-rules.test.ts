@@ -8,10 +8,12 @@ import {
   declaredFileProblems,
   declaredMailboxProblems,
   definitionOf,
+  dueMoment,
   FAILURE_BACKOFF,
   failureBackoffMs,
   isOverdue,
   mailboxState,
+  nextAttemptAt,
   nextDueAt,
   planDispatch,
   type RegistryEntry,
@@ -20,7 +22,7 @@ import {
   successNeedsRecord,
   syncDeclared,
 } from '../../functions/fleet/core/registry.js';
-import { readDispatcherConfig } from '../../functions/fleet/dispatcher.js';
+import { cycleTime, readDispatcherConfig } from '../../functions/fleet/dispatcher.js';
 import { readWorkerConfig } from '../../functions/fleet/worker.js';
 import { DUE_INDEX, FLEET_DEFAULTS } from '../../functions/poller/contract/fleet.js';
 
@@ -46,26 +48,99 @@ function entry(overrides: Partial<RegistryEntry> = {}): RegistryEntry {
 }
 
 describe('due and overdue', () => {
-  it('moves dueAt to the next slot on its own phase, strictly after now, without catching up missed slots', () => {
+  /** The ids a cycle at `now` after the cycle at `prev` sends. */
+  const sent = (entries: RegistryEntry[], prev: number, now: number, maxPerCycle = 100, backlog?: number) =>
+    planDispatch(entries, { now, prev, maxPerCycle, ...(backlog !== undefined ? { backlog } : {}) }).dispatch.map(
+      (e) => e.id,
+    );
+
+  it('is due at its anchor and at every interval after it, on its own phase, never written per cycle', () => {
+    // Anchored at 12:00:20, every minute: due in the cycles whose window (prev, now] holds :20.
+    const anchor = NOW + 20_000;
+    expect(dueMoment(anchor, MIN, NOW, NOW + MIN)).toBe(anchor); // the anchor itself
+    expect(dueMoment(anchor, MIN, NOW + MIN, NOW + 2 * MIN)).toBe(anchor + MIN);
+    expect(dueMoment(anchor, MIN, NOW + 2 * MIN, NOW + 3 * MIN)).toBe(anchor + 2 * MIN);
+    expect(dueMoment(anchor, MIN, NOW + 80_000, NOW + 110_000)).toBeUndefined(); // :20 not in (12:01:20, 12:01:50]
+    expect(dueMoment(anchor, MIN, NOW - MIN, NOW)).toBeUndefined(); // not yet
+    // Five-minute mailboxes registered together stay together; one registered later keeps its own phase.
+    const together = [entry({ id: 'a', intervalMs: 5 * MIN }), entry({ id: 'b', intervalMs: 5 * MIN })];
+    const later = entry({ id: 'c', intervalMs: 5 * MIN, dueAt: NOW + 2 * MIN });
+    const cycles = Array.from({ length: 11 }, (_, i) => sent([...together, later], NOW + (i - 1) * MIN, NOW + i * MIN));
+    expect(cycles).toEqual([['a', 'b'], [], ['c'], [], [], ['a', 'b'], [], ['c'], [], [], ['a', 'b']]);
+  });
+
+  it('catches up once after missed cycles, not once per missed boundary', () => {
+    const e = entry({ dueAt: NOW });
+    // The dispatcher did not run from 12:01 to 12:09: the cycle at 12:10 sends it once, the next at 12:11 again.
+    expect(sent([e], NOW, NOW + 10 * MIN)).toEqual(['support']);
+    expect(dueMoment(NOW, MIN, NOW, NOW + 10 * MIN)).toBe(NOW + 10 * MIN);
+    expect(sent([e], NOW + 10 * MIN, NOW + 11 * MIN)).toEqual(['support']);
+    // A 1-hour mailbox whose boundary fell into the gap: sent once, at the first cycle after it.
+    const hourly = entry({ intervalMs: 60 * MIN, dueAt: NOW - 30 * MIN });
+    expect(dueMoment(hourly.dueAt!, hourly.intervalMs, NOW, NOW + 45 * MIN)).toBe(NOW + 30 * MIN);
+    expect(sent([hourly], NOW + 45 * MIN, NOW + 46 * MIN)).toEqual([]);
+  });
+
+  it('sends new, resumed and backoff-ended mailboxes at once; never paused or backing-off ones', () => {
+    const prev = NOW - MIN;
+    const entries = [
+      entry({ id: 'new', intervalMs: 60 * MIN, dueAt: NOW - 5_000 }), // registered (or resumed) 5 s ago
+      entry({ id: 'ended', intervalMs: 60 * MIN, dueAt: NOW - 1_000, backoffUntil: NOW - 1_000, failures: 3 }),
+      entry({ id: 'backoff', dueAt: NOW + MIN, backoffUntil: NOW + MIN, failures: 2 }),
+      entry({ id: 'paused', paused: true, shard: undefined, dueAt: undefined }),
+      entry({ id: 'future', dueAt: NOW + 1 }),
+    ];
+    expect(sent(entries, prev, NOW)).toEqual(['new', 'ended']);
+    // The first cycle ever (prev 0): everything whose anchor has passed.
+    expect(sent([entry({ id: 'old', intervalMs: 60 * MIN, dueAt: NOW - 59 * MIN })], 0, NOW)).toEqual(['old']);
+    expect(sent([entry({ id: 'old', intervalMs: 60 * MIN, dueAt: NOW - 59 * MIN })], prev, NOW)).toEqual([]);
+  });
+
+  it('carries the due mailboxes over the cap to the next cycle, the longest waiting sent first; counts backoff and overdue', () => {
+    const entries = [
+      entry({ id: 'late', intervalMs: 5 * MIN, dueAt: NOW - 9 * MIN }), // due since 11:56
+      entry({ id: 'due', dueAt: NOW }),
+      entry({ id: 'new', dueAt: NOW - 10_000 }),
+      entry({ id: 'backoff', dueAt: NOW + MIN, backoffUntil: NOW + MIN, failures: 2 }),
+      entry({ id: 'failing', dueAt: NOW - 7 * MIN, failingSince: NOW - 3 * MIN }), // due since NOW, and overdue
+    ];
+    const plan = planDispatch(entries, { now: NOW, prev: NOW - 5 * MIN, maxPerCycle: 2 }); // after missed cycles
+    expect(plan.dispatch.map((e) => e.id)).toEqual(['late', 'new']);
+    expect(plan.carryOver.map((e) => e.id)).toEqual(['due', 'failing']);
+    expect(plan.carryOverTo).toBe(NOW + 1);
+    expect(plan).toMatchObject({ deferred: 2, heldBack: 0, inBackoff: 1, overdue: 2 }); // the carried-over two
+    // Carried over (dueAt moved to NOW + 1): the next cycle sends them, whatever their old phase.
+    const next = entries.map((e) => (plan.carryOver.includes(e) ? { ...e, dueAt: plan.carryOverTo } : e));
+    expect(sent(next, NOW, NOW + MIN, 2)).toEqual(['due', 'failing']);
+  });
+
+  it('holds back the mailboxes due on their schedule while the queue still holds a full cycle; sends first-time ones', () => {
+    const onSchedule = Array.from({ length: 3 }, (_, i) => entry({ id: `s${i}`, dueAt: NOW - 10 * MIN }));
+    const fresh = entry({ id: 'fresh', dueAt: NOW - 1_000 });
+    const plan = planDispatch([...onSchedule, fresh], { now: NOW, prev: NOW - MIN, maxPerCycle: 100, backlog: 3 });
+    expect(plan.dispatch.map((e) => e.id)).toEqual(['fresh']);
+    expect(plan).toMatchObject({ heldBack: 3, deferred: 3, overdue: 3, carryOver: [] }); // no write for them
+    expect(sent([...onSchedule, fresh], NOW - MIN, NOW, 100, 2)).toEqual(['fresh', 's0', 's1', 's2']);
+    expect(sent([...onSchedule, fresh], NOW - MIN, NOW, 100, undefined)).toHaveLength(4); // backlog unknown: no guard
+  });
+
+  it('shows the next attempt for mailbox list: its next moment, now while waiting for a cycle, the end of a backoff', () => {
+    const e = entry({ dueAt: NOW - 30_000 });
+    expect(nextAttemptAt(e, NOW, NOW - 40_000)).toBe(NOW); // due after the last cycle: the next one sends it
+    expect(nextAttemptAt(e, NOW, NOW - 10_000)).toBe(NOW + 30_000);
+    expect(nextAttemptAt(e, NOW)).toBe(NOW); // no cycle yet
+    expect(nextAttemptAt(entry({ dueAt: NOW + MIN, backoffUntil: NOW + MIN, failures: 1 }), NOW, NOW)).toBe(NOW + MIN);
+    expect(nextAttemptAt(entry({ paused: true, shard: undefined, dueAt: undefined }), NOW, NOW)).toBeUndefined();
     expect(nextDueAt(NOW, MIN, NOW)).toBe(NOW + MIN);
-    expect(nextDueAt(NOW - 10 * MIN - 1, MIN, NOW)).toBe(NOW + MIN - 1);
     expect(nextDueAt(NOW + 5_000, MIN, NOW)).toBe(NOW + 5_000);
   });
 
-  it('dispatches active due mailboxes, the longest waiting first, up to the cap; counts backoff and overdue', () => {
-    const entries = [
-      entry({ id: 'late', dueAt: NOW - 5 * MIN }),
-      entry({ id: 'due', dueAt: NOW }),
-      entry({ id: 'future', dueAt: NOW + 1 }),
-      entry({ id: 'backoff', dueAt: NOW + MIN, backoffUntil: NOW + MIN, failures: 2 }),
-      entry({ id: 'failing', dueAt: NOW - MIN, failingSince: NOW - 3 * MIN }),
-      entry({ id: 'paused', paused: true, shard: undefined, dueAt: undefined }),
-    ];
-    const plan = planDispatch(entries, NOW, 2);
-    expect(plan.dispatch.map((e) => e.id)).toEqual(['late', 'failing']);
-    expect(plan.deferred).toBe(1);
-    expect(plan.inBackoff).toBe(1);
-    expect(plan.overdue).toBe(2); // late: not dispatched for 5 intervals; failing: for 3
+  it('runs the cycle at the schedule tick, never ahead of the clock', () => {
+    expect(cycleTime({ time: '2026-11-30T12:00:00Z' }, NOW + 700).getTime()).toBe(NOW);
+    expect(cycleTime({ time: '2026-11-30T13:00:00Z' }, NOW).getTime()).toBe(NOW);
+    expect(cycleTime({ time: 'soon' }, NOW).getTime()).toBe(NOW);
+    expect(cycleTime({}, NOW).getTime()).toBe(NOW);
+    expect(cycleTime(null, NOW).getTime()).toBe(NOW);
   });
 
   it('counts a never-polled mailbox as overdue two intervals after it was registered, never a paused one', () => {
@@ -81,6 +156,8 @@ describe('due and overdue', () => {
     expect(isOverdue(entry({ failingSince: NOW - 2 * MIN - 1, dueAt: NOW + MIN }), NOW)).toBe(true);
     expect(isOverdue(entry({ failingSince: NOW - MIN, dueAt: NOW + MIN }), NOW)).toBe(false);
     expect(isOverdue(entry({ failures: 2, failingSince: NOW - 60 * MIN, backoffUntil: NOW - 1 }), NOW)).toBe(false);
+    // The anchor's age says nothing (a healthy mailbox registered long ago).
+    expect(isOverdue(entry({ dueAt: NOW - 600 * MIN }), NOW)).toBe(false);
     expect(mailboxState(entry({ backoffUntil: NOW }), NOW)).toBe('active'); // the backoff has ended
   });
 

@@ -1,7 +1,7 @@
 /**
  * The fleet's registry in the checkpoint table: one item per mailbox (`mailbox#<id>`), beside the checkpoints,
- * leases and status items. Active items carry `shard` and `dueAt` and so appear in the sparse `due` index;
- * paused items do not. Every item read is validated: a damaged item is a clear error naming its key and field.
+ * leases and status items. Active items carry `shard` and `dueAt` (the schedule's anchor, see DUE_INDEX) and so
+ * appear in the sparse `due` index; paused items do not. Also the dispatcher's one state item (`startCycle`). Every item read is validated: a damaged item is a clear error naming its key and field.
  */
 import {
   type AttributeValue,
@@ -14,7 +14,13 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { mapDynamoError } from '../../poller/adapters/dynamodb-checkpoint-store.js';
-import { DUE_INDEX, REGISTRY_KEY_PREFIX, type RegistrySource, registryKey } from '../../poller/contract/fleet.js';
+import {
+  DUE_INDEX,
+  dispatcherStateKey,
+  REGISTRY_KEY_PREFIX,
+  type RegistrySource,
+  registryKey,
+} from '../../poller/contract/fleet.js';
 import { isMailboxId } from '../../poller/contract/mailbox-id.js';
 import { CheckpointStoreError, ConfigurationError } from '../../poller/errors.js';
 import {
@@ -92,10 +98,10 @@ export class DynamoDbRegistry {
   }
 
   /**
-   * Registers a mailbox (due at `now`). Refuses an id that is already registered (`ConfigurationError`), so the
+   * Registers a mailbox (its schedule anchored at `now`: due then); returns its entry. Refuses an id that is already registered (`ConfigurationError`), so the
    * CLI never overwrites a mailbox's state.
    */
-  async create(definition: MailboxDefinition, source: RegistrySource, now: Date): Promise<void> {
+  async create(definition: MailboxDefinition, source: RegistrySource, now: Date): Promise<RegistryEntry> {
     const item: Record<string, AttributeValue> = {
       ...definitionAttributes(definition),
       pk: { S: registryKey(definition.id) },
@@ -115,6 +121,7 @@ export class DynamoDbRegistry {
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
       );
+      return parseRegistryItem(item, this.tableName);
     } catch (err) {
       if (isConditionFailed(err)) {
         throw new ConfigurationError(`The mailbox "${definition.id}" is already registered in "${this.tableName}".`, {
@@ -179,22 +186,54 @@ export class DynamoDbRegistry {
   }
 
   /**
-   * Claims a due mailbox for one dispatch: moves `dueAt` from the value the dispatcher read to `next`. False when
-   * another dispatcher (or a pause) changed it first: then this one must not send it.
+   * Carries a due mailbox that was not sent (over the per-cycle cap, or its message was not taken) over to the next
+   * cycle: `dueAt` becomes `to` (after this cycle's time, so the next cycle sends it), if nobody changed it since the
+   * dispatcher read it (a pause, resume or backoff wins). The dispatcher's only per-mailbox write. False when changed.
    */
-  async claim(id: string, seenDueAt: number, next: number): Promise<boolean> {
-    return this.conditional(id, 'SET #dueAt = :next', '#dueAt = :seen', {
-      ':next': num(next),
-      ':seen': num(seenDueAt),
-    });
+  async carryOver(id: string, seenDueAt: number, to: number): Promise<boolean> {
+    return this.conditional(id, 'SET #dueAt = :to', '#dueAt = :seen', { ':to': num(to), ':seen': num(seenDueAt) });
   }
 
-  /** Gives a claim back (the message could not be sent): due again at `dueAt`, if nobody moved it since. */
-  async unclaim(id: string, claimedNext: number, dueAt: number): Promise<boolean> {
-    return this.conditional(id, 'SET #dueAt = :due', '#dueAt = :claimed', {
-      ':due': num(dueAt),
-      ':claimed': num(claimedNext),
-    });
+  /**
+   * Starts a dispatch cycle at `now`: one conditional write of the dispatcher state item (`lastCycleAt = now`),
+   * refused when a cycle ran less than `minGapMs` before (a second invocation for the same schedule tick). Returns
+   * the previous cycle's time (0 before the first cycle, or when the stored value is unusable: not a number, or
+   * in the future), or undefined when refused: then this invocation must send nothing.
+   */
+  async startCycle(now: number, minGapMs: number): Promise<{ prev: number } | undefined> {
+    try {
+      const res = await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { pk: { S: dispatcherStateKey() } },
+          UpdateExpression: 'SET #at = :now',
+          // A damaged value (wrong type, far in the future) must not stop the fleet: it is overwritten.
+          ConditionExpression:
+            'attribute_not_exists(#at) OR NOT attribute_type(#at, :n) OR #at <= :latest OR #at > :future',
+          ExpressionAttributeNames: { '#at': 'lastCycleAt' },
+          ExpressionAttributeValues: {
+            ':now': num(now),
+            ':n': { S: 'N' },
+            ':latest': num(now - minGapMs),
+            ':future': num(now + STATE_FUTURE_TOLERANCE_MS),
+          },
+          ReturnValues: 'UPDATED_OLD',
+        }),
+      );
+      const prev = cycleTime(res.Attributes?.lastCycleAt);
+      return { prev: prev !== undefined && prev <= now ? prev : 0 };
+    } catch (err) {
+      if (isConditionFailed(err)) return undefined;
+      throw mapDynamoError(err, this.tableName, 'dispatcher state write');
+    }
+  }
+
+  /** The last dispatch cycle's time (for `mailbox list`), undefined before the first cycle. */
+  async lastCycleAt(): Promise<number | undefined> {
+    const res = await this.call('dispatcher state read', () =>
+      this.client.send(new GetItemCommand({ TableName: this.tableName, Key: { pk: { S: dispatcherStateKey() } } })),
+    );
+    return cycleTime(res.Item?.lastCycleAt);
   }
 
   /** Pauses: leaves the `due` index. False when not registered. */
@@ -232,8 +271,9 @@ export class DynamoDbRegistry {
   }
 
   /**
-   * A persistent failure: the count, the reason, and the backoff. An active mailbox is not due again before
-   * `backoffUntil`; a paused one stays out of the index.
+   * A persistent failure: the count, the reason, and the backoff. An active mailbox's anchor `dueAt` moves to
+   * `backoffUntil` (due then, and on its phase from there; a later success keeps it); a paused one stays out of the
+   * index.
    */
   async recordFailure(
     id: string,
@@ -302,6 +342,15 @@ export class DynamoDbRegistry {
 }
 
 const num = (n: number): AttributeValue => ({ N: String(n) });
+
+/** A stored `lastCycleAt` further ahead of the cycle's time than this is damaged (or the clock jumped): overwritten. */
+export const STATE_FUTURE_TOLERANCE_MS = 3_600_000;
+
+/** A stored epoch-ms time, or undefined when absent or not a non-negative safe integer. */
+function cycleTime(value: AttributeValue | undefined): number | undefined {
+  const n = value?.N !== undefined && /^\d+$/.test(value.N) ? Number(value.N) : Number.NaN;
+  return Number.isSafeInteger(n) ? n : undefined;
+}
 
 function definitionAttributes(d: MailboxDefinition): Record<string, AttributeValue> {
   return {

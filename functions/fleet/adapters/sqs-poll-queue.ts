@@ -1,5 +1,10 @@
 /** The poll queue (SQS): one message per mailbox to poll now (contract `PollRequest`). */
-import { SendMessageBatchCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import {
+  GetQueueAttributesCommand,
+  SendMessageBatchCommand,
+  SendMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import type { PollRequest } from '../../poller/contract/fleet.js';
 
 /** SendMessageBatch takes at most 10 entries. */
@@ -32,6 +37,23 @@ export class SqsPollQueue {
       }
     }
     return failed;
+  }
+
+  /**
+   * Requests waiting to be received (ApproximateNumberOfMessages: visible ones; not those in flight or delayed), for
+   * the dispatcher's backlog guard. Undefined when SQS does not say (the cycle then goes on without the guard).
+   */
+  async backlog(): Promise<number | undefined> {
+    try {
+      const res = await this.client.send(
+        new GetQueueAttributesCommand({ QueueUrl: this.queueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }),
+      );
+      const value = res.Attributes?.ApproximateNumberOfMessages;
+      const n = value !== undefined && /^\d+$/.test(value) ? Number(value) : Number.NaN;
+      return Number.isSafeInteger(n) ? n : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Sends one request, delivered after `delaySeconds` (at most 15 min). */

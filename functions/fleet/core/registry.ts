@@ -81,10 +81,44 @@ export function shardOf(mailboxId: string): number {
   return hash % DUE_INDEX.shards;
 }
 
-/** When a mailbox dispatched now is due next: its next slot on its own phase, strictly after `now`. */
+/**
+ * Shortest gap between two dispatch cycles: a second invocation for the same schedule tick (EventBridge delivers at
+ * least once) finds the previous cycle less than this ago and sends nothing. Below the one-minute schedule, far
+ * above the clock skew between invocations.
+ */
+export const DISPATCH_MIN_GAP_MS = 30_000;
+
+/**
+ * The due rule. `dueAt` is the mailbox's schedule anchor (registration, resume, end of a backoff, or a carry-over):
+ * it is due at `dueAt` and every `intervalMs` after it. A cycle at `now` whose previous cycle ran at `prev` sends
+ * it when one of those moments falls in (prev, now]: `dueAt` itself (new, resumed, backoff just ended, carried
+ * over), else the last boundary on its own phase, i.e. floor((now - dueAt) / interval) > floor((prev - dueAt) /
+ * interval). Returns that moment (the older, the longer it waits), or undefined when not due. Mailboxes keep
+ * their phase, and after missed cycles a mailbox is sent once, not once per missed boundary.
+ */
+export function dueMoment(dueAt: number, intervalMs: number, prev: number, now: number): number | undefined {
+  if (dueAt > now) return undefined;
+  if (dueAt > prev) return dueAt;
+  const last = dueAt + Math.floor((now - dueAt) / intervalMs) * intervalMs;
+  return last > prev ? last : undefined;
+}
+
+/** The mailbox's next moment on its own phase strictly after `now` (`dueAt` itself while that is ahead). */
 export function nextDueAt(dueAt: number, intervalMs: number, now: number): number {
   if (dueAt > now) return dueAt;
   return dueAt + (Math.floor((now - dueAt) / intervalMs) + 1) * intervalMs;
+}
+
+/**
+ * When the mailbox is polled next, for `mailbox list`: nothing while paused; the end of a backoff; at once (`now`)
+ * when it became due after the last cycle `lastCycleAt` and waits for the next one; else its next moment.
+ */
+export function nextAttemptAt(entry: RegistryEntry, now: number, lastCycleAt?: number): number | undefined {
+  const state = mailboxState(entry, now);
+  if (state === 'paused' || entry.dueAt === undefined) return undefined;
+  if (state === 'backoff') return entry.backoffUntil;
+  if (dueMoment(entry.dueAt, entry.intervalMs, lastCycleAt ?? 0, now) !== undefined) return now;
+  return nextDueAt(entry.dueAt, entry.intervalMs, now);
 }
 
 /** The backoff delay after `failures` persistent failures in a row (>= 1). `random` in [0, 1). */
@@ -102,17 +136,17 @@ export function mailboxState(entry: RegistryEntry, now: number): MailboxState {
 }
 
 /**
- * Active and not polled successfully for more than two intervals: failing (transiently, so not in backoff) for that
- * long, never polled successfully that long after it was registered, or not dispatched for that long (the
- * dispatcher is behind). Paused and backing-off mailboxes are not overdue (the latter have their own gauge).
+ * Active and failing (transiently, so not in backoff) for more than two intervals, or never polled successfully
+ * that long after it was registered. Paused and backing-off mailboxes are not overdue (the latter have their own
+ * gauge). A dispatcher that is behind shows in the plan's `deferred` (counted as overdue there), not here: `dueAt`
+ * is an anchor, not a next due time, so its age says nothing.
  */
 export function isOverdue(entry: RegistryEntry, now: number): boolean {
   if (mailboxState(entry, now) !== 'active' || entry.failures > 0) return false;
   const limit = 2 * entry.intervalMs;
   if (entry.failingSince !== undefined && now - entry.failingSince > limit) return true;
   const registered = Date.parse(entry.registeredAt);
-  if (!entry.lastSuccessAt && Number.isFinite(registered) && now - registered > limit) return true;
-  return entry.dueAt !== undefined && now - entry.dueAt > limit;
+  return !entry.lastSuccessAt && Number.isFinite(registered) && now - registered > limit;
 }
 
 /** Whether a poll's outcome changes the registry item: a success after failures (or the first), a first failure. */
@@ -122,24 +156,68 @@ export function successNeedsRecord(entry: RegistryEntry): boolean {
   );
 }
 
+export interface DispatchCycleInput {
+  readonly now: number;
+  /** Time of the previous cycle (0 before the first one: everything whose `dueAt` has passed is due). */
+  readonly prev: number;
+  readonly maxPerCycle: number;
+  /** Poll requests waiting in the queue (SQS ApproximateNumberOfMessages); undefined when unknown. */
+  readonly backlog?: number;
+}
+
 export interface DispatchPlan {
   /** Due mailboxes to send now, the longest waiting first, at most `maxPerCycle`. */
   readonly dispatch: readonly RegistryEntry[];
-  /** Due mailboxes left for the next cycle (over the cap). */
+  /**
+   * Due, not sent: over `maxPerCycle`. Their `dueAt` moves to the next cycle (`carryOverTo`), so they are not
+   * lost until their next boundary: the only per-mailbox writes of a cycle.
+   */
+  readonly carryOver: readonly RegistryEntry[];
+  /** `dueAt` for the carried-over mailboxes: due again in the next cycle (after `now`, so `dueAt > prev` then). */
+  readonly carryOverTo: number;
+  /** Due on their schedule, but held back because the queue already holds a full cycle (no write: see below). */
+  readonly heldBack: number;
+  /** Due and not sent this cycle: carried over and held back. */
   readonly deferred: number;
+  /** isOverdue, or due and not sent this cycle. */
   readonly overdue: number;
   readonly inBackoff: number;
 }
 
-/** One dispatch cycle's decisions over the active registry (the `due` index's items). */
-export function planDispatch(entries: readonly RegistryEntry[], now: number, maxPerCycle: number): DispatchPlan {
-  const due = entries
-    .filter((e) => mailboxState(e, now) === 'active' && e.dueAt !== undefined && e.dueAt <= now)
-    .sort((a, b) => a.dueAt! - b.dueAt! || (a.id < b.id ? -1 : 1));
+/**
+ * One dispatch cycle's decisions over the active registry (the `due` index's items), pure.
+ *
+ * Backlog guard: when the queue already holds at least as many requests as mailboxes are due on their schedule this
+ * cycle, the pool has not drained the last cycle, and those mailboxes most likely still have a request waiting.
+ * Sending again would only pile duplicates into a queue the pool cannot drain (each later found idle, or refused by
+ * the lease), so they are held back: not sent, not written (a carry-over write for each would cost 3 write units per
+ * mailbox exactly when the fleet is overloaded), counted as deferred (and overdue) and logged; they are due again at
+ * their next boundary. Mailboxes due for the first time since their anchor (new, resumed, backoff ended, carried
+ * over) cannot have a request waiting: they are still sent.
+ */
+export function planDispatch(entries: readonly RegistryEntry[], input: DispatchCycleInput): DispatchPlan {
+  const { now, prev, maxPerCycle, backlog } = input;
+  const due: { entry: RegistryEntry; since: number }[] = [];
+  for (const entry of entries) {
+    if (mailboxState(entry, now) !== 'active' || entry.dueAt === undefined) continue;
+    const since = dueMoment(entry.dueAt, entry.intervalMs, prev, now);
+    if (since !== undefined) due.push({ entry, since });
+  }
+  due.sort((a, b) => a.since - b.since || (a.entry.id < b.entry.id ? -1 : 1));
+  const onSchedule = due.filter((d) => d.entry.dueAt! <= prev);
+  const hold = backlog !== undefined && onSchedule.length > 0 && backlog >= onSchedule.length;
+  const candidates = (hold ? due.filter((d) => d.entry.dueAt! > prev) : due).map((d) => d.entry);
+  const dispatch = candidates.slice(0, maxPerCycle);
+  const carryOver = candidates.slice(maxPerCycle);
+  const heldBack = hold ? onSchedule.length : 0;
+  const notSent = new Set([...carryOver, ...(hold ? onSchedule.map((d) => d.entry) : [])]);
   return {
-    dispatch: due.slice(0, maxPerCycle),
-    deferred: Math.max(0, due.length - maxPerCycle),
-    overdue: entries.filter((e) => isOverdue(e, now)).length,
+    dispatch,
+    carryOver,
+    carryOverTo: now + 1,
+    heldBack,
+    deferred: carryOver.length + heldBack,
+    overdue: entries.filter((e) => notSent.has(e) || isOverdue(e, now)).length,
     inBackoff: entries.filter((e) => mailboxState(e, now) === 'backoff').length,
   };
 }

@@ -3,9 +3,12 @@
  * (functions/fleet/) and the CLI (`imap-event-source mailbox ...`). Change them here only.
  *
  * Shape: one table (the same key schema as per-mailbox mode: partition key `pk`), holding checkpoints,
- * leases and status items exactly as in per-mailbox mode, plus one registry item per mailbox and host
- * connection slots. A dispatcher on a one-minute schedule queries the `due` index for mailboxes whose
- * `dueAt` has passed and sends one SQS message per mailbox; a pool of workers polls them.
+ * leases and status items exactly as in per-mailbox mode, plus one registry item per mailbox, host
+ * connection slots and one dispatcher state item. A dispatcher on a one-minute schedule reads the active
+ * registry from the `due` index, decides which mailboxes are due from each one's `dueAt` (its schedule's
+ * anchor, see DUE_INDEX) and the time of the previous cycle, and sends one SQS message per due mailbox; a pool
+ * of workers polls them. A healthy cycle writes one item for the whole fleet (the dispatcher state), none per
+ * mailbox.
  */
 
 /** The registry item of a mailbox. */
@@ -16,14 +19,26 @@ export function registryKey(mailboxId: string): string {
 /** Prefix of every registry item's `pk` (for `mailbox list`). */
 export const REGISTRY_KEY_PREFIX = 'mailbox#';
 
+/**
+ * The dispatcher's one state item: `lastCycleAt`, the time of the last dispatch cycle that ran. Each cycle moves
+ * it with one conditional write, which is also what keeps two dispatchers from sending the same cycle twice.
+ */
+export function dispatcherStateKey(): string {
+  return 'dispatcher#state';
+}
+
 /** One of `cap` connection slots for an IMAP host (a lease item, like the mailbox lease). */
 export function hostSlotKey(host: string, slot: number): string {
   return `hostslot#${host.toLowerCase()}#${slot}`;
 }
 
 /**
- * The sparse global secondary index of due mailboxes: only registry items that are not paused carry
- * `shard` and `dueAt`. The dispatcher queries every shard for `dueAt <= now` (oldest first).
+ * The sparse global secondary index of the active registry: only registry items that are not paused carry
+ * `shard` and `dueAt`. The dispatcher queries every shard each cycle. `dueAt` is the mailbox's schedule anchor
+ * and not-before time, NOT its next due time: set at registration, on resume, to `backoffUntil` when a
+ * persistent failure backs the mailbox off, and to the next cycle when a due mailbox could not be sent (over
+ * the per-cycle cap, or a failed send); a healthy poll never changes it. The mailbox is due at `dueAt` and every
+ * interval after it (functions/fleet/core/registry.ts `dueMoment`), so nothing is written per mailbox per cycle.
  */
 export const DUE_INDEX = {
   name: 'due',
@@ -47,8 +62,9 @@ export const DUE_INDEX = {
 
 /**
  * What each function does to AWS (for its IAM policy):
- * - dispatcher: dynamodb Query on the `due` index; Scan, GetItem, PutItem, UpdateItem, DeleteItem on the table
- *   (registry items only); s3 GetObject on the declared-mailboxes file; sqs SendMessage on the queue.
+ * - dispatcher: dynamodb Query on the `due` index; Scan on the table; GetItem, PutItem, UpdateItem, DeleteItem on
+ *   registry items and the dispatcher state item only; s3 GetObject on the declared-mailboxes file; sqs SendMessage
+ *   and GetQueueAttributes (the backlog guard) on the queue.
  * - worker: the per-mailbox poller's table actions (GetItem, PutItem, UpdateItem, DeleteItem) on the table;
  *   secretsmanager GetSecretValue on secrets under SECRET_PREFIX; events PutEvents on the bus; s3 PutObject on
  *   RAW_BUCKET when set; sqs SendMessage (re-queue a mailbox with more work or deferred by the host cap), plus
@@ -63,7 +79,7 @@ export const DISPATCHER_ENV = {
   /** S3 location of the mailboxes declared in cdk.json (`DeclaredMailboxesFile`), upserted into the registry. */
   declaredBucket: 'DECLARED_MAILBOXES_BUCKET',
   declaredKey: 'DECLARED_MAILBOXES_KEY',
-  /** Upper bound of mailboxes sent per dispatch cycle (the rest stay due for the next cycle). */
+  /** Upper bound of mailboxes sent per dispatch cycle (the rest are carried over to the next cycle). */
   maxPerCycle: 'MAX_DISPATCH_PER_CYCLE',
 } as const;
 
@@ -146,7 +162,10 @@ export interface DeclaredMailbox {
 
 /** Aggregate metrics (namespace METRIC_NAMESPACE, dimension `service` only: a fixed number, not per mailbox). */
 export const FLEET_METRICS = {
-  /** Registered, not paused, and not polled successfully for more than two intervals. */
+  /**
+   * Active mailboxes failing (transiently) or never polled successfully for more than two intervals, plus the due
+   * ones the last cycle did not send (over the per-cycle cap, or held back while the queue held a full cycle).
+   */
   overdue: 'MailboxesOverdue',
   /** In exponential backoff after persistent failures. */
   inBackoff: 'MailboxesInBackoff',
