@@ -41,7 +41,7 @@ export interface FleetCostAssumptions {
   readonly pollSeconds: number;
   /** Mailboxes per worker invocation (the SQS batch). */
   readonly batchSize: number;
-  /** Dispatcher: seconds per cycle, fixed and per mailbox (the claims). */
+  /** Dispatcher: seconds per cycle, fixed and per mailbox (reading the registry, sending the requests). */
   readonly dispatcherSecondsFixed: number;
   readonly dispatcherSecondsPerMailbox: number;
   readonly dispatcherGb: number;
