@@ -67,7 +67,7 @@ export async function dispatchCycle(deps: DispatchDeps, options: { maxPerCycle: 
   const extra = { ...(backlog !== undefined ? { backlog } : {}), ...(declared ? { declared: declared.counts } : {}) };
   const cycle = await deps.registry.startCycle(now, DISPATCH_MIN_GAP_MS);
   if (!cycle) {
-    deps.log.info('Another dispatcher invocation ran this cycle; sending nothing', { cycleAt: new Date(now) });
+    deps.log.info('Another dispatcher invocation ran this cycle; sending nothing', { cycleAt: cycleAt.toISOString() });
     // The gauges still hold: nothing is due with prev = now.
     const idle = planDispatch(active, { now, prev: now, maxPerCycle: options.maxPerCycle });
     return summary(active, 0, { ...idle, deferred: 0 }, 0, { ...extra, duplicate: true });
