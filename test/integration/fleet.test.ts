@@ -331,16 +331,33 @@ describe('fleet: dispatcher cycles', () => {
     const ids = Array.from({ length: 12 }, (_, i) => `m${String(i).padStart(2, '0')}`);
     for (const id of ids) await fleet.register({ id, secretId: `${fleet.secretPrefix}x` });
     const config = { table: fleet.table, queueUrl: fleet.queueUrl, maxPerCycle: 100 };
-    const run = async () =>
-      dispatchCycle(
-        {
-          ...(await composeDispatcher(config, { clientConfig: fleet.aws.clientConfig })),
-          log: silentLog,
-          now: () => new Date(),
+    // Both read the whole registry before either starts its cycle. Their two conditional writes then go one after
+    // the other: DynamoDB serializes the writes to one item (what the dispatcher relies on), while moto_server
+    // applies a condition without a lock, so two writes in the very same instant could both pass there.
+    let arrived = 0;
+    let bothRead!: () => void;
+    const reads = new Promise<void>((resolve) => {
+      bothRead = resolve;
+    });
+    let gate = Promise.resolve();
+    const run = async () => {
+      const parts = await composeDispatcher(config, { clientConfig: fleet.aws.clientConfig });
+      const registry: typeof parts.registry = Object.assign(Object.create(parts.registry), {
+        startCycle: async (now: number, minGapMs: number) => {
+          if (++arrived === 2) bothRead();
+          await reads;
+          const write = gate.then(() => parts.registry.startCycle(now, minGapMs));
+          gate = write.then(
+            () => undefined,
+            () => undefined,
+          );
+          return write;
         },
-        config,
-      );
+      });
+      return dispatchCycle({ ...parts, registry, log: silentLog, now: () => new Date() }, config);
+    };
     const [one, two] = await Promise.all([run(), run()]);
+    expect([one.active, two.active]).toEqual([12, 12]);
     expect(one.dispatched + two.dispatched).toBe(12);
     expect([one.duplicate, two.duplicate].filter(Boolean)).toHaveLength(1);
     expect(await takeRequests(fleet)).toEqual(ids);
