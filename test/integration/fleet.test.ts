@@ -68,10 +68,11 @@ describe('fleet: dispatcher and worker', () => {
       startAt: 'all',
     });
 
-    const first = await fleet.dispatch();
+    const tick = new Date();
+    const first = await fleet.dispatch(tick);
     expect(first).toMatchObject({ active: 3, dispatched: 3, inBackoff: 0 });
     // The same tick again (EventBridge delivers at least once): the dispatcher state refuses it, nothing is sent.
-    expect(await fleet.dispatch()).toMatchObject({ dispatched: 0, duplicate: true });
+    expect(await fleet.dispatch(tick)).toMatchObject({ dispatched: 0, duplicate: true });
     const drained = await fleet.drain({ lanes: 2 });
     expect(drained.failures).toBe(0);
 
