@@ -69,7 +69,12 @@ describe('fleet: table writes per turn', () => {
     table.clear();
     expect((await fleet.turn('m')).batchItemFailures).toEqual([]);
     expect(table.writes()).toEqual(['PutItem lease#']);
-    expect(table.reads().sort()).toEqual(['GetItem checkpoint#', 'GetItem mailbox#', 'GetItem status#']);
+    // The read units of the cost model: 0.5 (registry) + 1 (status) + 1 (checkpoint).
+    expect(table.reads().sort()).toEqual([
+      'GetItem checkpoint# (consistent)',
+      'GetItem mailbox#',
+      'GetItem status# (consistent)',
+    ]);
 
     // Past the heartbeat: the idle turn refreshes the status item (what `status` shows stays recent).
     const status = new DynamoDbPollStatusStore(fleet.aws.dynamodb, fleet.table);
@@ -91,7 +96,7 @@ describe('fleet: table writes per turn', () => {
     await fleet.turn('m');
     // The lease is still the first turn's (it outlives that turn by seconds): a failed conditional put, no poll.
     expect(table.calls.filter((c) => c.operation === 'PutItem')).toEqual([
-      { operation: 'PutItem', pk: 'lease#m', conditionFailed: true },
+      { operation: 'PutItem', pk: 'lease#m', conditionFailed: true, consistent: false },
     ]);
     expect(table.writes()).toEqual(['PutItem lease#']);
   });

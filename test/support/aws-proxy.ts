@@ -62,6 +62,8 @@ export interface TableCall {
   readonly pk?: string;
   /** The call's condition failed (a conditional write that still costs a write unit). */
   readonly conditionFailed: boolean;
+  /** A strongly consistent read (a full read unit; eventually consistent ones cost half). */
+  readonly consistent: boolean;
 }
 
 const WRITES = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem', 'TransactWriteItems']);
@@ -76,12 +78,17 @@ export class DynamoDbCallLog {
     let log: DynamoDbCallLog | undefined;
     const proxy = await AwsProxy.start(upstream, (call) => {
       if (!call.target.startsWith('DynamoDB_')) return;
-      const body = JSON.parse(call.request) as { Key?: { pk?: { S?: string } }; Item?: { pk?: { S?: string } } };
+      const body = JSON.parse(call.request) as {
+        Key?: { pk?: { S?: string } };
+        Item?: { pk?: { S?: string } };
+        ConsistentRead?: boolean;
+      };
       const pk = body.Key?.pk?.S ?? body.Item?.pk?.S;
       log!.calls.push({
         operation: call.target.split('.')[1]!,
         ...(pk !== undefined ? { pk } : {}),
         conditionFailed: !call.ok && call.response.includes('ConditionalCheckFailed'),
+        consistent: body.ConsistentRead === true,
       });
     });
     log = new DynamoDbCallLog(proxy);
@@ -97,9 +104,11 @@ export class DynamoDbCallLog {
     return this.calls.filter((c) => WRITES.has(c.operation)).map(describe);
   }
 
-  /** The read calls, as `Operation pk-prefix`. */
+  /** The read calls, as `Operation pk-prefix`, and ` (consistent)` when strongly consistent. */
   reads(): string[] {
-    return this.calls.filter((c) => !WRITES.has(c.operation)).map(describe);
+    return this.calls
+      .filter((c) => !WRITES.has(c.operation))
+      .map((c) => `${describe(c)}${c.consistent ? ' (consistent)' : ''}`);
   }
 
   clear(): void {

@@ -90,7 +90,8 @@ export async function runTurn(
     (status) => ({ status }),
     () => undefined,
   );
-  const entry = await deps.registry.get(request.mailboxId);
+  // Eventually consistent (half the read units): the item changes only on registration, pause, resume and failures.
+  const entry = await deps.registry.get(request.mailboxId, { consistent: false });
   if (!entry) return dropped(deps, request.mailboxId, 'not-registered');
   const state = mailboxState(entry, started);
   if (state !== 'active') return dropped(deps, entry.id, state);
