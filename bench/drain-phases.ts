@@ -6,6 +6,7 @@ import { composePollerDeps, pollOptions } from '../functions/poller/compose.js';
 import type { PollerConfig } from '../functions/poller/contract/poller-env.js';
 import type { StartAt } from '../functions/poller/core/types.js';
 import { type EventPublisher, silentLog } from '../functions/poller/ports.js';
+import type { ParsePool } from '../functions/poller/run/parse-pool.js';
 import { pollMailbox } from '../functions/poller/run/poll-mailbox.js';
 import type { PhaseResult, WorldInfo } from './drain.js';
 import { bareClient, measureEmptyPolls } from './empty-poll.js';
@@ -18,6 +19,8 @@ export async function runPhase(phase: string, world: WorldInfo): Promise<PhaseRe
       return measure(() => rawDrain(world));
     case 'engine-null':
       return engineDrain(world, 'drain-null', true);
+    case 'engine-null-pool':
+      return engineDrain(world, 'drain-null-pool', true, Number(process.env.BENCH_PARSE_WORKERS ?? 1));
     case 'engine-profile':
       return profiled(process.env.BENCH_PROFILE_DIR!, () => engineDrain(world, 'drain-profile', true));
     case 'engine-moto':
@@ -67,8 +70,9 @@ async function rawDrain(world: WorldInfo): Promise<number> {
   return rows.length;
 }
 
-function config(world: WorldInfo, mailboxId: string, startAt: StartAt): PollerConfig {
+function config(world: WorldInfo, mailboxId: string, startAt: StartAt, parseWorkers = 0): PollerConfig {
   return {
+    ...(parseWorkers > 0 ? { parseWorkers } : {}),
     mailboxId,
     secretId: world.secretId,
     checkpointTable: world.table,
@@ -99,8 +103,13 @@ const nullPublisher: EventPublisher = {
   },
 };
 
-async function engineDrain(world: WorldInfo, mailboxId: string, nullPublish: boolean): Promise<PhaseResult> {
-  const cfg = config(world, mailboxId, { kind: 'all' });
+async function engineDrain(
+  world: WorldInfo,
+  mailboxId: string,
+  nullPublish: boolean,
+  parseWorkers = 0,
+): Promise<PhaseResult> {
+  const cfg = config(world, mailboxId, { kind: 'all' }, parseWorkers);
   const deps = await composePollerDeps(cfg, { log: silentLog, clientConfig: world.clientConfig });
   const seen = new Map<number, number>();
   const publisher = counting(nullPublish ? nullPublisher : deps.publisher, seen);
@@ -109,6 +118,7 @@ async function engineDrain(world: WorldInfo, mailboxId: string, nullPublish: boo
     summary = await pollMailbox({ ...deps, publisher }, pollOptions(cfg, Date.now() + 30 * 60_000));
     return summary.published;
   });
+  await (deps.detailer as ParsePool | undefined)?.close();
   if (summary!.outcome !== 'published') throw new Error(`drain ended ${summary!.outcome} (${summary!.stoppedBy})`);
   let duplicates = 0;
   for (const n of seen.values()) duplicates += n - 1;

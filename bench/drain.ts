@@ -7,6 +7,7 @@
  * (process.cpuUsage) and peak RSS (getrusage maxRSS) are its own:
  *   raw          imapflow `UID FETCH 1:* BODY.PEEK[]`, rows collected: the IMAP limit
  *   engine-null  pollMailbox with a publisher that accepts everything at once (checkpoints in the emulator)
+ *   engine-null-pool  the same with PARSE_WORKERS=1 (BENCH_PARSE_WORKERS=n for n): parsing in a worker thread
  *   engine-moto  pollMailbox into the emulator's EventBridge, a bus without rules (moto spends ~180 ms per event
  *                delivering to a rule's target: that would measure the emulator)
  *   empty        the empty poll: cold (first poll of a fresh process, composing included), warm (the same process
@@ -85,6 +86,7 @@ try {
   } else {
     const raw = await child('raw', world);
     const engineNull = await child('engine-null', world);
+    const engineNullPool = await child('engine-null-pool', world);
     const engineMoto = await child('engine-moto', world);
     const empties: PhaseResult[] = [];
     for (let i = 0; i < Number(values['empty-runs']); i++) empties.push(await child('empty', world));
@@ -97,6 +99,7 @@ try {
     console.log(`\ndrain of ${backlog} messages (one run each, own process):`);
     console.log(row('raw imapflow UID FETCH 1:* BODY[]', raw));
     console.log(row('engine, null publisher', engineNull));
+    console.log(row('  the same with 1 parse worker', engineNullPool));
     console.log(row('engine into moto (bus without rules)', engineMoto));
 
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

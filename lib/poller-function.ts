@@ -63,6 +63,8 @@ export const POLLER_BUNDLE = {
   sourcesContent: false,
   // The Node.js 24 runtime provides the AWS SDK v3.
   externalModules: ['@aws-sdk/*'],
+  // A CommonJS bundle has no import.meta: code that needs its own file uses __filename there (run/parse-pool.ts).
+  define: { 'import.meta.url': 'undefined' },
 } as const;
 
 const LOCK_FILE = fileURLToPath(new URL('../package-lock.json', import.meta.url));
@@ -108,6 +110,7 @@ export function pollerFunction(
       sourceMap: POLLER_BUNDLE.sourceMap,
       sourcesContent: POLLER_BUNDLE.sourcesContent,
       externalModules: [...POLLER_BUNDLE.externalModules],
+      define: { ...POLLER_BUNDLE.define },
       // import() of the external SDK as require(): the runtime's SDK is found by require, not by ESM resolution.
       esbuildArgs: { '--supported:dynamic-import': 'false' },
     },

@@ -43,6 +43,7 @@ for (const handler of LAMBDA_HANDLERS) {
     sourcemap: POLLER_BUNDLE.sourceMap,
     sourcesContent: POLLER_BUNDLE.sourcesContent,
     external: [...POLLER_BUNDLE.externalModules],
+    define: { ...POLLER_BUNDLE.define },
     // import() of the external SDK as require(): the runtime's SDK is found by require, not by ESM resolution.
     supported: { 'dynamic-import': false },
     logLevel: 'warning',

@@ -20,6 +20,7 @@ import type {
   PollStatusStore,
   SettingsSource,
 } from './ports.js';
+import { parsePool } from './run/parse-pool.js';
 import type { PollOptions } from './run/poll-mailbox.js';
 import { KeptSession } from './run/session-keeper.js';
 
@@ -122,6 +123,7 @@ export async function composePollerDeps(config: PollerConfig, options: ComposeOp
     refreshTokens: new DynamoDbRefreshTokenStore(dynamodb, config.checkpointTable, config.mailboxId),
   });
   const now = options.now ?? (() => new Date());
+  const detailer = config.parseWorkers ? parsePool(config.parseWorkers) : undefined;
   return {
     settings: settings.source,
     checkpoints,
@@ -130,6 +132,7 @@ export async function composePollerDeps(config: PollerConfig, options: ComposeOp
     publisher,
     ...(rawStore ? { rawStore } : {}),
     ...(options.keepSession ? { sessions: new KeptSession({ now, log: options.log }) } : {}),
+    ...(detailer ? { detailer } : {}),
     log: options.log,
     now,
   };

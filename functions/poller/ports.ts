@@ -5,6 +5,7 @@
 import type { LeaseInfo, PollStatus } from './core/health.js';
 import type { MailboxSettings } from './core/settings.js';
 import type { Checkpoint, EventEntry, FolderStatus, MessageSummary } from './core/types.js';
+import type { MessageDetailer } from './run/message-detail.js';
 
 /**
  * Per-call options of every port call that crosses the network. The run's deadline aborts `signal` when it gives
@@ -222,6 +223,8 @@ export interface PollDeps {
   readonly rawStore?: RawMessageStore;
   /** When set, a run takes up the session an earlier run of this container kept, and keeps its own (no LOGOUT). */
   readonly sessions?: SessionKeeper;
+  /** Builds the events' Details off the drain's thread (parse workers, run/parse-pool.ts); absent: in the drain's thread. */
+  readonly detailer?: MessageDetailer;
   readonly log: Log;
   readonly now: () => Date;
 }

@@ -160,6 +160,18 @@ describe('readPollerConfig (the Lambda reads its environment)', () => {
     expect(err.message).not.toContain(`"${id}"`);
   });
 
+  it.each(['-1', '1.5', 'two', '17'])('rejects PARSE_WORKERS=%j', (workers) => {
+    expect(configError({ ...complete, PARSE_WORKERS: workers }).message).toContain(
+      'PARSE_WORKERS must be an integer from 0 to 16',
+    );
+  });
+
+  it('parses in the drain thread unless PARSE_WORKERS asks for workers', () => {
+    expect(readConfig(complete).parseWorkers).toBeUndefined();
+    expect(readConfig({ ...complete, PARSE_WORKERS: '0' }).parseWorkers).toBeUndefined();
+    expect(readConfig({ ...complete, PARSE_WORKERS: '2' }).parseWorkers).toBe(2);
+  });
+
   it('rejects an EVENT_SOURCE EventBridge would refuse', () => {
     expect(configError({ ...complete, EVENT_SOURCE: 'aws.mail' }).message).toContain('EVENT_SOURCE must be');
   });
@@ -175,6 +187,7 @@ describe('pollerEnvironment (the construct writes the environment)', () => {
       maxMessagesPerRun: 50,
       rawBucket: 'raw',
       staleAfterSeconds: 180,
+      parseWorkers: 1,
     });
     expect(Object.keys(env).sort()).toEqual(Object.values(POLLER_ENV).sort());
     expect(readConfig(env)).toEqual({
@@ -187,6 +200,7 @@ describe('pollerEnvironment (the construct writes the environment)', () => {
       maxMessagesPerRun: 50,
       rawBucket: 'raw',
       staleAfterSeconds: 180,
+      parseWorkers: 1,
     });
   });
 

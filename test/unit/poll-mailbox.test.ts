@@ -12,6 +12,8 @@ import {
   SecretAccessError,
 } from '../../functions/poller/errors.js';
 import type { PollDeps, RawMessageStore } from '../../functions/poller/ports.js';
+import type { MessageDetailer } from '../../functions/poller/run/message-detail.js';
+import { ParsePool } from '../../functions/poller/run/parse-pool.js';
 import { type PollOptions, type PollSummary, pollMailbox } from '../../functions/poller/run/poll-mailbox.js';
 import { messageIdHash } from '../../functions/poller/run/prepare.js';
 import {
@@ -57,6 +59,7 @@ function world(
     lease?: boolean;
     rawStore?: RawMessageStore;
     folder?: FakeFolder;
+    detailer?: MessageDetailer;
   } = {},
 ): World {
   const folder = options.folder ?? new FakeFolder(V1);
@@ -74,6 +77,7 @@ function world(
     mailbox,
     publisher,
     ...(options.rawStore ? { rawStore: options.rawStore } : {}),
+    ...(options.detailer ? { detailer: options.detailer } : {}),
     log,
     now: clock.now,
   };
@@ -189,6 +193,22 @@ describe('pollMailbox: first run (no checkpoint)', () => {
     });
     expect(w.checkpoint()!.recentMessageIds).toEqual(w.folder.messages.map((m) => messageIdHash(m.messageId!)));
     expect(w.session().ops()).toEqual(['status', 'open', 'listNew', 'fetchSources', 'close']);
+  });
+
+  it('with parse workers, publishes the same events and checkpoint as without', async () => {
+    const pool = new ParsePool(1);
+    try {
+      expect(await pool.started()).toBe(true);
+      const folder = new FakeFolder(V1); // the same messages for both runs
+      folder.appendMany(25, (i) => ({ subject: `Subject ${i}` }));
+      const plain = world({ startAt: { kind: 'all' }, folder });
+      const pooled = world({ startAt: { kind: 'all' }, folder, detailer: pool });
+      for (const w of [plain, pooled]) expect(await w.run({ batchSize: 10 })).toMatchObject({ published: 25 });
+      expect(pooled.publisher.published).toEqual(plain.publisher.published);
+      expect(pooled.checkpoint()).toEqual(plain.checkpoint());
+    } finally {
+      await pool.close();
+    }
   });
 
   it('START_AT=all on an empty folder stores a checkpoint at 0, so the next poll is idle', async () => {

@@ -19,6 +19,8 @@ export const POLLER_ENV = {
   rawBucket: 'RAW_BUCKET',
   /** Recorded in the status item, so `imap-event-source status` judges staleness as the staleness alarm does. */
   staleAfterSeconds: 'STALE_AFTER_SECONDS',
+  /** Parse worker threads (0 = off, the default); used only with more than one core (docs/configuration.md). */
+  parseWorkers: 'PARSE_WORKERS',
 } as const;
 
 /** Defaults shared by cdk.json, the construct, the Lambda and the CLI. */
@@ -55,7 +57,12 @@ export interface PollerConfig {
   readonly maxMessagesPerRun: number;
   /** Seconds without a successful poll after which the mailbox counts as stale. */
   readonly staleAfterSeconds?: number;
+  /** Parse worker threads; 0 or absent = parse in the drain's thread. */
+  readonly parseWorkers?: number;
 }
+
+/** Upper bound of PARSE_WORKERS. */
+export const MAX_PARSE_WORKERS = 16;
 
 /** What the construct knows at synth time (values may be CDK tokens); the optional ones default in the Lambda. */
 export interface PollerEnvironmentInput {
@@ -68,6 +75,7 @@ export interface PollerEnvironmentInput {
   readonly maxMessagesPerRun?: number;
   readonly rawBucket?: string;
   readonly staleAfterSeconds?: number;
+  readonly parseWorkers?: number;
 }
 
 /** The environment variables the construct sets on the function. */
@@ -86,6 +94,7 @@ export function pollerEnvironment(input: PollerEnvironmentInput): Record<string,
     ...(input.staleAfterSeconds !== undefined
       ? { [POLLER_ENV.staleAfterSeconds]: String(input.staleAfterSeconds) }
       : {}),
+    ...(input.parseWorkers !== undefined ? { [POLLER_ENV.parseWorkers]: String(input.parseWorkers) } : {}),
   };
 }
 
@@ -136,6 +145,10 @@ export function readPollerConfig(env: NodeJS.ProcessEnv): PollerConfig {
   const staleAfterSeconds = rawStale === undefined ? undefined : Number(rawStale);
   if (staleAfterSeconds !== undefined && !(Number.isInteger(staleAfterSeconds) && staleAfterSeconds >= 1))
     problems.push(`${POLLER_ENV.staleAfterSeconds} must be a positive integer`);
+  const rawWorkers = value(POLLER_ENV.parseWorkers);
+  const parseWorkers = rawWorkers === undefined ? 0 : Number(rawWorkers);
+  if (!(Number.isInteger(parseWorkers) && parseWorkers >= 0 && parseWorkers <= MAX_PARSE_WORKERS))
+    problems.push(`${POLLER_ENV.parseWorkers} must be an integer from 0 to ${MAX_PARSE_WORKERS}`);
   if (problems.length > 0) {
     throw new ConfigurationError(`The poller is misconfigured: ${problems.join('; ')}.`, {
       hint: 'set these environment variables on the function (the CDK stack sets all of them).',
@@ -152,5 +165,6 @@ export function readPollerConfig(env: NodeJS.ProcessEnv): PollerConfig {
     maxMessagesPerRun,
     ...(rawBucket ? { rawBucket } : {}),
     ...(staleAfterSeconds !== undefined ? { staleAfterSeconds } : {}),
+    ...(parseWorkers > 0 ? { parseWorkers } : {}),
   };
 }

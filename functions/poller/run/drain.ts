@@ -11,6 +11,7 @@ import type { Checkpoint, MessageSummary } from '../core/types.js';
 import { EventPublishError, ImapProtocolError } from '../errors.js';
 import type { CheckpointStore, EventPublisher, PublishResult, RawMessageStore } from '../ports.js';
 import { type Deadline, publisherSilent, storeSilent } from './deadline.js';
+import type { MessageDetailer } from './message-detail.js';
 import {
   type EventTarget,
   type FetchedBatch,
@@ -46,6 +47,8 @@ export interface DrainInput {
   readonly checkpoints: CheckpointStore;
   readonly publisher: EventPublisher;
   readonly rawStore?: RawMessageStore;
+  /** Builds the events' Details (parse workers); absent: in this thread. */
+  readonly detailer?: MessageDetailer;
   readonly now: () => Date;
 }
 
@@ -112,7 +115,11 @@ export async function drain(input: DrainInput): Promise<DrainResult> {
       if (!fetching.settled) writer.writeNow();
       const fetched = await fetching.promise;
       if (ahead && i + 1 < batches.length) next = fetch(i + 1);
-      const prepared = await prepareFetched(fetched, { checkpoint: writer.current, target });
+      const prepared = await prepareFetched(fetched, {
+        checkpoint: writer.current,
+        target,
+        ...(input.detailer ? { detailer: input.detailer } : {}),
+      });
       await writer.settled(); // a write in flight overlapped the FETCH and the preparing, never the publishing
       const { done, result } = await publish(input, prepared);
       writer.advance(done);

@@ -284,6 +284,7 @@ async function planAndDrain(
       checkpoints: deps.checkpoints,
       publisher: deps.publisher,
       ...(deps.rawStore ? { rawStore: deps.rawStore } : {}),
+      ...(deps.detailer ? { detailer: deps.detailer } : {}),
       now: deps.now,
     });
   const write = (next: Checkpoint, expectedVersion: number) =>

@@ -1,16 +1,14 @@
 /**
  * Turns listed messages into EventBridge entries in two halves the drain overlaps: fetchBatch (IMAP, bounded, and
- * the raw store) and prepareFetched (parse, build, fit).
+ * the raw store) and prepareFetched (parse, build, fit: message-detail.ts).
  */
 import { createHash } from 'node:crypto';
 import { rawMessageKey } from '../contract/keys.js';
-import { buildMessageDetail } from '../core/build-detail.js';
 import { isRescanCandidate } from '../core/checkpoint.js';
-import { serializeDetail } from '../core/event-size.js';
-import { parseMessageContent } from '../core/message-content.js';
 import { type Checkpoint, DETAIL_TYPE_MESSAGE, type EventEntry, type MessageSummary } from '../core/types.js';
 import type { MessageSource, RawMessageStore } from '../ports.js';
 import { type Deadline, rawStoreSilent } from './deadline.js';
+import { type DetailJob, inThread, type MessageDetailer, type RawReference } from './message-detail.js';
 import type { TimedSession } from './timed-session.js';
 
 /** Where a mailbox's events go and what they name. */
@@ -56,8 +54,6 @@ export interface FetchedBatch {
   readonly raw: ReadonlyMap<number, RawReference>;
 }
 
-type RawReference = { bucket: string; key: string; size: number };
-
 /**
  * The I/O half of preparing a batch: its sources in bounded FETCHes, a search for what the FETCH left out, and
  * each message streamed to the raw store when one is configured. Uses the IMAP session: one at a time.
@@ -98,13 +94,15 @@ export async function fetchBatch(input: PrepareInput): Promise<FetchedBatch> {
 /**
  * The CPU half: one entry per message of the batch that is to be published, in UID order; the others are passed
  * over. Ends at the first message the server withheld (listed, still there, but not sent), marked `withheld`.
+ * The Details are built by `detailer` (a parse worker pool, run/parse-pool.ts) or in this thread.
  */
 export async function prepareFetched(
   fetched: FetchedBatch,
-  input: Pick<PrepareInput, 'checkpoint' | 'target'>,
+  input: Pick<PrepareInput, 'checkpoint' | 'target'> & { readonly detailer?: MessageDetailer },
 ): Promise<PreparedMessage[]> {
   const { checkpoint, target } = input;
-  const prepared: PreparedMessage[] = [];
+  const prepared: (PreparedMessage | { uid: number; summary: MessageSummary; job: number })[] = [];
+  const jobs: DetailJob[] = [];
   for (const summary of fetched.batch) {
     if (fetched.withheld.has(summary.uid)) {
       // Nothing after it is prepared either: the checkpoint stops before it, the next run retries from there.
@@ -118,26 +116,27 @@ export async function prepareFetched(
       continue;
     }
     const raw = fetched.raw.get(summary.uid);
-    const content = await parseMessageContent(source.bytes, { partial: source.partial });
-    const detail = serializeDetail(
-      buildMessageDetail({
-        mailboxId: target.mailboxId,
-        folder: target.folder,
-        uidValidity: checkpoint.uidValidity,
-        summary,
-        content,
-        partial: source.partial,
-        ...(raw ? { raw } : {}),
-      }),
-      { source: target.eventSource, detailType: DETAIL_TYPE_MESSAGE },
-    );
-    prepared.push({
-      uid: summary.uid,
-      summary,
-      entry: { ...eventEntry(target, DETAIL_TYPE_MESSAGE, detail), uid: summary.uid },
-    });
+    prepared.push({ uid: summary.uid, summary, job: jobs.length });
+    jobs.push({ summary, bytes: source.bytes, partial: source.partial, ...(raw ? { raw } : {}) });
   }
-  return prepared;
+  const details =
+    jobs.length === 0
+      ? []
+      : await (input.detailer ?? inThread).details(jobs, {
+          mailboxId: target.mailboxId,
+          folder: target.folder,
+          uidValidity: checkpoint.uidValidity,
+          eventSource: target.eventSource,
+        });
+  return prepared.map((p) =>
+    'job' in p
+      ? {
+          uid: p.uid,
+          summary: p.summary,
+          entry: { ...eventEntry(target, DETAIL_TYPE_MESSAGE, details[p.job]!), uid: p.uid },
+        }
+      : p,
+  );
 }
 
 export function eventEntry(target: EventTarget, detailType: string, detail: string): EventEntry {
