@@ -5,6 +5,7 @@ import { businessMail } from '../../bench/business-mail.js';
 import {
   fastDecodersInstalled,
   PassThroughDecoder,
+  parseForContent,
   parseWithFastDecoders,
   QuotedPrintableDecoder,
 } from '../../functions/poller/core/mime-decoders.js';
@@ -28,6 +29,13 @@ async function expectSameAsStock(bytes: Uint8Array): Promise<void> {
     const stock = await PostalMime.parse(bytes, options).then(comparable, (e: Error) => ({ error: e.message }));
     const fast = await parseWithFastDecoders(bytes, options).then(comparable, (e: Error) => ({ error: e.message }));
     expect(fast).toEqual(stock);
+    const content = await parseForContent(bytes, options).then(comparable, (e: Error) => ({ error: e.message }));
+    const { headers, text, html, attachments, error } = stock as Record<string, unknown>;
+    expect(content).toEqual(
+      Object.fromEntries(
+        Object.entries({ headers, text, html, attachments, error }).filter(([, v]) => v !== undefined),
+      ),
+    );
   }
 }
 
@@ -37,7 +45,7 @@ const decode = (decoder: QuotedPrintableDecoder | PassThroughDecoder, lines: str
   return Buffer.from(decoder.finalize()).toString('latin1');
 };
 
-describe('postal-mime with the fast body decoders', () => {
+describe('postal-mime with the fast body decoders (and without the fields parseMessageContent does not read)', () => {
   it('is installed on this postal-mime (else parsing is stock, and slower)', () => {
     expect(fastDecodersInstalled).toBe(true);
   });

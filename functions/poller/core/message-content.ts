@@ -4,7 +4,7 @@
  */
 import { addressParser, decodeWords } from 'postal-mime';
 import type { AttachmentInfo, MessageReceivedDetail } from './event-detail.js';
-import { parseWithFastDecoders } from './mime-decoders.js';
+import { type ContentParse, parseForContent } from './mime-decoders.js';
 import type { Address } from './types.js';
 
 /**
@@ -62,14 +62,14 @@ export async function parseMessageContent(source: Uint8Array, options: { partial
   // empty lines costs seconds of CPU. Past MAX_PARSE_LINES the rest is treated like a cut download.
   const bytes = cutAtLine(source, MAX_PARSE_LINES);
   options = { partial: options.partial || bytes.length < source.length };
-  let parsed: Awaited<ReturnType<typeof parseWithFastDecoders>> | undefined;
+  let parsed: ContentParse | undefined;
   let parseError: string | undefined;
   try {
     // A view over its whole ArrayBuffer is handed over as the buffer: postal-mime copies views.
     const whole =
       bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
     // 'arraybuffer' is the cheapest encoding: 'base64' and 'utf8' decode to an ArrayBuffer first and then add a string copy.
-    parsed = await parseWithFastDecoders(whole ? (bytes.buffer as ArrayBuffer) : bytes, {
+    parsed = await parseForContent(whole ? (bytes.buffer as ArrayBuffer) : bytes, {
       attachmentEncoding: 'arraybuffer',
       // A forwarded message (message/rfc822) is listed as an attachment, not parsed: nesting costs a re-parse per level.
       forceRfc822Attachments: true,
