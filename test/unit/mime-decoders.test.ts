@@ -88,6 +88,30 @@ describe('postal-mime with the fast body decoders (and without the fields parseM
       '',
     ].join('\r\n');
     await expectSameAsStock(enc(multipart));
+    // Boundary-like lines outside and inside a multipart, a preamble and an epilogue, a missing terminator.
+    const nested = [
+      'Content-Type: multipart/mixed; boundary="outer"',
+      '',
+      'preamble',
+      '--not-a-boundary',
+      '--outer',
+      'Content-Type: multipart/alternative; boundary="inner"',
+      '',
+      '--inner',
+      part('8bit', '--outer-but-longer\r\n--inner-- trailing text\r\n--'),
+      '--inner  ',
+      'Content-Type: text/html',
+      '',
+      '<p>--inner</p>',
+      '--outer--',
+      'epilogue',
+      '--outer',
+      'after the end',
+    ].join('\r\n');
+    await expectSameAsStock(enc(nested));
+    await expectSameAsStock(enc(nested.slice(0, nested.indexOf('--outer--'))));
+    // postal-mime's header size limit, counted across the whole message.
+    await expectSameAsStock(enc(`${'X-Filler: 0123456789abcdef\r\n'.repeat(90_000)}\r\nbody`));
   });
 
   it('decodes quoted-printable and pass-through lines as postal-mime does', () => {
