@@ -1,5 +1,40 @@
 import { availableParallelism } from 'node:os';
+import { relative } from 'node:path';
 import { defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
+
+/**
+ * Seconds the slowest files take in a whole run on 2 cores (CI, 2026-11-30). A fresh clone has no
+ * durations cached, and vitest would then start files by size (and all integration files before all unit
+ * files): the 3.5-minute fleet scale test started a third into the run and ended it alone. Only the order
+ * uses these figures; a stale one costs some wall time, never a test.
+ */
+const SLOWEST_SECONDS: Record<string, number> = {
+  'test/integration/fleet-scale.test.ts': 213,
+  'test/integration/chaos.test.ts': 103,
+  'test/package/pack.test.ts': 90,
+  'test/integration/faults.test.ts': 82,
+  'test/integration/hostile-server.test.ts': 49,
+  'test/integration/content.test.ts': 48,
+  'test/unit/message-content.test.ts': 44,
+  'test/integration/raw-storage.test.ts': 41,
+};
+
+/**
+ * Longest first across both projects, so that no long file starts late: the durations vitest cached from
+ * the last run where it has them (a developer's machine), else SLOWEST_SECONDS, else by size like vitest.
+ */
+class LongestFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const { cache, config } = this.ctx;
+    const key = (spec: TestSpecification) => `${spec.project.name}:${relative(config.root, spec.moduleId)}`;
+    const expectedMs = (spec: TestSpecification) =>
+      cache.getFileTestResults(key(spec))?.duration ??
+      (SLOWEST_SECONDS[relative(config.root, spec.moduleId)] ?? -1) * 1_000;
+    const size = (spec: TestSpecification) => cache.getFileStats(key(spec))?.size ?? 0;
+    return [...files].sort((a, b) => expectedMs(b) - expectedMs(a) || size(b) - size(a));
+  }
+}
 
 export default defineConfig({
   test: {
@@ -10,6 +45,7 @@ export default defineConfig({
     // Integration tests mostly wait on the servers, which also need CPU: one worker per core,
     // at least 2, at most 4.
     maxWorkers: Math.min(4, Math.max(2, availableParallelism())),
+    sequence: { sequencer: LongestFirst },
     env: {
       // The AWS SDK warns once per process that it will need Node 22; noise in test output.
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
