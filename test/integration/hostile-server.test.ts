@@ -8,7 +8,7 @@
  * Set HOSTILE_TABLE=1 to print the table of cases (outcome, peak RSS, time to settle, connection closed).
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDbCheckpointStore } from '../../functions/poller/adapters/dynamodb-checkpoint-store.js';
 import type { Checkpoint } from '../../functions/poller/core/types.js';
 import { moto, tlsMaterial } from '../support/env.js';
@@ -39,8 +39,11 @@ beforeAll(async () => {
   runner = await bundleHandlerRunner();
 });
 
+// Every case has its own fake server, bus, secret and table and runs the handler in a child process: the cases run
+// concurrently (most of a case is waiting on a child or on a hard stop); the servers close when the file is done.
+// The Dovecot case invokes the handler in-process (World.invoke sets process.env): it runs alone.
 const servers: FakeImapServer[] = [];
-afterEach(async () => {
+afterAll(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
 
@@ -153,7 +156,7 @@ class FakeWorld {
   }
 }
 
-describe('a login that never completes', () => {
+describe.concurrent('a login that never completes', () => {
   it('silent after the greeting: the hard stop ends the run, the connection is closed', async () => {
     const world = await FakeWorld.create();
     world.server.faults = { login: 'silent' };
@@ -179,7 +182,7 @@ describe('a login that never completes', () => {
   });
 });
 
-describe('more than a poll asked for', () => {
+describe.concurrent('more than a poll asked for', () => {
   it('a 400 MB literal for a 2 MiB partial FETCH: a protocol error, nothing published, the checkpoint stays', async () => {
     const world = await FakeWorld.create();
     world.server.addMessages(5);
@@ -250,7 +253,7 @@ describe('more than a poll asked for', () => {
   });
 });
 
-describe('answers that do not match the request', () => {
+describe.concurrent('answers that do not match the request', () => {
   it('FETCH rows for UIDs not asked for (no body): ignored and logged once; the checkpoint stops at the real mail', async () => {
     const world = await FakeWorld.create();
     world.server.addMessages(5);
@@ -306,7 +309,7 @@ describe('answers that do not match the request', () => {
   });
 });
 
-describe('numbers outside RFC 3501 ranges', () => {
+describe.concurrent('numbers outside RFC 3501 ranges', () => {
   async function numbersCase(
     name: string,
     faults: FakeImapServer['faults'],
@@ -363,7 +366,7 @@ describe('numbers outside RFC 3501 ranges', () => {
   });
 });
 
-describe('UIDVALIDITY and UIDNEXT changes', () => {
+describe.concurrent('UIDVALIDITY and UIDNEXT changes', () => {
   it('a UIDVALIDITY change in STATUS that EXAMINE does not confirm: no reset event, the checkpoint stays', async () => {
     const world = await FakeWorld.create();
     world.server.addMessages(3);
@@ -425,7 +428,7 @@ describe('the re-scan after a reset uses the server time basis (Dovecot)', () =>
   });
 });
 
-describe('STARTTLS', () => {
+describe.concurrent('STARTTLS', () => {
   it('plaintext injected after the STARTTLS OK: its own error (a possible man-in-the-middle), no login', async () => {
     const world = await FakeWorld.create({ security: 'starttls' });
     world.server.faults = { starttlsInjection: true };
