@@ -150,6 +150,9 @@ describe('the npm package, installed from its tarball into an empty project', ()
     );
     timings.installMs = Math.round(performance.now() - t0);
     installed = join(consumer, 'node_modules', 'imap-event-source');
+    // The type checks and the synth are the long steps: they start now and run while the CLI cases run; the
+    // tests below await their results (a failure surfaces there, not here).
+    synth().catch(() => {});
   }, 1_200_000);
 
   afterAll(async () => {
@@ -320,8 +323,11 @@ describe('the npm package, installed from its tarball into an empty project', ()
     );
   });
 
-  /** tsc with NodeNext (emits the app to out/) and with bundler resolution, both strict, no skipLibCheck. */
-  const typeCheck = once(async () => {
+  /**
+   * tsc with NodeNext (emits the app to out/) and with bundler resolution, both strict, no skipLibCheck; both
+   * started at once, each awaited on its own (the synth needs only the NodeNext emit).
+   */
+  const typeChecks = once(async () => {
     await writeFile(join(consumer, 'src', 'app.ts'), APP_TS);
     const nodeNext = {
       compilerOptions: { ...STRICT, module: 'NodeNext', moduleResolution: 'NodeNext', rootDir: 'src', outDir: 'out' },
@@ -334,22 +340,22 @@ describe('the npm package, installed from its tarball into an empty project', ()
     await writeFile(join(consumer, 'tsconfig.json'), JSON.stringify(nodeNext));
     await writeFile(join(consumer, 'tsconfig.bundler.json'), JSON.stringify(bundler));
     const tsc = join(consumer, 'node_modules', 'typescript', 'bin', 'tsc');
-    return Promise.all(
-      ['tsconfig.json', 'tsconfig.bundler.json'].map((p) =>
-        exec(process.execPath, [tsc, '-p', p, '--pretty', 'false'], { cwd: consumer, timeoutMs: 600_000 }),
-      ),
+    const [nodeNextRun, bundlerRun] = ['tsconfig.json', 'tsconfig.bundler.json'].map((p) =>
+      exec(process.execPath, [tsc, '-p', p, '--pretty', 'false'], { cwd: consumer, timeoutMs: 600_000 }),
     );
+    return { nodeNext: nodeNextRun!, bundler: bundlerRun! };
   });
 
   it('a strict TypeScript CDK app type-checks with NodeNext and with bundler resolution (no skipLibCheck)', async () => {
-    const [nodeNext, bundler] = await typeCheck();
+    const checks = await typeChecks();
+    const [nodeNext, bundler] = await Promise.all([checks.nodeNext, checks.bundler]);
     expect(nodeNext, 'NodeNext').toEqual({ code: 0, stdout: '', stderr: '' });
     expect(bundler, 'bundler').toEqual({ code: 0, stdout: '', stderr: '' });
   }, 1_200_000);
 
   /** `node out/app.js`: the compiled consumer app synthesizes, with no esbuild anywhere it could find. */
   const synth = once(async () => {
-    const [nodeNext] = await typeCheck();
+    const nodeNext = await (await typeChecks()).nodeNext;
     expect(nodeNext.code, nodeNext.stdout).toBe(0);
     const assembly = join(work, 'cdk.out');
     const run = await must(process.execPath, ['out/app.js', assembly], { cwd: consumer, timeoutMs: 300_000 });
