@@ -4,6 +4,9 @@
  * through aws-sdk-client-mock where only a mock can produce them, mailbox changes through doveadm.
  * After each fault: the run fails (or stops) saying why, the checkpoint never passes an unpublished message,
  * and the next fault-free run delivers the rest; duplicates only where the fault explains them.
+ * The cases that set a fault on the shared proxies, count their connections or invoke the handler in-process
+ * (World.invoke sets process.env) run one at a time; the others (describe.concurrent: pollMailbox with their own
+ * mailbox, table and bus) run side by side.
  */
 
 import { Readable } from 'node:stream';
@@ -706,7 +709,7 @@ describe.concurrent('the mailbox changes under the poller', () => {
   });
 });
 
-describe('the Lambda deadline', () => {
+describe.concurrent('the Lambda deadline', () => {
   it('reached mid-backlog: stops between batches with a consistent checkpoint; the next run continues', async () => {
     const world = await World.create();
     const deps = await realDeps(world);
