@@ -10,6 +10,7 @@ import { POLLER_ENV, type PollerConfig, readPollerConfig } from './contract/poll
 import { MAILBOX_DIMENSION, METRIC_NAMESPACE, SERVICE_NAME } from './contract/telemetry.js';
 import type { PollDeps } from './ports.js';
 import { type RunReporter, reportFailed, reportFinished } from './report.js';
+import { REPORT_MARGIN_MS, REPORT_RESERVE_MS } from './run/deadline.js';
 import { pollMailbox } from './run/poll-mailbox.js';
 
 /** Exported for tests that read the log lines. */
@@ -48,6 +49,9 @@ export async function handler(
   context: Pick<Context, 'getRemainingTimeInMillis'>,
 ): Promise<{ outcome: string; published: number }> {
   const started = Date.now();
+  const lambdaDeadline = started + context.getRemainingTimeInMillis();
+  // The status write after the run gives up before the Lambda deadline (a timed-out invocation logs nothing more).
+  const report = () => ({ signal: AbortSignal.timeout(Math.max(0, lambdaDeadline - REPORT_MARGIN_MS - Date.now())) });
   let mailboxId = process.env[POLLER_ENV.mailboxId] ?? 'unknown';
   metrics.addDimension(MAILBOX_DIMENSION, mailboxId);
   let reporter: RunReporter = { log: logger, metrics, now: () => new Date() };
@@ -56,14 +60,11 @@ export async function handler(
     reporter = composed.reporter;
     mailboxId = composed.config.mailboxId;
     logger.appendKeys({ mailboxId });
-    const summary = await pollMailbox(
-      composed.deps,
-      pollOptions(composed.config, started + context.getRemainingTimeInMillis()),
-    );
-    await reportFinished(reporter, summary);
+    const summary = await pollMailbox(composed.deps, pollOptions(composed.config, lambdaDeadline - REPORT_RESERVE_MS));
+    await reportFinished(reporter, summary, report());
     return { outcome: summary.outcome, published: summary.published };
   } catch (err) {
-    const { code, message } = await reportFailed(reporter, mailboxId, err, Date.now() - started);
+    const { code, message } = await reportFailed(reporter, mailboxId, err, Date.now() - started, report());
     // A fresh error: the message is secret-free, and no foreign stack or cause reaches the runtime's log.
     const failure = new Error(`${code}: ${message}`);
     failure.name = 'PollFailedError';

@@ -64,8 +64,8 @@ export interface PollFailureRecord {
 
 /** The per-mailbox record of the last successful and the last failed poll, for `status` and fleet tooling. */
 export interface PollStatusStore {
-  recordSuccess(mailboxId: string, record: PollSuccessRecord): Promise<void>;
-  recordFailure(mailboxId: string, record: PollFailureRecord): Promise<void>;
+  recordSuccess(mailboxId: string, record: PollSuccessRecord, options?: CallOptions): Promise<void>;
+  recordFailure(mailboxId: string, record: PollFailureRecord, options?: CallOptions): Promise<void>;
   getStatus(mailboxId: string): Promise<PollStatus | undefined>;
   /** The lease item as stored (also when expired), or undefined when no run holds it. */
   getLease(mailboxId: string): Promise<LeaseInfo | undefined>;

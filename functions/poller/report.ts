@@ -7,7 +7,7 @@
 import { HEARTBEAT_METRIC, LOG_POLL_FAILED, LOG_POLL_FINISHED } from './contract/telemetry.js';
 import { messagesWaiting } from './core/health.js';
 import { describeError } from './errors.js';
-import type { Log, PollStatusStore } from './ports.js';
+import type { CallOptions, Log, PollStatusStore } from './ports.js';
 import type { PollSummary } from './run/poll-mailbox.js';
 
 /** The part of Powertools' Metrics the report uses. */
@@ -29,7 +29,12 @@ export function waitingAfter(summary: PollSummary): number | null {
   return summary.uidNext === null || summary.toUid === null ? null : messagesWaiting(summary.uidNext, summary.toUid);
 }
 
-export async function reportFinished(reporter: RunReporter, summary: PollSummary): Promise<void> {
+/** `options.signal` cancels the status write (the handler's own deadline: see REPORT_RESERVE_MS). */
+export async function reportFinished(
+  reporter: RunReporter,
+  summary: PollSummary,
+  options: CallOptions = {},
+): Promise<void> {
   const waiting = waitingAfter(summary);
   reporter.log.info(LOG_POLL_FINISHED, { ...summary, waiting });
   if (summary.outcome === 'skipped') return; // another run holds the lease: neither a success nor a failure
@@ -37,15 +42,19 @@ export async function reportFinished(reporter: RunReporter, summary: PollSummary
   // Only on the anomaly (a server restored from a backup): costs nothing while the server behaves.
   if (summary.uidNextBelowCheckpoint) reporter.metrics.addMetric('UidNextBelowCheckpoint', 'Count', 1);
   await record(reporter, () =>
-    reporter.status?.recordSuccess(summary.mailboxId, {
-      at: reporter.now(),
-      outcome: summary.outcome,
-      folder: summary.folder,
-      published: summary.published,
-      waiting,
-      durationMs: summary.durationMs,
-      ...common(reporter),
-    }),
+    reporter.status?.recordSuccess(
+      summary.mailboxId,
+      {
+        at: reporter.now(),
+        outcome: summary.outcome,
+        folder: summary.folder,
+        published: summary.published,
+        waiting,
+        durationMs: summary.durationMs,
+        ...common(reporter),
+      },
+      options,
+    ),
   );
 }
 
@@ -55,6 +64,7 @@ export async function reportFailed(
   mailboxId: string,
   err: unknown,
   durationMs: number,
+  options: CallOptions = {},
 ): Promise<{ code: string; message: string }> {
   const { code, message, retryable } = describeError(err);
   reporter.log.error(LOG_POLL_FAILED, {
@@ -66,7 +76,11 @@ export async function reportFailed(
     durationMs,
   });
   await record(reporter, () =>
-    reporter.status?.recordFailure(mailboxId, { at: reporter.now(), errorCode: code, message, ...common(reporter) }),
+    reporter.status?.recordFailure(
+      mailboxId,
+      { at: reporter.now(), errorCode: code, message, ...common(reporter) },
+      options,
+    ),
   );
   return { code, message };
 }

@@ -314,6 +314,27 @@ describe('AWS network faults (TCP proxy in front of moto_server)', () => {
     expectExactlyOnce(await received(world, 2), uids);
   });
 
+  it('endpoint silent from the start: the handler gives up recording the failure at its deadline and returns', async () => {
+    const world = await proxiedWorld();
+    await world.invoke();
+    const before = await world.checkpoint();
+    await proxies.aws.setFault({ kind: 'silent' });
+    const started = Date.now();
+    const error = await world.invoke({}, 4_000).then(
+      () => new Error('expected a failure'),
+      (err: Error) => err,
+    );
+    // The run stops at its own deadline (REPORT_RESERVE_MS before the Lambda's); the status write of the failure is
+    // cancelled REPORT_MARGIN_MS before the Lambda's instead of waiting for a network that does not answer (without
+    // that bound the handler returned only when the network came back). 2 s of slack for a loaded machine.
+    expect(Date.now() - started).toBeLessThan(4_000 + 2_000);
+    expect(error.message).toMatch(/^CHECKPOINT_STORE_FAILED: .*did not answer in time/);
+    // Nothing moved. (The lease request the proxy held may reach the table once the network is back: that lease then
+    // expires LEASE_GRACE_MS after the run's deadline, as a crashed run's does.)
+    await proxies.aws.setFault({ kind: 'pass' });
+    expect(await world.checkpoint()).toEqual(before);
+  });
+
   it('endpoint goes silent during PutEvents: the run stops before its deadline; the lease is not left behind', async () => {
     const world = await proxiedWorld();
     const deps = await realDeps(world);

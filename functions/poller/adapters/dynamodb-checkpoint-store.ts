@@ -213,7 +213,7 @@ export function parseCheckpointItem(
 }
 
 /** The SDK's per-request options: the run's signal cancels the request. */
-function sendOptions(options: CallOptions): { abortSignal?: AbortSignal } {
+export function sendOptions(options: CallOptions): { abortSignal?: AbortSignal } {
   return options.signal ? { abortSignal: options.signal } : {};
 }
 

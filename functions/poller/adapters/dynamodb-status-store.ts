@@ -8,7 +8,8 @@ import {
 import { leaseKey, statusKey } from '../contract/keys.js';
 import type { LeaseInfo, PollStatus } from '../core/health.js';
 import { CheckpointStoreError } from '../errors.js';
-import type { PollFailureRecord, PollStatusStore, PollSuccessRecord } from '../ports.js';
+import type { CallOptions, PollFailureRecord, PollStatusStore, PollSuccessRecord } from '../ports.js';
+import { sendOptions } from './dynamodb-checkpoint-store.js';
 
 /** Longest error message kept in the status item. */
 export const MAX_STORED_ERROR_MESSAGE = 1_000;
@@ -23,7 +24,7 @@ export class DynamoDbPollStatusStore implements PollStatusStore {
     private readonly tableName: string,
   ) {}
 
-  async recordSuccess(mailboxId: string, record: PollSuccessRecord): Promise<void> {
+  async recordSuccess(mailboxId: string, record: PollSuccessRecord, options: CallOptions = {}): Promise<void> {
     const values: Record<string, AttributeValue> = {
       ':id': { S: mailboxId },
       ':at': { S: record.at.toISOString() },
@@ -53,10 +54,15 @@ export class DynamoDbPollStatusStore implements PollStatusStore {
       remove.push('lastWaiting');
     }
     this.common(record, set, values);
-    await this.update(mailboxId, `SET ${set.join(', ')}${remove.length ? ` REMOVE ${remove.join(', ')}` : ''}`, values);
+    await this.update(
+      mailboxId,
+      `SET ${set.join(', ')}${remove.length ? ` REMOVE ${remove.join(', ')}` : ''}`,
+      values,
+      options,
+    );
   }
 
-  async recordFailure(mailboxId: string, record: PollFailureRecord): Promise<void> {
+  async recordFailure(mailboxId: string, record: PollFailureRecord, options: CallOptions = {}): Promise<void> {
     const values: Record<string, AttributeValue> = {
       ':id': { S: mailboxId },
       ':at': { S: record.at.toISOString() },
@@ -72,7 +78,7 @@ export class DynamoDbPollStatusStore implements PollStatusStore {
       'updatedAt = :at',
     ];
     this.common(record, set, values);
-    await this.update(mailboxId, `SET ${set.join(', ')} ADD consecutiveFailures :one`, values);
+    await this.update(mailboxId, `SET ${set.join(', ')} ADD consecutiveFailures :one`, values, options);
   }
 
   async getStatus(mailboxId: string): Promise<PollStatus | undefined> {
@@ -152,7 +158,12 @@ export class DynamoDbPollStatusStore implements PollStatusStore {
     }
   }
 
-  private async update(mailboxId: string, expression: string, values: Record<string, AttributeValue>): Promise<void> {
+  private async update(
+    mailboxId: string,
+    expression: string,
+    values: Record<string, AttributeValue>,
+    options: CallOptions,
+  ): Promise<void> {
     await this.call('status write', () =>
       this.client.send(
         new UpdateItemCommand({
@@ -161,6 +172,7 @@ export class DynamoDbPollStatusStore implements PollStatusStore {
           UpdateExpression: expression,
           ExpressionAttributeValues: values,
         }),
+        sendOptions(options),
       ),
     );
   }

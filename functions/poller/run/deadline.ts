@@ -29,6 +29,14 @@ export const MAX_RESERVE_SHARE = 2 / 3;
 export const CLEANUP_MS = 2_000;
 /** Below this, a run cannot connect, log in and publish one batch: it refuses to start. */
 export const MIN_RUN_MS = 1_000;
+/**
+ * The Lambda handler's share after the run: the run's deadline is this much before the Lambda's, and the status
+ * item's write (report.ts) is cancelled at REPORT_MARGIN_MS before the Lambda's, so a slow or throttled status
+ * write (the SDK's retries back off for seconds) cannot carry the invocation into a timeout.
+ */
+export const REPORT_RESERVE_MS = 500;
+export const REPORT_MARGIN_MS = 100;
+
 /** A lease outlives the run's deadline by this much, so a crashed run blocks the mailbox only briefly. */
 export const LEASE_GRACE_MS = 30_000;
 
