@@ -134,8 +134,10 @@ describe('fleet at scale', () => {
     );
     const setupSeconds = (performance.now() - t0) / 1000;
 
-    // The dispatcher's DynamoDB calls through a counting proxy (its clients are composed at its first invocation).
-    const calls = await DynamoDbCallLog.start(motoUrl);
+    // Every table call of the dispatcher, the workers and the CLI through a proxy (their clients are composed at their
+    // first invocation) that counts them and applies writes to one item one after the other, as DynamoDB does: the
+    // host slots' conditional puts need exactly one winner, which moto_server alone does not guarantee.
+    const calls = await DynamoDbCallLog.start(motoUrl, { atomicItems: true });
     tableCalls = calls;
     process.env.AWS_ENDPOINT_URL_DYNAMODB = calls.url;
     const tableWrites = () => {
@@ -149,8 +151,6 @@ describe('fleet at scale', () => {
     const cycle = await fleet.dispatch(anchored());
     const dispatchMs = performance.now() - c0;
     const cycleWrites = tableWrites();
-    // The workers (composed at their first invocation) and the CLI talk to moto directly.
-    delete process.env.AWS_ENDPOINT_URL_DYNAMODB;
     const drained = await fleet.drain({ lanes: LANES, batchSize: BATCH });
     const drainSeconds = (performance.now() - c0) / 1000;
 
@@ -181,6 +181,7 @@ describe('fleet at scale', () => {
     ]);
     expect(added.stderr).toBe('');
     expect(added.code).toBe(0);
+    calls.clear(); // the workers' and the CLI's calls
     const n0 = performance.now();
     const next = await fleet.dispatch();
     const nextWrites = tableWrites();

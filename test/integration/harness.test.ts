@@ -1,10 +1,11 @@
 // Proves the integration-test harness: real Dovecot (TLS, STARTTLS, no-TLS), doveadm helpers, moto_server.
 
-import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
+import { DescribeTableCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { ImapFlow, type ImapFlowOptions } from 'imapflow';
 import { afterAll, describe, expect, it } from 'vitest';
+import { DynamoDbCallLog } from '../support/aws-proxy.js';
 import { SEED_FOLDERS } from '../support/dovecot.js';
 import { dovecot, dovecotNoTls, imapFlowOptions, moto, startDovecot, tlsMaterial } from '../support/env.js';
 import { buildMessage } from '../support/messages.js';
@@ -248,6 +249,40 @@ describe('moto_server', () => {
       detail: { uid: 7 },
     });
     expect(await aws.collectUnexpected(bus.queueUrl, 500)).toEqual([]);
+  });
+
+  it('applies simultaneous conditional writes to one item one at a time behind an atomic-items proxy', async () => {
+    // moto_server alone can let two of them win (see AwsProxyOptions.atomicItems); DynamoDB never does.
+    const table = uniqueName('atomic');
+    await aws.createCheckpointTable(table);
+    const proxy = await DynamoDbCallLog.start(aws.info.endpoint, { atomicItems: true });
+    const client = new DynamoDBClient({ ...aws.clientConfig, endpoint: proxy.url, maxAttempts: 1 });
+    try {
+      const winners: number[] = [];
+      for (let round = 0; round < 40; round++) {
+        const results = await Promise.allSettled(
+          Array.from({ length: 8 }, (_, owner) =>
+            client.send(
+              new PutItemCommand({
+                TableName: table,
+                Item: { pk: { S: `slot#${round}` }, owner: { S: String(owner) } },
+                ConditionExpression: 'attribute_not_exists(pk)',
+              }),
+            ),
+          ),
+        );
+        winners.push(results.filter((r) => r.status === 'fulfilled').length);
+        // The losers saw the condition fail (not some other error).
+        for (const r of results) {
+          if (r.status === 'rejected') expect((r.reason as Error).name).toBe('ConditionalCheckFailedException');
+        }
+      }
+      expect(new Set(winners)).toEqual(new Set([1]));
+      expect(proxy.writes()).toHaveLength(40 * 8);
+    } finally {
+      client.destroy();
+      await proxy.close();
+    }
   });
 
   it('exposes env vars and client config for code under test', () => {

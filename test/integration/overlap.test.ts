@@ -5,11 +5,13 @@
  * Real handler invocations against Dovecot and moto_server.
  */
 import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
 import { CheckpointConflictError } from '../../functions/poller/errors.js';
 import type { EventPublisher, LeaseStore } from '../../functions/poller/ports.js';
 import { pollMailbox } from '../../functions/poller/run/poll-mailbox.js';
+import { AwsProxy } from '../support/aws-proxy.js';
+import { moto } from '../support/env.js';
 import type { EventEnvelope } from '../support/moto.js';
 import { World } from './world.js';
 
@@ -17,13 +19,24 @@ const { handler, resetContainer } = await import('../../functions/poller/handler
 
 const handlerEnv = (world: World): Record<string, string> => world.handlerEnv({ START_AT: 'now' });
 
+/**
+ * Their table calls go through a proxy that applies writes to one item one after the other, as DynamoDB does (moto_server
+ * alone can let two simultaneous conditional lease puts both succeed).
+ */
+let atomicTable: Promise<AwsProxy> | undefined;
+afterAll(async () => {
+  await (await atomicTable)?.close();
+});
+
 /** `n` handler invocations at the same moment, each in its own (cold) container, as Lambda would run them. */
 async function invokeConcurrently(
   world: World,
   n: number,
 ): Promise<PromiseSettledResult<{ outcome: string; published: number }>[]> {
+  atomicTable ??= AwsProxy.start(moto().info.endpoint, () => {}, { atomicItems: true });
+  const table = await atomicTable;
   const saved = { ...process.env };
-  Object.assign(process.env, handlerEnv(world));
+  Object.assign(process.env, handlerEnv(world), { AWS_ENDPOINT_URL_DYNAMODB: table.url });
   try {
     const runs: Promise<{ outcome: string; published: number }>[] = [];
     for (let i = 0; i < n; i++) {
