@@ -5,6 +5,9 @@
  */
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import type { DynamoDbRegistry } from '../../functions/fleet/adapters/dynamodb-registry.js';
+import { withOverrides } from '../../functions/fleet/compose.js';
+import type { RegistryEntry } from '../../functions/fleet/core/registry.js';
 import {
   assessHealth,
   formatSeconds,
@@ -12,6 +15,7 @@ import {
   type LeaseInfo,
   type LiveFolder,
   type PollStatus,
+  type ScheduleState,
 } from '../../functions/poller/core/health.js';
 import type { Checkpoint } from '../../functions/poller/core/types.js';
 import { ConfigurationError, describeError } from '../../functions/poller/errors.js';
@@ -20,6 +24,7 @@ import type { Command, CommandContext } from '../context.js';
 import { type DeployedMailbox, readDeployedMailboxes } from '../deployment.js';
 import { printStep, type StepStatus, UsageError, type Writer } from '../output.js';
 import { quietAwsSdk, requireRegion, settingsSourceFrom } from '../settings-source.js';
+import { listing, type MailboxListing } from './mailbox.js';
 
 const HELP = `Usage: imap-event-source status --table TABLE [--mailbox ID]... [options]
 
@@ -29,13 +34,18 @@ Shows for every mailbox of a deployment (or the ones named with --mailbox):
   last success  time, outcome, messages published, messages waiting after that poll
   last failure  time and error code (with the fix in the message)
   live          STATUS of the folder now: messages waiting (UIDNEXT − 1 − last UID)
+  fleet         (fleet mode) active, paused, or backing off with the reason and the next attempt;
+                the live STATUS uses the registry's username and folder for the mailbox
 Unhealthy: no successful poll recorded, none for longer than the staleness alarm allows
-(STALE), the last poll failed (FAILING), or the live STATUS fails (UNREACHABLE).
+(STALE), the last poll failed (FAILING), the live STATUS fails (UNREACHABLE), or the fleet
+backs the mailbox off after persistent failures (BACKOFF). A paused fleet mailbox is not
+expected to poll: neither stale nor unhealthy.
 
 Options:
       --table TABLE       the checkpoint table (stack output CheckpointTableName); default $CHECKPOINT_TABLE
       --mailbox ID        a mailbox to show (repeatable); default: every mailbox of --cdk-json,
-                          or, without one, every mailbox with a status item in the table
+                          or, without one, every mailbox with a status item in the table; in
+                          fleet mode also every mailbox of the registry
       --cdk-json FILE     the deployment's cdk.json (default ./cdk.json when it has the configuration)
       --stale-after MIN   minutes without a successful poll that count as stale (default: what the
                           staleness alarm uses, recorded by the poller or derived from cdk.json)
@@ -68,11 +78,14 @@ export interface MailboxStatusReport {
   /** Messages waiting now, against the live STATUS. */
   readonly waiting: number | null;
   readonly staleAfterSeconds: number | null;
+  /** Fleet mode: the mailbox's registry entry as `mailbox list` shows it; null in per-mailbox mode. */
+  readonly fleet: MailboxListing | null;
 }
 
 interface Stores {
   readonly status: PollStatusStore & { listMailboxIds(limit?: number): Promise<string[]> };
   readonly checkpoints: CheckpointStore;
+  readonly registry: Pick<DynamoDbRegistry, 'get' | 'list'>;
 }
 
 export const statusCommand: Command = {
@@ -101,9 +114,16 @@ export const statusCommand: Command = {
 
     const stores = await openStores(table);
     const deployed = await deployedMailboxes(values['cdk-json']);
+    // Fleet mode: the registry names every mailbox, also those added with the CLI or never polled yet.
+    const registered = values.mailbox?.length ? undefined : await stores.registry.list();
     const ids = values.mailbox?.length
       ? values.mailbox
-      : (deployed?.map((m) => m.id) ?? (await stores.status.listMailboxIds()));
+      : [
+          ...new Set([
+            ...(deployed?.map((m) => m.id) ?? (await stores.status.listMailboxIds())),
+            ...(registered ?? []).map((e) => e.id),
+          ]),
+        ];
     if (ids.length === 0) {
       throw new ConfigurationError(`No mailbox has a status item in table "${table}" yet.`, {
         hint: 'name the mailboxes with --mailbox or pass the deployment with --cdk-json; a mailbox gets its status item with its first poll.',
@@ -117,6 +137,7 @@ export const statusCommand: Command = {
         await mailboxStatus(stores, id, {
           now,
           live: !values['no-live'],
+          ...(registered ? { registered: registered.find((e) => e.id === id) ?? null } : {}),
           ...(config ? { deployed: config } : {}),
           ...(staleOverride !== undefined ? { staleAfterSeconds: staleOverride } : {}),
         }),
@@ -136,15 +157,17 @@ export const statusCommand: Command = {
 async function openStores(table: string): Promise<Stores> {
   quietAwsSdk();
   const { composeDynamoDb } = await import('../../functions/poller/compose.js');
-  const [client, { DynamoDbPollStatusStore }, { DynamoDbCheckpointStore }] = await Promise.all([
+  const [client, { DynamoDbPollStatusStore }, { DynamoDbCheckpointStore }, { DynamoDbRegistry }] = await Promise.all([
     composeDynamoDb({}),
     import('../../functions/poller/adapters/dynamodb-status-store.js'),
     import('../../functions/poller/adapters/dynamodb-checkpoint-store.js'),
+    import('../../functions/fleet/adapters/dynamodb-registry.js'),
   ]);
   await requireRegion(() => client.config.region(), 'reading the checkpoint table', 'status --table ...');
   return {
     status: new DynamoDbPollStatusStore(client, table),
     checkpoints: new DynamoDbCheckpointStore(client, table),
+    registry: new DynamoDbRegistry(client, table),
   };
 }
 
@@ -165,10 +188,21 @@ async function deployedMailboxes(cdkJson: string | undefined): Promise<DeployedM
 export async function mailboxStatus(
   stores: Stores,
   mailboxId: string,
-  options: { now: Date; live: boolean; deployed?: DeployedMailbox; staleAfterSeconds?: number },
+  options: {
+    now: Date;
+    live: boolean;
+    deployed?: DeployedMailbox;
+    staleAfterSeconds?: number;
+    /** The registry entry when the caller listed the registry already (null: not registered). */
+    registered?: RegistryEntry | null;
+  },
 ): Promise<MailboxStatusReport> {
-  const [status, lease] = await Promise.all([stores.status.getStatus(mailboxId), stores.status.getLease(mailboxId)]);
-  const secretId = options.deployed?.secretId ?? status?.secretId;
+  const [status, lease, entry] = await Promise.all([
+    stores.status.getStatus(mailboxId),
+    stores.status.getLease(mailboxId),
+    options.registered !== undefined ? options.registered : stores.registry.get(mailboxId),
+  ]);
+  const secretId = entry?.secretId ?? options.deployed?.secretId ?? status?.secretId;
   let folder = status?.folder;
   let live: LiveFolder | null = null;
   if (options.live) {
@@ -179,7 +213,7 @@ export async function mailboxStatus(
         message: 'no secret known for this mailbox (no status item, not in cdk.json)',
       };
     } else {
-      const probe = await liveStatus(secretId);
+      const probe = await liveStatus(secretId, entry ?? {});
       live = probe.live;
       folder = probe.folder ?? folder;
     }
@@ -187,8 +221,10 @@ export async function mailboxStatus(
   const checkpoint = folder ? await stores.checkpoints.get(mailboxId, folder) : undefined;
   const staleAfterSeconds =
     options.staleAfterSeconds ?? options.deployed?.staleAfterSeconds ?? status?.staleAfterSeconds;
+  const fleet = entry ? listing(entry, options.now.getTime()) : null;
   const health = assessHealth({
     now: options.now,
+    ...(entry ? { schedule: scheduleState(entry) } : {}),
     ...(status ? { status } : {}),
     ...(checkpoint ? { checkpoint } : {}),
     ...(live ? { live } : {}),
@@ -226,6 +262,16 @@ export async function mailboxStatus(
     live,
     waiting: health.waiting ?? null,
     staleAfterSeconds: staleAfterSeconds ?? null,
+    fleet,
+  };
+}
+
+function scheduleState(entry: RegistryEntry): ScheduleState {
+  return {
+    paused: entry.paused,
+    failures: entry.failures,
+    ...(entry.backoffUntil !== undefined ? { backoffUntil: new Date(entry.backoffUntil).toISOString() } : {}),
+    ...(entry.lastErrorCode !== undefined ? { errorCode: entry.lastErrorCode } : {}),
   };
 }
 
@@ -240,12 +286,18 @@ function successOf(status: PollStatus | undefined): MailboxStatusReport['lastSuc
   };
 }
 
-/** Reads the secret and asks the folder for its STATUS, as the poller would; every failure becomes a LiveFolder error. */
-async function liveStatus(secretId: string): Promise<{ live: LiveFolder; folder?: string }> {
+/**
+ * Reads the secret (with a fleet mailbox's `username` and `folder`) and asks the folder for its STATUS, as the poller
+ * would; every failure becomes a LiveFolder error.
+ */
+async function liveStatus(
+  secretId: string,
+  overrides: Pick<RegistryEntry, 'username' | 'folder'>,
+): Promise<{ live: LiveFolder; folder?: string }> {
   let folder: string | undefined;
   try {
     const resolved = await settingsSourceFrom({ 'secret-id': secretId });
-    const settings = await resolved!.source.load({ fresh: true });
+    const settings = withOverrides(await resolved!.source.load({ fresh: true }), overrides);
     folder = settings.folder;
     const { ImapFlowMailboxGateway } = await import('../../functions/poller/adapters/imapflow-mailbox.js');
     const session = await new ImapFlowMailboxGateway().connect(settings);
@@ -300,6 +352,18 @@ function printReport(out: Writer, r: MailboxStatusReport, now: Date): void {
       ? `${f.at} (${ago(f.at, now)}): ${f.errorCode ?? '?'}${f.consecutiveFailures > 0 ? ` (${f.consecutiveFailures} in a row)` : ''}${f.message ? ` — ${f.message}` : ''}`
       : 'none recorded',
   );
+  if (r.fleet) {
+    const f = r.fleet;
+    step(
+      f.state === 'backoff' ? 'fail' : 'info',
+      'fleet',
+      f.state === 'backoff'
+        ? `backoff: ${f.lastError?.code ?? '?'} (${f.failures} in a row), next attempt ${f.nextAttemptAt}; after the fix, \`mailbox resume\` polls it at once`
+        : f.state === 'paused'
+          ? 'paused (`mailbox resume` polls it again)'
+          : `active, ${f.schedule}, next ${f.nextAttemptAt}${f.username ? `, user ${f.username}` : ''}`,
+    );
+  }
   if (r.live === null) step('skip', 'live', 'not checked (--no-live)');
   else if (!r.live.ok) step('fail', 'live', `${r.live.errorCode}: ${r.live.message}`);
   else {

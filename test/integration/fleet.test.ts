@@ -7,6 +7,7 @@ import { DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { MailboxStatusReport } from '../../cli/commands/status.js';
 import { DynamoDbRegistry } from '../../functions/fleet/adapters/dynamodb-registry.js';
 import { parsePollRequest, SqsPollQueue } from '../../functions/fleet/adapters/sqs-poll-queue.js';
 import { composeDispatcher } from '../../functions/fleet/compose.js';
@@ -16,6 +17,7 @@ import { DynamoDbPollStatusStore } from '../../functions/poller/adapters/dynamod
 import { DISPATCHER_ENV, dispatcherStateKey } from '../../functions/poller/contract/fleet.js';
 import type { MessageReceivedDetail } from '../../functions/poller/core/event-detail.js';
 import { silentLog } from '../../functions/poller/ports.js';
+import { runCli, tempDir } from '../support/cli.js';
 import { freePort } from '../support/dovecot.js';
 import { dovecot, mailboxSecret } from '../support/env.js';
 import { Fleet } from '../support/fleet.js';
@@ -89,6 +91,20 @@ describe('fleet: dispatcher and worker', () => {
     const status = new DynamoDbPollStatusStore(fleet.aws.dynamodb, fleet.table);
     expect(await status.getStatus('gamma')).toMatchObject({ lastOutcome: 'published', lastPublished: 3 });
     expect((await fleet.registry.get('gamma'))?.lastSuccessAt).toBeDefined();
+
+    // `status` lists the registry's mailboxes and checks each folder live with the mailbox's own username (the shared
+    // secret's is "nobody").
+    const shown = await runCli(['status', '--table', fleet.table, '--json'], { cwd: tempDir() });
+    expect(shown.stderr).toBe('');
+    const report = JSON.parse(shown.stdout) as { healthy: boolean; mailboxes: MailboxStatusReport[] };
+    expect(report.mailboxes.map((m) => m.mailboxId)).toEqual(['alpha', 'beta', 'gamma']);
+    expect(report.mailboxes.find((m) => m.mailboxId === 'gamma')).toMatchObject({
+      healthy: true,
+      waiting: 0,
+      live: { ok: true, messages: 3 },
+      fleet: { state: 'active', username: c.user.username },
+    });
+    expect(shown.code).toBe(0);
   });
 
   it('backs off a mailbox with a wrong password, records the reason, and keeps polling the others', async () => {
@@ -117,9 +133,41 @@ describe('fleet: dispatcher and worker', () => {
     expect(await fleet.dispatch(new Date())).toMatchObject({ dispatched: 1, inBackoff: 1 });
     await fleet.drain({ lanes: 1 });
 
+    // `status` shows the backoff, its reason and the way out, and calls the mailbox unhealthy.
+    const status = async (id: string, ...args: string[]) => {
+      const shown = await runCli(['status', '--table', fleet.table, '--mailbox', id, '--no-live', '--json', ...args], {
+        cwd: tempDir(),
+      });
+      expect(shown.stderr).toBe('');
+      return {
+        code: shown.code,
+        report: (JSON.parse(shown.stdout) as { mailboxes: MailboxStatusReport[] }).mailboxes[0]!,
+      };
+    };
+    const backingOff = await status('bad');
+    expect(backingOff.code).toBe(1);
+    expect(backingOff.report.fleet).toMatchObject({
+      state: 'backoff',
+      failures: 1,
+      lastError: { code: 'IMAP_AUTH_FAILED' },
+      nextAttemptAt: new Date(entry!.backoffUntil!).toISOString(),
+    });
+    expect(backingOff.report.problems.find((p) => p.code === 'BACKOFF')?.message).toContain('mailbox resume');
+
     // Resumed (the admin fixed the password): due at once, failures reset.
     expect(await fleet.registry.resume('bad', new Date())).toBe(true);
     expect(await fleet.registry.get('bad')).toMatchObject({ failures: 0, paused: false });
+    expect((await status('bad')).report.problems.map((p) => p.code)).not.toContain('BACKOFF');
+
+    // Paused by an admin: not expected to poll, so not stale however short the limit.
+    await fleet.registry.pause('good');
+    const paused = await status('good', '--stale-after', '0.001');
+    expect(paused).toMatchObject({ code: 0, report: { healthy: true, fleet: { state: 'paused' } } });
+    await fleet.registry.resume('good', new Date());
+    expect(await status('good', '--stale-after', '0.001')).toMatchObject({
+      code: 1,
+      report: { problems: [{ code: 'STALE' }] },
+    });
   });
 
   it('keeps the schedule of a mailbox whose server is unreachable (transient), noting since when it fails', async () => {

@@ -75,6 +75,31 @@ describe('assessHealth', () => {
 });
 
 describe('helpers', () => {
+  it('fleet: backing off is a problem with the reason and the way out; an ended backoff is not', () => {
+    const backoff = { paused: false, failures: 3, errorCode: 'IMAP_AUTH_FAILED', backoffUntil: minutesAgo(-4) };
+    expect(assessHealth({ status: ok, now: NOW, schedule: backoff }).problems).toEqual([
+      {
+        code: 'BACKOFF',
+        message: `not polled until ${minutesAgo(-4)} after 3 persistent failures (IMAP_AUTH_FAILED); fix the cause, then \`imap-event-source mailbox resume\` polls it at once`,
+      },
+    ]);
+    expect(assessHealth({ status: ok, now: NOW, schedule: { ...backoff, backoffUntil: minutesAgo(1) } }).healthy).toBe(
+      true,
+    );
+  });
+
+  it('fleet: a paused mailbox is neither stale nor never-succeeded, but a failure still shows', () => {
+    const paused = { paused: true, failures: 0 };
+    expect(assessHealth({ now: NOW, schedule: paused })).toEqual({ healthy: true, problems: [] });
+    expect(
+      assessHealth({ status: { ...ok, lastSuccessAt: minutesAgo(600) }, now: NOW, schedule: paused }).healthy,
+    ).toBe(true);
+    const failed = { ...ok, consecutiveFailures: 1, lastFailureAt: minutesAgo(0), lastErrorCode: 'IMAP_AUTH_FAILED' };
+    expect(assessHealth({ status: failed, now: NOW, schedule: paused }).problems.map((p) => p.code)).toEqual([
+      'FAILING',
+    ]);
+  });
+
   it('messagesWaiting never goes below zero', () => {
     expect(messagesWaiting(11, 10)).toBe(0);
     expect(messagesWaiting(15, 10)).toBe(4);

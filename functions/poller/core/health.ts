@@ -41,7 +41,16 @@ export type LiveFolder =
   | { readonly ok: true; readonly uidValidity: string; readonly uidNext: number; readonly messages: number }
   | { readonly ok: false; readonly errorCode: string; readonly message: string };
 
-export type HealthProblemCode = 'NEVER_SUCCEEDED' | 'STALE' | 'FAILING' | 'UNREACHABLE';
+export type HealthProblemCode = 'NEVER_SUCCEEDED' | 'STALE' | 'FAILING' | 'UNREACHABLE' | 'BACKOFF';
+
+/** Where a fleet mailbox stands in the registry (fleet mode only): paused by an admin, or backing off. */
+export interface ScheduleState {
+  readonly paused: boolean;
+  /** ISO time until which the fleet does not poll it (after persistent failures), when in the future. */
+  readonly backoffUntil?: string;
+  readonly failures: number;
+  readonly errorCode?: string;
+}
 
 export interface HealthProblem {
   readonly code: HealthProblemCode;
@@ -55,6 +64,7 @@ export interface HealthInput {
   readonly now: Date;
   /** Overrides the status item's `staleAfterSeconds`. */
   readonly staleAfterSeconds?: number;
+  readonly schedule?: ScheduleState;
 }
 
 export interface Health {
@@ -69,13 +79,18 @@ export function messagesWaiting(uidNext: number, lastUid: number): number {
   return Math.max(0, uidNext - 1 - lastUid);
 }
 
-/** Healthy = a recent successful poll, the last run did not fail, and (when checked) the folder answers. */
+/**
+ * Healthy = a recent successful poll, the last run did not fail, (when checked) the folder answers, and (fleet mode)
+ * the mailbox is not backing off. A paused mailbox is not expected to poll: it is neither stale nor never-succeeded.
+ */
 export function assessHealth(input: HealthInput): Health {
-  const { status, checkpoint, live, now } = input;
+  const { status, checkpoint, live, now, schedule } = input;
   const problems: HealthProblem[] = [];
   const staleAfter = input.staleAfterSeconds ?? status?.staleAfterSeconds;
 
-  if (!status?.lastSuccessAt) {
+  if (schedule?.paused) {
+    // an admin's decision: `mailbox resume` polls it again
+  } else if (!status?.lastSuccessAt) {
     problems.push({ code: 'NEVER_SUCCEEDED', message: 'no successful poll recorded' });
   } else if (staleAfter !== undefined) {
     const ageSeconds = (now.getTime() - Date.parse(status.lastSuccessAt)) / 1000;
@@ -90,6 +105,12 @@ export function assessHealth(input: HealthInput): Health {
     problems.push({
       code: 'FAILING',
       message: `the last ${status.consecutiveFailures === 1 ? 'poll' : `${status.consecutiveFailures} polls`} failed with ${status.lastErrorCode ?? 'an unknown error'}`,
+    });
+  }
+  if (schedule?.backoffUntil !== undefined && Date.parse(schedule.backoffUntil) > now.getTime()) {
+    problems.push({
+      code: 'BACKOFF',
+      message: `not polled until ${schedule.backoffUntil} after ${schedule.failures === 1 ? 'a persistent failure' : `${schedule.failures} persistent failures`} (${schedule.errorCode ?? 'unknown error'}); fix the cause, then \`imap-event-source mailbox resume\` polls it at once`,
     });
   }
   let waiting: number | undefined;
