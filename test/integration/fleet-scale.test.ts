@@ -30,6 +30,11 @@ const SCHEDULE = process.env.FLEET_SCALE_SCHEDULE ?? 'rate(10 minutes)';
 const BATCH = 5;
 const CAP = FLEET_DEFAULTS.hostConnectionCap;
 const PASSWORD = 'shared-tenant-password';
+/**
+ * A cycle takes about 4 minutes alone and 6.5 at load 10 with two suites and a benchmark beside it (1.6 mailboxes/s);
+ * the harness's limit on one drain sits well above that, and the test's timeout above two of them.
+ */
+const DRAIN_LIMIT_MS = 20 * 60_000;
 
 let imap: DovecotServer;
 let proxy: TcpProxy;
@@ -151,7 +156,7 @@ describe('fleet at scale', () => {
     const cycle = await fleet.dispatch(anchored());
     const dispatchMs = performance.now() - c0;
     const cycleWrites = tableWrites();
-    const drained = await fleet.drain({ lanes: LANES, batchSize: BATCH });
+    const drained = await fleet.drain({ lanes: LANES, batchSize: BATCH, timeoutMs: DRAIN_LIMIT_MS });
     const drainSeconds = (performance.now() - c0) / 1000;
 
     const expected = users.reduce((n, _, i) => n + perMailbox(i), 0);
@@ -185,7 +190,7 @@ describe('fleet at scale', () => {
     const n0 = performance.now();
     const next = await fleet.dispatch();
     const nextWrites = tableWrites();
-    await fleet.drain({ lanes: LANES, batchSize: BATCH });
+    await fleet.drain({ lanes: LANES, batchSize: BATCH, timeoutMs: DRAIN_LIMIT_MS });
     const nextSeconds = (performance.now() - n0) / 1000;
     const lateEvents = recorder.accepted.filter((e) => e.detail.mailboxId === 'latecomer');
     const ids = recorder.accepted.map((e) => String(e.detail.eventId));
@@ -224,5 +229,5 @@ describe('fleet at scale', () => {
     expect(cycleWrites).toEqual(['UpdateItem dispatcher#']);
     expect(nextWrites).toEqual(['UpdateItem dispatcher#']);
     expect(lateEvents.map((e) => e.detail.subject)).toEqual(['late 1', 'late 2']);
-  }, 1_200_000);
+  }, 3_000_000);
 });

@@ -149,7 +149,8 @@ export class Fleet {
 
   /**
    * The SQS event source until the queue is empty (delayed and in-flight messages included): `lanes` pollers,
-   * each receiving up to 10 messages, invoking the worker and deleting what it did not report as failed.
+   * each receiving up to 10 messages, invoking the worker and deleting what it did not report as failed. Throws when
+   * the queue is not empty after `timeoutMs` (default 10 minutes), rather than return with work left.
    */
   async drain(options: { lanes?: number; batchSize?: number; timeoutMs?: number } = {}): Promise<DrainStats> {
     const stats: DrainStats = { invocations: 0, records: 0, failures: 0 };
@@ -193,6 +194,11 @@ export class Fleet {
       }
     };
     await Promise.all(Array.from({ length: options.lanes ?? 4 }, lane));
+    if (!(await this.queueEmpty())) {
+      throw new Error(
+        `The poll queue still held messages after ${(options.timeoutMs ?? 600_000) / 1000} s of draining (${stats.invocations} worker invocations, ${stats.records} records so far).`,
+      );
+    }
     return stats;
   }
 
