@@ -55,7 +55,8 @@ const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31
 /** pollMailbox lets a lease expire 30 s after the run's deadline; the chaos runs cut that to 2 s. */
 const LEASE_GRACE_CUT_MS = 28_000;
 
-const proxies = proxiesToSharedServers();
+// Overlapping invocations race for the lease: DynamoDB gives it to one of them, moto_server alone may not.
+const proxies = proxiesToSharedServers({ atomicItems: true });
 
 // ---------------------------------------------------------------------------------------------
 // Bookkeeping

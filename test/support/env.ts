@@ -9,6 +9,7 @@
 import { rootCertificates } from 'node:tls';
 import type { ImapFlowOptions } from 'imapflow';
 import { afterAll, beforeAll, inject } from 'vitest';
+import { AwsProxy, type AwsProxyOptions } from './aws-proxy.js';
 import { DovecotServer, type DovecotStartOptions, type User } from './dovecot.js';
 import { Moto } from './moto.js';
 import { TcpProxy } from './tcp-proxy.js';
@@ -85,17 +86,24 @@ export function imapFlowOptions(server: DovecotServer, user: User, security: Sec
 
 /**
  * A TCP proxy in front of the shared Dovecot (implicit TLS) and one in front of moto_server, started for
- * the calling test file (beforeAll) and closed after it, for injecting network faults.
+ * the calling test file (beforeAll) and closed after it, for injecting network faults. `atomicItems`: behind the
+ * AWS one, an AwsProxy that applies DynamoDB writes to one item one at a time (for tests that race leases).
  */
-export function proxiesToSharedServers(): { readonly imap: TcpProxy; readonly aws: TcpProxy } {
-  const proxies = {} as { imap: TcpProxy; aws: TcpProxy };
+export function proxiesToSharedServers(options: AwsProxyOptions = {}): {
+  readonly imap: TcpProxy;
+  readonly aws: TcpProxy;
+} {
+  const proxies = {} as { imap: TcpProxy; aws: TcpProxy; atomic?: AwsProxy };
   beforeAll(async () => {
     proxies.imap = await TcpProxy.start({ port: dovecot().imapsPort!, name: 'imap' });
-    proxies.aws = await TcpProxy.start({ port: moto().info.port, name: 'aws' });
+    if (options.atomicItems) proxies.atomic = await AwsProxy.start(moto().info.endpoint, () => {}, options);
+    const awsPort = proxies.atomic ? Number(new URL(proxies.atomic.url).port) : moto().info.port;
+    proxies.aws = await TcpProxy.start({ port: awsPort, name: 'aws' });
   });
   afterAll(async () => {
     await proxies.imap?.close();
     await proxies.aws?.close();
+    await proxies.atomic?.close();
   });
   return proxies;
 }
