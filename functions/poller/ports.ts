@@ -91,6 +91,18 @@ export interface FetchOptions {
   readonly maxTotalBytes?: number;
 }
 
+/** What a listing asks for beyond UID, size, flags and INTERNALDATE. */
+export interface ListOptions {
+  /** Only messages that arrived on or after this day (SEARCH SINCE; see MailboxSession.listNew). */
+  readonly since?: Date;
+  /**
+   * The server's ENVELOPE of each message (MessageSummary.envelope). Costly (the server builds it, the client parses
+   * it: about as much as the message's body for typical mail): asked for only where a Message-ID is needed before
+   * the body is read. @default false
+   */
+  readonly envelope?: boolean;
+}
+
 /** One logged-in IMAP session on the watched folder. */
 export interface MailboxSession {
   /** STATUS of the folder (UIDVALIDITY, UIDNEXT, MESSAGES); one command. */
@@ -99,12 +111,16 @@ export interface MailboxSession {
   open(folder: string): Promise<FolderStatus>;
   /**
    * Summaries of messages with UID >= fromUid, in UID order, at most `limit` (the lowest UIDs first).
-   * With `since`, a server-side SEARCH SINCE narrows the result by date (day granularity, so it may still hold
+   * With `options.since`, a server-side SEARCH SINCE narrows the result by date (day granularity, so it may still hold
    * messages that arrived shortly before `since`: the caller filters exactly on `internalDate` and passes those
    * over, which lets its checkpoint move past them). Filters the `n:*` quirk.
    * `complete` is false when more messages matched than `limit`.
    */
-  listNew(fromUid: number, limit: number, since?: Date): Promise<{ messages: MessageSummary[]; complete: boolean }>;
+  listNew(
+    fromUid: number,
+    limit: number,
+    options?: ListOptions,
+  ): Promise<{ messages: MessageSummary[]; complete: boolean }>;
   /**
    * The sources of these messages (one round trip), each bounded by `maxBytes` (also when the server ignores the
    * partial request); rows for UIDs not asked for are ignored. A message absent from the result may be expunged, or

@@ -3,6 +3,7 @@ import {
   advanceCheckpoint,
   emptyCheckpoint,
   isRescanCandidate,
+  type PublishedMessage,
   publishedPrefix,
   RECENT_MESSAGE_IDS,
   rebaseline,
@@ -26,12 +27,14 @@ function checkpoint(overrides: Partial<Checkpoint> = {}): Checkpoint {
   };
 }
 
-function msg(uid: number, internalDate?: string, messageId?: string): MessageSummary {
+/** A listed message (with its ENVELOPE, as a re-scan lists it) that is also what advanceCheckpoint remembers. */
+function msg(uid: number, internalDate?: string, messageId?: string): MessageSummary & PublishedMessage {
   return {
     uid,
     size: 100,
     flags: [],
     ...(internalDate ? { internalDate } : {}),
+    ...(messageId ? { messageId } : {}),
     envelope: { ...(messageId ? { messageId } : {}), from: [], to: [], cc: [], replyTo: [] },
   };
 }
@@ -154,7 +157,7 @@ describe('advanceCheckpoint', () => {
 
     const many = Array.from({ length: RECENT_MESSAGE_IDS * 2 }, (_, i) => msg(i + 1, undefined, `<m${i}@x>`));
     const big = advanceCheckpoint(checkpoint({ lastUid: 0 }), many, NOW, { messageIdHash: hash });
-    expect(big.recentMessageIds).toEqual(many.slice(-RECENT_MESSAGE_IDS).map((m) => hash(m.envelope.messageId!)));
+    expect(big.recentMessageIds).toEqual(many.slice(-RECENT_MESSAGE_IDS).map((m) => hash(m.messageId!)));
   });
 
   it('treats a missing recentMessageIds as empty', () => {

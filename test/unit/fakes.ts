@@ -21,6 +21,7 @@ import type {
   EventPublisher,
   FetchOptions,
   LeaseStore,
+  ListOptions,
   Log,
   MailboxGateway,
   MailboxSession,
@@ -231,14 +232,20 @@ export class FakeSession implements MailboxSession {
   async listNew(
     fromUid: number,
     limit: number,
-    since?: Date,
+    options: ListOptions = {},
   ): Promise<{ messages: MessageSummary[]; complete: boolean }> {
+    const { since } = options;
     this.calls.push({ op: 'listNew', fromUid, limit, ...(since ? { since: since.toISOString() } : {}) });
     const folder = this.opened();
     const matched = folder.messages
       .filter((m) => m.uid >= fromUid && (!since || new Date(m.internalDate) >= since))
       .sort((a, b) => a.uid - b.uid);
-    return { messages: matched.slice(0, limit).map(toSummary), complete: matched.length <= limit };
+    // Like the IMAP adapter: the ENVELOPE only when asked for.
+    const summaries = matched.slice(0, limit).map((m) => {
+      const { envelope, ...rest } = toSummary(m);
+      return options.envelope ? { ...rest, envelope } : rest;
+    });
+    return { messages: summaries, complete: matched.length <= limit };
   }
 
   async fetchSources(uids: readonly number[], options: FetchOptions): Promise<Map<number, MessageSource>> {

@@ -95,8 +95,8 @@ describe('ParsePool', () => {
       'const bytes = new TextEncoder().encode("Subject: hi\\r\\n\\r\\nbody\\r\\n");',
       'const summary = { uid: 1, size: 1, flags: [], envelope: { from: [], to: [], cc: [], replyTo: [] } };',
       "const ctx = { mailboxId: 'm', folder: 'INBOX', uidValidity: '1', eventSource: 's' };",
-      'const [detail] = await pool.details([{ summary, bytes, partial: false }], ctx);',
-      'console.log(JSON.parse(detail).subject);',
+      'const [built] = await pool.details([{ summary, bytes, partial: false }], ctx);',
+      'console.log(JSON.parse(built.detail).subject);',
     ].join('\n');
     const { stdout } = await promisify(execFile)(
       process.execPath,

@@ -5,7 +5,7 @@ import { commandByteBudget, imapResponseLimits } from '../core/imap-limits.js';
 import { invalidFolderField, isNzNumber, requestedRows } from '../core/imap-numbers.js';
 import { mailboxGrantHint } from '../core/oauth2-token.js';
 import type { MailboxSettings } from '../core/settings.js';
-import type { Address, FolderStatus, MessageSummary } from '../core/types.js';
+import type { Address, FolderStatus, MessageEnvelope, MessageSummary } from '../core/types.js';
 import { uidSets } from '../core/uid-set.js';
 import {
   ConfigurationError,
@@ -24,6 +24,7 @@ import type {
   AccessTokenSource,
   CallOptions,
   FetchOptions,
+  ListOptions,
   Log,
   MailboxGateway,
   MailboxSession,
@@ -232,8 +233,9 @@ export class ImapFlowSession implements MailboxSession {
   async listNew(
     fromUid: number,
     limit: number,
-    since?: Date,
+    options: ListOptions = {},
   ): Promise<{ messages: MessageSummary[]; complete: boolean }> {
+    const { since } = options;
     const query: Record<string, unknown> = { uid: `${fromUid}:*` };
     // SEARCH SINCE compares dates in the server's time zone: ask for one day earlier. What arrived before `since`
     // stays in the result: the caller passes it over by its exact INTERNALDATE and moves its checkpoint past it.
@@ -263,11 +265,13 @@ export class ImapFlowSession implements MailboxSession {
     const complete = uids.length <= limit;
     const wanted = uids.slice(0, limit);
     if (wanted.length === 0) return { messages: [], complete };
-    // Each row becomes its summary as it arrives: imapflow's row (token tree, raw envelope) is garbage at once, so a
-    // run of 50,000 messages holds 50,000 small summaries, not 50,000 parsed FETCH rows.
+    // Each row becomes its summary as it arrives: imapflow's row (token tree) is garbage at once, so a run of 50,000
+    // messages holds 50,000 small summaries, not 50,000 parsed FETCH rows. ENVELOPE only when asked for: parsing it
+    // cost about as much client CPU as a typical message's body (bench/drain.ts), and the event's header fields
+    // come from the parsed source anyway.
     const messages = await this.fetchRows(
       wanted,
-      { uid: true, flags: true, envelope: true, internalDate: true, size: true },
+      { uid: true, flags: true, internalDate: true, size: true, ...(options.envelope ? { envelope: true } : {}) },
       SUMMARY_ROW_BYTES,
       toSummary,
     );
@@ -522,7 +526,7 @@ const CONNECT_BYTE_BUDGET = 1024 * 1024;
 const STATUS_BYTE_BUDGET = 1024 * 1024;
 /** One UID SEARCH answer: at most a line (core/imap-limits.ts MAX_LINE_BYTES) and its status lines. */
 const SEARCH_BYTE_BUDGET = imapResponseLimits().maxLineLength + 1024 * 1024;
-/** A FETCH row of flags, INTERNALDATE, size and ENVELOPE; 256 KiB is an envelope of thousands of addresses. */
+/** A FETCH row of flags, INTERNALDATE, size and (when asked for) ENVELOPE; 256 KiB is an envelope of thousands of addresses. */
 const SUMMARY_ROW_BYTES = 256 * 1024;
 /**
  * The folder listing: about 20,000 folders of 50 bytes. imapflow collects the whole listing before it returns
@@ -618,25 +622,28 @@ async function withReadBudget<T>(client: ImapFlow, budget: number, call: () => P
 }
 
 function toSummary(m: FetchMessageObject): MessageSummary {
-  const env = m.envelope;
   const internalDate = toIso(m.internalDate);
-  const date = toIso(env?.date);
   return {
     uid: m.uid,
     size: m.size ?? 0,
     // \\Recent is session state (and gone in IMAP4rev2): it says nothing a subscriber could use.
     flags: [...(m.flags ?? [])].filter((f) => f !== '\\Recent'),
     ...(internalDate ? { internalDate } : {}),
-    envelope: {
-      ...(env?.messageId ? { messageId: env.messageId } : {}),
-      ...(env?.inReplyTo ? { inReplyTo: env.inReplyTo } : {}),
-      ...(env?.subject ? { subject: env.subject } : {}),
-      ...(date ? { date } : {}),
-      from: addresses(env?.from),
-      to: addresses(env?.to),
-      cc: addresses(env?.cc),
-      replyTo: addresses(env?.replyTo),
-    },
+    ...(m.envelope ? { envelope: toEnvelope(m.envelope) } : {}),
+  };
+}
+
+function toEnvelope(env: NonNullable<FetchMessageObject['envelope']>): MessageEnvelope {
+  const date = toIso(env.date);
+  return {
+    ...(env.messageId ? { messageId: env.messageId } : {}),
+    ...(env.inReplyTo ? { inReplyTo: env.inReplyTo } : {}),
+    ...(env.subject ? { subject: env.subject } : {}),
+    ...(date ? { date } : {}),
+    from: addresses(env.from),
+    to: addresses(env.to),
+    cc: addresses(env.cc),
+    replyTo: addresses(env.replyTo),
   };
 }
 

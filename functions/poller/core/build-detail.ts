@@ -4,7 +4,9 @@
  */
 import type { MailboxResetDetail, MessageReceivedDetail } from './event-detail.js';
 import type { ParsedContent } from './message-content.js';
-import type { Address, Checkpoint, MessageSummary } from './types.js';
+import type { Address, Checkpoint, MessageEnvelope, MessageSummary } from './types.js';
+
+const NO_ENVELOPE: MessageEnvelope = { from: [], to: [], cc: [], replyTo: [] };
 
 export interface MessageDetailInput {
   readonly mailboxId: string;
@@ -24,13 +26,13 @@ export function messageEventId(mailboxId: string, uidValidity: string, uid: numb
 }
 
 /**
- * Header fields come from the parsed source when it has them and fall back to the IMAP envelope
- * field by field (the date only when the source is missing or cut); size, flags and internalDate always
- * come from the summary.
+ * Header fields come from the parsed source when it has them and fall back to the IMAP envelope, when the listing
+ * asked for one (a re-scan), field by field (the date only when the source is missing or cut); size, flags and
+ * internalDate always come from the summary.
  */
 export function buildMessageDetail(input: MessageDetailInput): MessageReceivedDetail {
   const { summary, content } = input;
-  const envelope = summary.envelope;
+  const envelope = summary.envelope ?? NO_ENVELOPE;
   const list = (parsed: Address[] | undefined, fromEnvelope: readonly Address[]): Address[] =>
     (parsed && parsed.length > 0 ? parsed : fromEnvelope).map((a) => ({ name: a.name, address: a.address }));
 

@@ -1,5 +1,14 @@
 import type { Checkpoint, MessageSummary } from './types.js';
 
+/** What the checkpoint remembers of a message it moves over. */
+export interface PublishedMessage {
+  readonly uid: number;
+  /** INTERNALDATE (ISO 8601), when the server sent one. */
+  readonly internalDate?: string;
+  /** The Message-ID of its event (from the parsed source, or the ENVELOPE where one was listed). */
+  readonly messageId?: string | null;
+}
+
 /** How many recent Message-ID hashes a checkpoint remembers (for the re-scan after a UIDVALIDITY change). */
 export const RECENT_MESSAGE_IDS = 200;
 
@@ -22,7 +31,7 @@ export function emptyCheckpoint(
  */
 export function advanceCheckpoint(
   current: Checkpoint,
-  published: readonly MessageSummary[],
+  published: readonly PublishedMessage[],
   now: Date,
   options: {
     exhaustedUpTo?: number;
@@ -38,7 +47,7 @@ export function advanceCheckpoint(
     // Messages passed over without an event move the UID only: the re-scan memory is about published mail.
     if (options.passedOver?.has(m.uid)) continue;
     if (m.internalDate && (!lastInternalDate || m.internalDate > lastInternalDate)) lastInternalDate = m.internalDate;
-    if (m.envelope.messageId) messageIds.push(m.envelope.messageId);
+    if (m.messageId) messageIds.push(m.messageId);
   }
   const exhausted = options.exhaustedUpTo !== undefined;
   if (exhausted && options.exhaustedUpTo! > lastUid) lastUid = options.exhaustedUpTo!;
@@ -90,6 +99,6 @@ export function isRescanCandidate(
 ): boolean {
   if (!checkpoint.rescanSince) return true;
   if (message.internalDate && message.internalDate < checkpoint.rescanSince) return false;
-  const id = message.envelope.messageId;
+  const id = message.envelope?.messageId;
   return !(id && (checkpoint.recentMessageIds ?? []).includes(messageIdHash(id)));
 }

@@ -174,7 +174,8 @@ function messageIds(value: string): string[] {
   return value.match(/<[^<>]*>/g) ?? value.split(/[\s,]+/).filter(Boolean);
 }
 
-function firstMessageId(value: string | undefined): string | null {
+/** The first Message-ID token of a header value (angle brackets kept); null when it has none. */
+export function firstMessageId(value: string | undefined): string | null {
   return value === undefined ? null : (messageIds(value)[0] ?? null);
 }
 

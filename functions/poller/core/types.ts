@@ -18,6 +18,19 @@ export interface FolderStatus {
   readonly messages: number;
 }
 
+/** The header fields of a message as the server's ENVELOPE gives them. */
+export interface MessageEnvelope {
+  readonly messageId?: string;
+  readonly inReplyTo?: string;
+  readonly subject?: string;
+  /** ISO 8601 Date header; absent when missing or unparsable. */
+  readonly date?: string;
+  readonly from: readonly Address[];
+  readonly to: readonly Address[];
+  readonly cc: readonly Address[];
+  readonly replyTo: readonly Address[];
+}
+
 /** What the server told us about one message before we read its content. */
 export interface MessageSummary {
   readonly uid: number;
@@ -25,17 +38,11 @@ export interface MessageSummary {
   readonly flags: readonly string[];
   /** ISO 8601; absent if the server sent none. */
   readonly internalDate?: string;
-  readonly envelope: {
-    readonly messageId?: string;
-    readonly inReplyTo?: string;
-    readonly subject?: string;
-    /** ISO 8601 Date header; absent when missing or unparsable. */
-    readonly date?: string;
-    readonly from: readonly Address[];
-    readonly to: readonly Address[];
-    readonly cc: readonly Address[];
-    readonly replyTo: readonly Address[];
-  };
+  /**
+   * Listed only when a run needs a message's Message-ID before reading it (a re-scan, the baseline's newest
+   * message): otherwise the header fields come from the parsed source alone (ListOptions.envelope).
+   */
+  readonly envelope?: MessageEnvelope;
 }
 
 /** The checkpoint of one (mailbox, folder): everything up to and including `lastUid` has been published. */

@@ -76,7 +76,10 @@ export async function drain(input: DrainInput): Promise<DrainResult> {
     });
   }
   const since = start.rescanSince ? new Date(start.rescanSince) : undefined;
-  const listed = await session.listNew(start.lastUid + 1, limits.maxMessagesPerRun, since);
+  // The ENVELOPE only for a re-scan: it picks messages by Message-ID before reading them.
+  const listed = await session.listNew(start.lastUid + 1, limits.maxMessagesPerRun, {
+    ...(since ? { since, envelope: true } : {}),
+  });
   const batches = splitBatches(listed.messages, limits);
   const writer = new CheckpointWriter(input, start);
   let published = 0;
@@ -249,7 +252,7 @@ class CheckpointWriter {
     this.current = {
       ...advanceCheckpoint(
         this.current,
-        done.map((p) => p.summary),
+        done.map((p) => ({ uid: p.uid, internalDate: p.summary.internalDate, messageId: p.messageId })),
         this.input.now(),
         { messageIdHash, passedOver },
       ),

@@ -25,32 +25,41 @@ export interface DetailJob {
   readonly raw?: RawReference;
 }
 
-/** Builds the Detail strings of a batch, in order (in this thread, or in a parse worker). */
+/** One message's event Detail, and what the checkpoint remembers of it. */
+export interface BuiltDetail {
+  /** The serialized `Detail`. */
+  readonly detail: string;
+  /** Its `messageId` (for the checkpoint's re-scan memory: the listing carries no ENVELOPE). */
+  readonly messageId: string | null;
+}
+
+/** Builds the Details of a batch, in order (in this thread, or in a parse worker). */
 export interface MessageDetailer {
-  details(jobs: readonly DetailJob[], context: DetailContext): Promise<string[]>;
+  details(jobs: readonly DetailJob[], context: DetailContext): Promise<BuiltDetail[]>;
 }
 
-/** The `Detail` string of one message's event. */
-export async function messageDetail(job: DetailJob, context: DetailContext): Promise<string> {
+/** The `Detail` of one message's event. */
+export async function messageDetail(job: DetailJob, context: DetailContext): Promise<BuiltDetail> {
   const content = await parseMessageContent(job.bytes, { partial: job.partial });
-  return serializeDetail(
-    buildMessageDetail({
-      mailboxId: context.mailboxId,
-      folder: context.folder,
-      uidValidity: context.uidValidity,
-      summary: job.summary,
-      content,
-      partial: job.partial,
-      ...(job.raw ? { raw: job.raw } : {}),
-    }),
-    { source: context.eventSource, detailType: DETAIL_TYPE_MESSAGE },
-  );
+  const detail = buildMessageDetail({
+    mailboxId: context.mailboxId,
+    folder: context.folder,
+    uidValidity: context.uidValidity,
+    summary: job.summary,
+    content,
+    partial: job.partial,
+    ...(job.raw ? { raw: job.raw } : {}),
+  });
+  return {
+    detail: serializeDetail(detail, { source: context.eventSource, detailType: DETAIL_TYPE_MESSAGE }),
+    messageId: detail.messageId,
+  };
 }
 
-/** The Detail strings of a batch, in this thread. */
+/** The Details of a batch, in this thread. */
 export const inThread: MessageDetailer = {
   async details(jobs, context) {
-    const out: string[] = [];
+    const out: BuiltDetail[] = [];
     for (const job of jobs) out.push(await messageDetail(job, context));
     return out;
   },

@@ -16,7 +16,14 @@
 import { availableParallelism } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { type DetailContext, type DetailJob, inThread, type MessageDetailer, messageDetail } from './message-detail.js';
+import {
+  type BuiltDetail,
+  type DetailContext,
+  type DetailJob,
+  inThread,
+  type MessageDetailer,
+  messageDetail,
+} from './message-detail.js';
 
 const ROLE = 'imap-event-source parse worker';
 
@@ -29,13 +36,13 @@ interface Request {
 }
 type Reply =
   | { readonly ready: true }
-  | { readonly id: number; readonly details: string[] }
+  | { readonly id: number; readonly details: BuiltDetail[] }
   | { readonly id: number; readonly failed: string };
 
 interface Pending {
   readonly jobs: readonly DetailJob[];
   readonly context: DetailContext;
-  readonly resolve: (details: string[]) => void;
+  readonly resolve: (details: BuiltDetail[]) => void;
   readonly reject: (error: unknown) => void;
 }
 
@@ -75,11 +82,11 @@ export class ParsePool implements MessageDetailer {
     return new Promise((resolve) => this.waiting.push(resolve));
   }
 
-  details(jobs: readonly DetailJob[], context: DetailContext): Promise<string[]> {
+  details(jobs: readonly DetailJob[], context: DetailContext): Promise<BuiltDetail[]> {
     if (this.slots.length < this.size && !this.broken) this.spawn();
     // While the workers start (a second or so), the drain's thread does not wait for them.
     if (this.broken || jobs.length === 0 || !this.slots.some((s) => s.ready)) return inThread.details(jobs, context);
-    return new Promise<string[]>((resolve, reject) => {
+    return new Promise<BuiltDetail[]>((resolve, reject) => {
       this.queue.push({ id: this.nextId++, pending: { jobs, context, resolve, reject } });
       this.dispatch();
     });
@@ -181,7 +188,7 @@ export function parsePool(workers: number, cores = availableParallelism()): Pars
 async function serve(): Promise<void> {
   parentPort!.on('message', async (request: Request) => {
     try {
-      const details: string[] = [];
+      const details: BuiltDetail[] = [];
       for (const job of request.jobs) {
         const bytes = new Uint8Array(request.bytes, job.offset, job.length);
         details.push(await messageDetail({ ...job, bytes }, request.context));

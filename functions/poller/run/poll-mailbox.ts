@@ -300,7 +300,12 @@ async function planAndDrain(
       // The newest message's INTERNALDATE is the server's time basis for a later re-scan (never the Lambda clock).
       const newest = plan.lastUid > 0 ? await newestMessage(session, settings.folder, plan.lastUid) : undefined;
       const empty = emptyCheckpoint(options.mailboxId, settings.folder, plan.uidValidity, plan.lastUid, deps.now());
-      await write(newest ? advanceCheckpoint(empty, [newest], deps.now(), { messageIdHash }) : empty, 0);
+      const remembered = newest && {
+        uid: newest.uid,
+        internalDate: newest.internalDate,
+        messageId: newest.envelope?.messageId,
+      };
+      await write(remembered ? advanceCheckpoint(empty, [remembered], deps.now(), { messageIdHash }) : empty, 0);
       return { ...before, outcome: 'baseline', toUid: plan.lastUid };
     }
     case 'reset': {
@@ -378,7 +383,7 @@ function uidNextBelowCheckpoint(deps: PollDeps, checkpoint: Checkpoint, status: 
 /** The summary of message `uid` (the newest at a baseline), if the folder still holds it. */
 async function newestMessage(session: TimedSession, folder: string, uid: number): Promise<MessageSummary | undefined> {
   await session.open(folder);
-  const listed = await session.listNew(uid, 1);
+  const listed = await session.listNew(uid, 1, { envelope: true }); // its Message-ID, for a later re-scan
   return listed.messages.find((m) => m.uid === uid);
 }
 

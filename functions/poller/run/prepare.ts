@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { rawMessageKey } from '../contract/keys.js';
 import { isRescanCandidate } from '../core/checkpoint.js';
+import { firstMessageId } from '../core/message-content.js';
 import { type Checkpoint, DETAIL_TYPE_MESSAGE, type EventEntry, type MessageSummary } from '../core/types.js';
 import type { MessageSource, RawMessageStore } from '../ports.js';
 import { type Deadline, rawStoreSilent } from './deadline.js';
@@ -24,6 +25,8 @@ export interface PreparedMessage {
   readonly summary: MessageSummary;
   /** The message's event; absent when the message is passed over (re-scan, or expunged meanwhile). */
   readonly entry?: EventEntry;
+  /** The event's Message-ID (for the checkpoint's re-scan memory); absent without an event. */
+  readonly messageId?: string | null;
   /** Listed, not sent by the body FETCH, and still in the folder: neither published nor passed over. */
   readonly withheld?: true;
 }
@@ -128,22 +131,27 @@ export async function prepareFetched(
           uidValidity: checkpoint.uidValidity,
           eventSource: target.eventSource,
         });
-  return prepared.map((p) =>
-    'job' in p
-      ? {
-          uid: p.uid,
-          summary: p.summary,
-          entry: { ...eventEntry(target, DETAIL_TYPE_MESSAGE, details[p.job]!), uid: p.uid },
-        }
-      : p,
-  );
+  return prepared.map((p) => {
+    if (!('job' in p)) return p;
+    const built = details[p.job]!;
+    return {
+      uid: p.uid,
+      summary: p.summary,
+      entry: { ...eventEntry(target, DETAIL_TYPE_MESSAGE, built.detail), uid: p.uid },
+      messageId: built.messageId,
+    };
+  });
 }
 
 export function eventEntry(target: EventTarget, detailType: string, detail: string): EventEntry {
   return { Source: target.eventSource, DetailType: detailType, Detail: detail, EventBusName: target.eventBusName };
 }
 
-/** Short, stable hash of a Message-ID (case-insensitive, trimmed) for the re-scan memory. */
+/**
+ * Short, stable hash of a Message-ID for the re-scan memory: of its first `<...>` token (as events carry it),
+ * case-insensitive, so the ENVELOPE's form of the header (listed during a re-scan) and the parsed one match.
+ */
 export function messageIdHash(messageId: string): string {
-  return createHash('sha256').update(messageId.trim().toLowerCase()).digest('base64url').slice(0, 16);
+  const id = firstMessageId(messageId) ?? messageId;
+  return createHash('sha256').update(id.trim().toLowerCase()).digest('base64url').slice(0, 16);
 }

@@ -5,7 +5,7 @@
 import type { MailboxSettings } from '../core/settings.js';
 import type { FolderStatus, MessageSummary } from '../core/types.js';
 import { ImapConnectionError } from '../errors.js';
-import type { FetchOptions, MailboxSession, MessageSource } from '../ports.js';
+import type { FetchOptions, ListOptions, MailboxSession, MessageSource } from '../ports.js';
 import { type Deadline, imapSilent } from './deadline.js';
 
 export class TimedSession {
@@ -33,8 +33,12 @@ export class TimedSession {
     return this.timed('open', () => this.session.open(folder));
   }
 
-  listNew(fromUid: number, limit: number, since?: Date): Promise<{ messages: MessageSummary[]; complete: boolean }> {
-    return this.timed('listNew', () => this.session.listNew(fromUid, limit, since));
+  listNew(
+    fromUid: number,
+    limit: number,
+    options?: ListOptions,
+  ): Promise<{ messages: MessageSummary[]; complete: boolean }> {
+    return this.timed('listNew', () => this.session.listNew(fromUid, limit, options));
   }
 
   fetchSources(uids: readonly number[], options: FetchOptions): Promise<Map<number, MessageSource>> {

@@ -257,6 +257,48 @@ describe('ImapFlowSession.listNew', () => {
   it('drops the n:* quirk (a UID below the range) and reports more than the limit as incomplete', async () => {
     expect(await session(async () => [4, 5, 6, 7]).listNew(5, 2)).toEqual({ messages: [], complete: false });
   });
+
+  it('lists UID, flags, INTERNALDATE and size; the ENVELOPE only when asked for (a re-scan, the baseline)', async () => {
+    const queries: Record<string, unknown>[] = [];
+    const envelope = {
+      messageId: '<a@example.com>',
+      subject: 'Angebot',
+      from: [{ name: 'Anna', address: 'anna@example.com' }],
+    };
+    const client = {
+      usable: true,
+      search: async () => [5, 6],
+      fetch: async function* (_set: string, query: Record<string, unknown>) {
+        queries.push(query);
+        for (const uid of [5, 6]) {
+          yield {
+            uid,
+            size: 100 * uid,
+            flags: new Set(['\\Seen', '\\Recent']),
+            internalDate: new Date('2026-11-30T10:00:00Z'),
+            ...(query.envelope ? { envelope } : {}),
+          };
+        }
+      },
+    };
+    const session = new ImapFlowSession(client as unknown as ImapFlow, settings);
+    const plain = await session.listNew(5, 10);
+    expect(queries[0]).toEqual({ uid: true, flags: true, internalDate: true, size: true });
+    expect(plain.messages).toEqual([
+      { uid: 5, size: 500, flags: ['\\Seen'], internalDate: '2026-11-30T10:00:00.000Z' },
+      { uid: 6, size: 600, flags: ['\\Seen'], internalDate: '2026-11-30T10:00:00.000Z' },
+    ]);
+    const withEnvelope = await session.listNew(5, 10, { envelope: true });
+    expect(queries[1]).toEqual({ uid: true, flags: true, internalDate: true, size: true, envelope: true });
+    expect(withEnvelope.messages[0]!.envelope).toEqual({
+      messageId: '<a@example.com>',
+      subject: 'Angebot',
+      from: [{ name: 'Anna', address: 'anna@example.com' }],
+      to: [],
+      cc: [],
+      replyTo: [],
+    });
+  });
 });
 
 describe('ImapFlowSession.fetchSources', () => {
