@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { addressParser } from 'postal-mime';
 import { describe, expect, it } from 'vitest';
 import {
   cutAtLine,
@@ -5,7 +7,9 @@ import {
   parseMailDate,
   parseMessageContent,
   repairC1,
+  simpleAddressList,
 } from '../../functions/poller/core/message-content.js';
+import { corpusDir, corpusFiles } from '../support/corpus.js';
 import {
   buildFiftyMegabyteMessage,
   buildFixtureMessages,
@@ -143,6 +147,50 @@ describe('parseMessageContent: header fields', () => {
     const m = await parse(mixed);
     expect(m.subject).toBe('Säying 日本');
     expect(m.from[0]?.name).toBe('Zöe');
+  });
+});
+
+describe('simpleAddressList: the fast path of address headers', () => {
+  /** The address header values (unfolded) of a message's top-level header block. */
+  const addressHeaders = (bytes: Uint8Array): string[] => {
+    const text = Buffer.from(bytes).toString('latin1');
+    const end = text.search(/\r?\n\r?\n/);
+    const block = (end < 0 ? text : text.slice(0, end)).replace(/\r?\n[ \t]/g, ' ');
+    return block
+      .split(/\r?\n/)
+      .map((line) => /^(?:from|to|cc|bcc|reply-to|sender)\s*:(.*)$/i.exec(line)?.[1])
+      .filter((v): v is string => v !== undefined);
+  };
+  const expected = (value: string) =>
+    addressParser(value).map((a) => ('group' in a && a.group ? a : { name: a.name, address: a.address }));
+
+  it('answers what addressParser answers wherever it answers: the corpus, the fixtures, generated lists', () => {
+    const values = [
+      ...corpusFiles(corpusDir()).flatMap((file) => addressHeaders(readFileSync(file))),
+      ...buildFixtureMessages().flatMap((f) => addressHeaders(f.bytes)),
+    ];
+    const names = ['', 'Anna', '=?UTF-8?Q?Bj=C3=B6rn_Wei=C3=9F?=', ' Two  Spaces ', 'a=?b', 'x?=y', '=?utf-8?B?YUBi?='];
+    const addrs = ['a@b.example', 'a.b+c@d', '=?x?=@y', 'weird=@x', 'a@b@c', 'a@', '@b', 'a b@c'];
+    const mailboxes = names.flatMap((n) =>
+      addrs.flatMap((a) => [`${n} <${a}>`, a, `<${a}>`, ` ${a} `, `${n}<${a}>  `, `${a} <${a}>`, `${n} <${a}> x`]),
+    );
+    for (const [i, m] of mailboxes.entries()) values.push(m, `${m}, ${mailboxes[(i * 7) % mailboxes.length]}`, `${m};`);
+    values.push('"Q" <a@b>', '(c) a@b', 'a@b (c)', 'Grp: a@b;', 'Grp:;', ',,', ' ', 'x <a@b', 'a\tb <a@b>', 'Ä <ä@b>');
+    let fast = 0;
+    for (const value of values) {
+      const got = simpleAddressList(value);
+      if (got === undefined) continue;
+      fast++;
+      expect(got, JSON.stringify(value)).toEqual(expected(value));
+    }
+    // The fast path carries most real headers (else it buys nothing), and leaves the odd ones to addressParser.
+    expect(fast).toBeGreaterThan(values.length / 3);
+    expect(fast).toBeLessThan(values.length);
+  });
+
+  it('leaves quotes, comments, groups and malformed addresses to addressParser', () => {
+    for (const value of ['"Q" <a@b>', '(c) a@b', 'Grp: a@b;', 'x <a@b', 'a@b@c', 'a@b <a@b>', 'A <a@b> x'])
+      expect(simpleAddressList(value), value).toBeUndefined();
   });
 });
 
