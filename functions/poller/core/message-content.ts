@@ -65,11 +65,9 @@ export async function parseMessageContent(source: Uint8Array, options: { partial
   let parsed: ContentParse | undefined;
   let parseError: string | undefined;
   try {
-    // A view over its whole ArrayBuffer is handed over as the buffer: postal-mime copies views.
-    const whole =
-      bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
+    // The view is read where it lies (mime-decoders.ts: postal-mime itself would copy it).
     // 'arraybuffer' is the cheapest encoding: 'base64' and 'utf8' decode to an ArrayBuffer first and then add a string copy.
-    parsed = await parseForContent(whole ? (bytes.buffer as ArrayBuffer) : bytes, {
+    parsed = await parseForContent(bytes, {
       attachmentEncoding: 'arraybuffer',
       // A forwarded message (message/rfc822) is listed as an attachment, not parsed: nesting costs a re-parse per level.
       forceRfc822Attachments: true,

@@ -256,9 +256,18 @@ function fastParser(options: PostalMimeOptions): PostalMime {
     state.parse = async (input) => {
       if (state.started) throw new Error('Can not reuse parser, create a new PostalMime object');
       state.started = true;
-      state.buf = await state.resolveInput(input);
-      state.av = new Uint8Array(state.buf);
-      state.readPos = 0;
+      if (input instanceof Uint8Array && input.buffer instanceof ArrayBuffer) {
+        // A view is read where it lies: resolveInput would copy it into an ArrayBuffer of its own (an allocation
+        // and a copy per message; imapflow's sources are views into its read buffers). readLine cuts lines from
+        // `buf` at readPos, so the loop runs over the view's range of the buffer.
+        state.buf = input.buffer;
+        state.av = new Uint8Array(input.buffer, 0, input.byteOffset + input.byteLength);
+        state.readPos = input.byteOffset;
+      } else {
+        state.buf = await state.resolveInput(input);
+        state.av = new Uint8Array(state.buf);
+        state.readPos = 0;
+      }
       while (state.readPos < state.av.length) {
         const line = state.readLine();
         const pending = state.processLine(line.bytes, line.done);
