@@ -39,6 +39,19 @@ export async function runPhase(phase: string, world: WorldInfo): Promise<PhaseRe
 async function profiled<T>(dir: string, work: () => Promise<T>): Promise<T> {
   const session = new Session();
   session.connect();
+  if (process.env.BENCH_HEAP_SAMPLING) {
+    await session.post('HeapProfiler.enable');
+    await session.post('HeapProfiler.startSampling', {
+      samplingInterval: 32 * 1024,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    } as never);
+    const result = await work();
+    const { profile } = await session.post('HeapProfiler.stopSampling');
+    writeFileSync(join(dir, `drain-${Date.now()}.heapprofile`), JSON.stringify(profile));
+    session.disconnect();
+    return result;
+  }
   await session.post('Profiler.enable');
   await session.post('Profiler.setSamplingInterval', { interval: 200 });
   await session.post('Profiler.start');

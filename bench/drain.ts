@@ -16,6 +16,9 @@
  * Absolute figures on a shared 2-core machine vary by +-30 %: read the ratios.
  * With --profile, one more engine-null drain runs under the V8 CPU profiler (the inspector's Profiler, which writes
  * what `node --cpu-prof` writes, for the drain alone) and the top self-time entries are printed.
+ * Allocations by site (garbage included), for finding what makes GC work:
+ *   BENCH_PROFILE_DIR=DIR BENCH_HEAP_SAMPLING=1 node --import tsx bench/drain.ts --only engine-profile
+ * writes a .heapprofile (V8's sampling heap profiler; open it in Chrome DevTools' Memory tab).
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
