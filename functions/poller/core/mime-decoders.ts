@@ -29,6 +29,13 @@ interface MimeNodeInternals {
   postalMime: object;
   contentDecoder: BodyDecoder | null;
   setupContentDecoder(transferEncoding: string): void;
+  parseStructuredHeader(value: string): StructuredHeader;
+}
+
+/** A parsed Content-Type or Content-Disposition (MimeNode.parseStructuredHeader). */
+interface StructuredHeader {
+  value: string;
+  params: Record<string, string>;
 }
 
 /** postal-mime's Base64Decoder internals used to return its chunks without a Blob. */
@@ -187,8 +194,36 @@ function installFastDecoders(): boolean {
       this.contentDecoder = new PassThroughDecoder();
     }
   };
+  installStructuredHeaderMemo(proto);
   return true;
 }
+
+/**
+ * MimeNode.parseStructuredHeader, remembered for the values it saw last: it walks Content-Type and Content-Disposition
+ * character by character, twice per part (3.4 % of the drain's profile), and mail repeats these values
+ * ("text/plain; charset=utf-8", an absent disposition). Its result depends on the value alone; each caller gets its
+ * own copy. Bounded: values up to STRUCTURED_MEMO_VALUE_CHARS characters, at most STRUCTURED_MEMO_ENTRIES of them
+ * (then it starts over). Fast parsers only, like the decoders.
+ */
+function installStructuredHeaderMemo(proto: Partial<MimeNodeInternals>): void {
+  const original = proto.parseStructuredHeader;
+  if (typeof original !== 'function' || original.length !== 1) return;
+  const memo = new Map<string, StructuredHeader>();
+  proto.parseStructuredHeader = function (this: MimeNodeInternals, value: string): StructuredHeader {
+    if (!fastParsers.has(this.postalMime) || typeof value !== 'string' || value.length > STRUCTURED_MEMO_VALUE_CHARS)
+      return original.call(this, value);
+    let parsed = memo.get(value);
+    if (!parsed) {
+      parsed = original.call(this, value);
+      if (memo.size >= STRUCTURED_MEMO_ENTRIES) memo.clear();
+      memo.set(value, { value: parsed.value, params: { ...parsed.params } });
+      return parsed;
+    }
+    return { value: parsed.value, params: { ...parsed.params } };
+  };
+}
+const STRUCTURED_MEMO_VALUE_CHARS = 200;
+const STRUCTURED_MEMO_ENTRIES = 256;
 
 /** Whether the decoders are in place (false only if postal-mime's internals changed: then parsing is stock). */
 export const fastDecodersInstalled = installFastDecoders();
