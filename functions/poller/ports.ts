@@ -96,9 +96,9 @@ export interface ListOptions {
   /** Only messages that arrived on or after this day (SEARCH SINCE; see MailboxSession.listNew). */
   readonly since?: Date;
   /**
-   * The server's ENVELOPE of each message (MessageSummary.envelope). Costly (the server builds it, the client parses
-   * it: about as much as the message's body for typical mail): asked for only where a Message-ID is needed before
-   * the body is read. @default false
+   * The server's ENVELOPE of each message (MessageSummary.envelope). Costly (for 10,000 typical mails imapflow
+   * spent as much CPU parsing the ENVELOPEs as on the rest of the listing, and 0.6 times what it spent on their
+   * bodies): asked for only where a Message-ID is needed before the body is read. @default false
    */
   readonly envelope?: boolean;
 }

@@ -266,9 +266,8 @@ export class ImapFlowSession implements MailboxSession {
     const wanted = uids.slice(0, limit);
     if (wanted.length === 0) return { messages: [], complete };
     // Each row becomes its summary as it arrives: imapflow's row (token tree) is garbage at once, so a run of 50,000
-    // messages holds 50,000 small summaries, not 50,000 parsed FETCH rows. ENVELOPE only when asked for: parsing it
-    // cost about as much client CPU as a typical message's body (bench/drain.ts), and the event's header fields
-    // come from the parsed source anyway.
+    // messages holds 50,000 small summaries, not 50,000 parsed FETCH rows. ENVELOPE only when asked for (its cost:
+    // ListOptions.envelope); the event's header fields come from the parsed source anyway.
     const messages = await this.fetchRows(
       wanted,
       { uid: true, flags: true, internalDate: true, size: true, ...(options.envelope ? { envelope: true } : {}) },
