@@ -114,13 +114,14 @@ export interface MailboxSession {
    * With `options.since`, a server-side SEARCH SINCE narrows the result by date (day granularity, so it may still hold
    * messages that arrived shortly before `since`: the caller filters exactly on `internalDate` and passes those
    * over, which lets its checkpoint move past them). Filters the `n:*` quirk.
-   * `complete` is false when more messages matched than `limit`.
+   * `complete` is false when more messages matched than `limit`. A UID the SEARCH found whose summary the server did
+   * not send, although a fresh search still finds it, is `withheld`: the list ends before it (and is not complete).
    */
   listNew(
     fromUid: number,
     limit: number,
     options?: ListOptions,
-  ): Promise<{ messages: MessageSummary[]; complete: boolean }>;
+  ): Promise<{ messages: MessageSummary[]; complete: boolean; withheld?: number }>;
   /**
    * The sources of these messages (one round trip), each bounded by `maxBytes` (also when the server ignores the
    * partial request); rows for UIDs not asked for are ignored. A message absent from the result may be expunged, or

@@ -294,6 +294,34 @@ describe.concurrent('answers that do not match the request', () => {
     expect(await world.publishedUids(3)).toEqual(uids);
   });
 
+  it('a message UID SEARCH finds but the listing leaves out, still there: published up to it, the checkpoint stops before it', async () => {
+    const world = await FakeWorld.create();
+    await world.baseline();
+    const uids = world.server.addMessages(3);
+    world.server.faults = { withheldFromListing: [uids[1]!] };
+    const run = await world.run('message withheld from the listing');
+    expect(FakeWorld.errorCode(run)).toBe('IMAP_PROTOCOL_ERROR');
+    expect(run.report.error?.message).toContain(`did not send UID ${uids[1]}`);
+    expect(await world.publishedUids(1)).toEqual([uids[0]]);
+    expect(await world.checkpoint()).toMatchObject({ lastUid: uids[0] });
+    world.server.faults = {};
+    const next = await world.run('... next run, fault gone');
+    expect(next.report.result).toEqual({ outcome: 'published', published: 2 });
+    expect(await world.publishedUids(2)).toEqual([uids[1], uids[2]]); // the events since the first run's
+  });
+
+  it('a message gone from the listing and from a fresh search (expunged meanwhile): passed over', async () => {
+    const world = await FakeWorld.create();
+    await world.baseline();
+    const uids = world.server.addMessages(3);
+    world.server.faults = { withheldFromListing: [uids[1]!] };
+    world.server.expunge([uids[1]!]);
+    const run = await world.run('message expunged before the listing');
+    expect(run.report.result).toEqual({ outcome: 'published', published: 2 });
+    expect(await world.publishedUids(2)).toEqual([uids[0], uids[2]]);
+    expect(await world.checkpoint()).toMatchObject({ lastUid: uids[2] });
+  });
+
   it('a listed message gone from the body FETCH and from a fresh search (expunged): passed over', async () => {
     const world = await FakeWorld.create();
     await world.baseline();

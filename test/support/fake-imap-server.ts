@@ -37,6 +37,8 @@ export interface FakeImapFaults {
   readonly endlessFetchRows?: boolean;
   /** UIDs the body FETCH leaves out although they exist (SEARCH and the summary FETCH still show them). */
   readonly withheld?: readonly number[];
+  /** UIDs the summary FETCH (no body) leaves out although they exist (SEARCH still finds them). */
+  readonly withheldFromListing?: readonly number[];
   /** `LIST "" "*"` never ends (a LIST of one exact name answers normally). */
   readonly endlessList?: boolean;
   /** Plaintext right after the STARTTLS OK, before the TLS handshake (a man-in-the-middle's injection). */
@@ -486,7 +488,7 @@ class Connection {
     const faults = this.server.faults;
     const partial = /BODY\.PEEK\[\]<(\d+)\.(\d+)>/i.exec(items);
     const wantsBody = partial !== null || /BODY(\.PEEK)?\[\]/i.test(items);
-    const withheld = new Set(wantsBody ? (faults.withheld ?? []) : []);
+    const withheld = new Set((wantsBody ? faults.withheld : faults.withheldFromListing) ?? []);
     for (const m of this.inSet(set, true)) {
       if (withheld.has(m.uid)) continue;
       if (!(await this.row(m, items, wantsBody, partial))) return;

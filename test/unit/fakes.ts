@@ -229,11 +229,7 @@ export class FakeSession implements MailboxSession {
     return this.openedFolder;
   }
 
-  async listNew(
-    fromUid: number,
-    limit: number,
-    options: ListOptions = {},
-  ): Promise<{ messages: MessageSummary[]; complete: boolean }> {
+  async listNew(fromUid: number, limit: number, options: ListOptions = {}): ReturnType<MailboxSession['listNew']> {
     const { since } = options;
     this.calls.push({ op: 'listNew', fromUid, limit, ...(since ? { since: since.toISOString() } : {}) });
     const folder = this.opened();
@@ -245,6 +241,11 @@ export class FakeSession implements MailboxSession {
       const { envelope, ...rest } = toSummary(m);
       return options.envelope ? { ...rest, envelope } : rest;
     });
+    // Like the IMAP adapter: a withheld summary ends the list (a fresh search still finds it here).
+    const withheld = summaries.find((m) => this.mailbox.hooks.withheldFromListing?.has(m.uid))?.uid;
+    if (withheld !== undefined) {
+      return { messages: summaries.filter((m) => m.uid < withheld), complete: false, withheld };
+    }
     return { messages: summaries, complete: matched.length <= limit };
   }
 
@@ -297,6 +298,8 @@ export interface MailboxHooks {
   beforeFetch?: (folder: FakeFolder, uids: readonly number[]) => void;
   /** UIDs left out of the body FETCH although they still exist (a broken server). */
   withheld?: ReadonlySet<number>;
+  /** UIDs left out of the listing (summary FETCH) although they still exist. */
+  withheldFromListing?: ReadonlySet<number>;
 }
 
 /** MailboxGateway over FakeFolders. `connectErrors` are thrown by the next connects, in order. */

@@ -614,6 +614,19 @@ describe('pollMailbox: a server that withholds or lies (issue #9)', () => {
     expect(w.publisher.publishedUids()).toEqual([1, 2, 3, 4, 5]);
   });
 
+  it('a message the listing left out but a fresh search still finds: what comes before it is published, the checkpoint stops before it', async () => {
+    const w = world();
+    w.folder.appendMany(5);
+    w.seed({ lastUid: 0 });
+    w.mailbox.hooks.withheldFromListing = new Set([3]);
+    await expect(w.run({ batchSize: 1 })).rejects.toThrow(/did not send UID 3 of "INBOX" although UID SEARCH/);
+    expect(w.publisher.publishedUids()).toEqual([1, 2]);
+    expect(w.checkpoint()!.lastUid).toBe(2);
+    w.mailbox.hooks.withheldFromListing = undefined;
+    expect(await w.run()).toMatchObject({ outcome: 'published', published: 3, toUid: 5 });
+    expect(w.publisher.publishedUids()).toEqual([1, 2, 3, 4, 5]);
+  });
+
   it('a UIDVALIDITY change in STATUS that EXAMINE does not confirm: no reset event, nothing moves', async () => {
     const w = world();
     w.folder.appendMany(3);

@@ -234,7 +234,7 @@ export class ImapFlowSession implements MailboxSession {
     fromUid: number,
     limit: number,
     options: ListOptions = {},
-  ): Promise<{ messages: MessageSummary[]; complete: boolean }> {
+  ): Promise<{ messages: MessageSummary[]; complete: boolean; withheld?: number }> {
     const { since } = options;
     const query: Record<string, unknown> = { uid: `${fromUid}:*` };
     // SEARCH SINCE compares dates in the server's time zone: ask for one day earlier. What arrived before `since`
@@ -275,7 +275,13 @@ export class ImapFlowSession implements MailboxSession {
       toSummary,
     );
     messages.sort((a, b) => a.uid - b.uid);
-    return { messages, complete };
+    // A UID the SEARCH found and the listing left out is expunged meanwhile (passed over) or withheld by the server:
+    // then the list ends before it, so that no checkpoint moves past a message nobody read.
+    const sent = new Set(messages.map((m) => m.uid));
+    const missing = wanted.filter((uid) => !sent.has(uid));
+    const [withheld] = missing.length > 0 ? await this.exists(missing) : [];
+    if (withheld === undefined) return { messages, complete };
+    return { messages: messages.filter((m) => m.uid < withheld), complete: false, withheld };
   }
 
   async fetchSources(uids: readonly number[], options: FetchOptions): Promise<Map<number, MessageSource>> {

@@ -66,6 +66,16 @@ export interface DrainResult {
 
 const NOTHING_PUBLISHED: PublishResult = { accepted: new Set<number>(), failed: new Map<number, string>() };
 
+/** A message the server did not send (summary or body) although a fresh UID SEARCH still finds it. */
+function withheldError(uid: number, folder: string): ImapProtocolError {
+  return new ImapProtocolError(
+    `The IMAP server did not send UID ${uid} of "${folder}" although UID SEARCH still finds it.`,
+    {
+      hint: 'the checkpoint stopped before it; the next poll retries. If it repeats, check that message on the server.',
+    },
+  );
+}
+
 /** Publishes new messages from `start`, batch after batch, with the next batch's FETCH running ahead. */
 export async function drain(input: DrainInput): Promise<DrainResult> {
   const { start, target, session, deadline, limits } = input;
@@ -128,12 +138,7 @@ export async function drain(input: DrainInput): Promise<DrainResult> {
       writer.advance(done);
       for (const p of done) p.entry ? published++ : skipped++;
       if (done.length < prepared.length && prepared[done.length]!.withheld) {
-        throw new ImapProtocolError(
-          `The IMAP server did not send UID ${prepared[done.length]!.uid} of "${target.folder}" although UID SEARCH still finds it.`,
-          {
-            hint: 'the checkpoint stopped before it; the next poll retries. If it repeats, check that message on the server.',
-          },
-        );
+        throw withheldError(prepared[done.length]!.uid, target.folder);
       }
       if (done.length < prepared.length) {
         const codes = [...new Set(result.failed.values())].join(', ');
@@ -146,6 +151,8 @@ export async function drain(input: DrainInput): Promise<DrainResult> {
       }
       writer.writeIfDue();
     }
+    // Everything listed before it is published: now the message the listing left out stops the run.
+    if (stoppedBy === undefined && listed.withheld !== undefined) throw withheldError(listed.withheld, target.folder);
     await writer.flush();
   } catch (err) {
     // Whatever failed, what was published so far is kept (unless writing the checkpoint is what failed).

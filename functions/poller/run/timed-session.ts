@@ -3,7 +3,7 @@
  * a command, the run's signal aborts and the adapter closes the connection (connect was given that signal).
  */
 import type { MailboxSettings } from '../core/settings.js';
-import type { FolderStatus, MessageSummary } from '../core/types.js';
+import type { FolderStatus } from '../core/types.js';
 import { ImapConnectionError } from '../errors.js';
 import type { FetchOptions, ListOptions, MailboxSession, MessageSource } from '../ports.js';
 import { type Deadline, imapSilent } from './deadline.js';
@@ -33,11 +33,7 @@ export class TimedSession {
     return this.timed('open', () => this.session.open(folder));
   }
 
-  listNew(
-    fromUid: number,
-    limit: number,
-    options?: ListOptions,
-  ): Promise<{ messages: MessageSummary[]; complete: boolean }> {
+  listNew(fromUid: number, limit: number, options?: ListOptions): ReturnType<MailboxSession['listNew']> {
     return this.timed('listNew', () => this.session.listNew(fromUid, limit, options));
   }
 

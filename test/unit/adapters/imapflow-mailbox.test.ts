@@ -242,8 +242,19 @@ describe('imapFlowOptions', () => {
 });
 
 describe('ImapFlowSession.listNew', () => {
-  const session = (search: () => Promise<unknown>) =>
-    new ImapFlowSession({ search, fetch: async function* () {}, usable: true } as unknown as ImapFlow, settings);
+  /** A summary row for every UID of a `a:b,c` set, except `leftOut`. */
+  const rows = (leftOut: readonly number[] = []) =>
+    async function* (set: string) {
+      for (const part of set.split(',')) {
+        const [from, to = from] = part.split(':').map(Number);
+        for (let uid = from!; uid <= to!; uid++) {
+          if (!leftOut.includes(uid)) yield { uid, size: 10, flags: new Set<string>(), internalDate: new Date(0) };
+        }
+      }
+    };
+  const session = (search: (query: { uid: string }) => Promise<unknown>, leftOut: readonly number[] = []) =>
+    new ImapFlowSession({ search, fetch: rows(leftOut), usable: true } as unknown as ImapFlow, settings);
+  const uidsOf = (listed: { messages: readonly { uid: number }[] }) => listed.messages.map((m) => m.uid);
 
   it('a refused SEARCH (imapflow answers false) is an error, never "no new mail"', async () => {
     await expect(session(async () => false).listNew(5, 100)).rejects.toBeInstanceOf(ImapProtocolError);
@@ -255,7 +266,22 @@ describe('ImapFlowSession.listNew', () => {
   });
 
   it('drops the n:* quirk (a UID below the range) and reports more than the limit as incomplete', async () => {
-    expect(await session(async () => [4, 5, 6, 7]).listNew(5, 2)).toEqual({ messages: [], complete: false });
+    const listed = await session(async () => [4, 5, 6, 7]).listNew(5, 2);
+    expect(uidsOf(listed)).toEqual([5, 6]);
+    expect(listed).toMatchObject({ complete: false });
+  });
+
+  it('a UID the listing left out: passed over when a fresh search no longer finds it, else the list ends before it', async () => {
+    // The first SEARCH lists 5..8; the fresh one (for the missing UIDs) finds what `stillThere` says.
+    const searching = (stillThere: number[]) => async (query: { uid: string }) =>
+      query.uid === '5:*' ? [5, 6, 7, 8] : stillThere;
+    const expunged = await session(searching([]), [6]).listNew(5, 10);
+    expect(uidsOf(expunged)).toEqual([5, 7, 8]);
+    expect(expunged).toEqual(expect.objectContaining({ complete: true }));
+    expect(expunged).not.toHaveProperty('withheld');
+    const withheld = await session(searching([7]), [6, 7]).listNew(5, 10);
+    expect(uidsOf(withheld)).toEqual([5]);
+    expect(withheld).toMatchObject({ complete: false, withheld: 7 });
   });
 
   it('lists UID, flags, INTERNALDATE and size; the ENVELOPE only when asked for (a re-scan, the baseline)', async () => {
