@@ -4,10 +4,12 @@ import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { composePollerDeps, pollOptions } from '../functions/poller/compose.js';
 import type { PollerConfig } from '../functions/poller/contract/poller-env.js';
-import type { StartAt } from '../functions/poller/core/types.js';
+import { DETAIL_TYPE_MESSAGE, type StartAt } from '../functions/poller/core/types.js';
 import { type EventPublisher, silentLog } from '../functions/poller/ports.js';
 import type { ParsePool } from '../functions/poller/run/parse-pool.js';
 import { pollMailbox } from '../functions/poller/run/poll-mailbox.js';
+import { eventEntry } from '../functions/poller/run/prepare.js';
+import { businessMail } from './business-mail.js';
 import type { PhaseResult, WorldInfo } from './drain.js';
 import { bareClient, measureEmptyPolls } from './empty-poll.js';
 
@@ -25,6 +27,8 @@ export async function runPhase(phase: string, world: WorldInfo): Promise<PhaseRe
       return profiled(process.env.BENCH_PROFILE_DIR!, () => engineDrain(world, 'drain-profile', true));
     case 'engine-moto':
       return engineDrain(world, 'drain-moto', false);
+    case 'sink-moto':
+      return sinkDrain(world);
     case 'empty':
       return emptyPolls(world);
     default:
@@ -138,6 +142,36 @@ async function engineDrain(
   let lost = 0;
   for (let uid = 1; uid <= world.messages; uid++) if (!seen.has(uid)) lost++;
   return { ...result, duplicates, lost };
+}
+
+/**
+ * The emulator's own limit: as many entries as the backlog has messages, each carrying its message's text (about the
+ * size of the engine's events), through the poller's EventBridge publisher in the drain's batches of 100 (chunks of
+ * 10 entries, 4 PutEvents calls at a time). No IMAP, no parsing: what moto_server accepts per second on this machine.
+ */
+async function sinkDrain(world: WorldInfo): Promise<PhaseResult> {
+  const cfg = config(world, 'sink-moto', { kind: 'all' });
+  const deps = await composePollerDeps(cfg, { log: silentLog, clientConfig: world.clientConfig });
+  const target = {
+    mailboxId: cfg.mailboxId,
+    folder: world.folder,
+    eventSource: cfg.eventSource,
+    eventBusName: cfg.eventBusName,
+  };
+  const entries = Array.from({ length: world.messages }, (_, i) =>
+    eventEntry(
+      target,
+      DETAIL_TYPE_MESSAGE,
+      JSON.stringify({ uid: i + 1, text: businessMail(i + 1).toString('latin1') }),
+    ),
+  );
+  return measure(async () => {
+    let accepted = 0;
+    for (let i = 0; i < entries.length; i += 100) {
+      accepted += (await deps.publisher.publish(entries.slice(i, i + 100))).accepted.size;
+    }
+    return accepted;
+  });
 }
 
 async function emptyPolls(world: WorldInfo): Promise<PhaseResult> {

@@ -10,6 +10,8 @@
  *   engine-null-pool  the same with PARSE_WORKERS=1 (BENCH_PARSE_WORKERS=n for n): parsing in a worker thread
  *   engine-moto  pollMailbox into the emulator's EventBridge, a bus without rules (moto spends ~180 ms per event
  *                delivering to a rule's target: that would measure the emulator)
+ *   sink-moto    the emulator's own limit: as many entries, each the size of its message, through the poller's
+ *                EventBridge publisher alone (no IMAP, no parsing); engine-moto cannot go faster than this
  *   empty        the empty poll: cold (first poll of a fresh process, composing included), warm (the same process
  *                again, a new connection), against a bare imapflow connect + login + STATUS + logout (a new
  *                connection each time); IMAP commands after login
@@ -91,6 +93,7 @@ try {
     const engineNull = await child('engine-null', world);
     const engineNullPool = await child('engine-null-pool', world);
     const engineMoto = await child('engine-moto', world);
+    const sinkMoto = await child('sink-moto', world);
     const empties: PhaseResult[] = [];
     for (let i = 0; i < Number(values['empty-runs']); i++) empties.push(await child('empty', world));
 
@@ -104,6 +107,10 @@ try {
     console.log(row('engine, null publisher', engineNull));
     console.log(row('  the same with 1 parse worker', engineNullPool));
     console.log(row('engine into moto (bus without rules)', engineMoto));
+    console.log(row('  PutEvents alone into moto', sinkMoto));
+    console.log(
+      `  engine into moto / PutEvents alone: ${(rate(engineMoto) / rate(sinkMoto)).toFixed(2)}x (moto's limit is ${(rate(sinkMoto) / rate(raw)).toFixed(2)}x raw)`,
+    );
 
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const all = (key: keyof EmptyTimes) => empties.flatMap((e) => e.empty![key]);
