@@ -197,11 +197,9 @@ export async function mailboxStatus(
     registered?: RegistryEntry | null;
   },
 ): Promise<MailboxStatusReport> {
-  const [status, lease, entry] = await Promise.all([
-    stores.status.getStatus(mailboxId),
-    stores.status.getLease(mailboxId),
-    options.registered !== undefined ? options.registered : stores.registry.get(mailboxId),
-  ]);
+  const [status, lease] = await Promise.all([stores.status.getStatus(mailboxId), stores.status.getLease(mailboxId)]);
+  // After them: a missing table or a denied read is reported by the status read, whatever the timing.
+  const entry = options.registered !== undefined ? options.registered : await stores.registry.get(mailboxId);
   const secretId = entry?.secretId ?? options.deployed?.secretId ?? status?.secretId;
   let folder = status?.folder;
   let live: LiveFolder | null = null;
