@@ -78,6 +78,8 @@ export interface MessageSource {
   readonly bytes: Uint8Array;
   /** True when `bytes` is shorter than the message. */
   readonly partial: boolean;
+  /** Its size, flags and INTERNALDATE, sent with the body (FetchOptions.summaries). */
+  readonly summary?: MessageSummary;
 }
 
 export interface FetchOptions {
@@ -89,6 +91,17 @@ export interface FetchOptions {
    * call fails as a protocol error and the connection is closed. @default unbounded
    */
   readonly maxTotalBytes?: number;
+  /** Each source's summary (size, flags, INTERNALDATE) from the same FETCH (MessageSource.summary). @default false */
+  readonly summaries?: boolean;
+}
+
+/**
+ * A message as listSizes knows it before its body is read: its UID and a size to plan batches by (RFC822.SIZE above
+ * the listing's bound, the bound itself below it).
+ */
+export interface SizedUid {
+  readonly uid: number;
+  readonly size: number;
 }
 
 /** What a listing asks for beyond UID, size, flags and INTERNALDATE. */
@@ -122,6 +135,17 @@ export interface MailboxSession {
     limit: number,
     options?: ListOptions,
   ): Promise<{ messages: MessageSummary[]; complete: boolean; withheld?: number }>;
+  /**
+   * listNew without a summary FETCH for most messages: UIDs >= fromUid in UID order, at most `limit`, each with a size
+   * for planning batches. A second UID SEARCH (LARGER `sizeBound`) names the messages above the bound; only those are
+   * fetched (RFC822.SIZE), the others count as `sizeBound`. Their flags and INTERNALDATE come with the bodies
+   * (FetchOptions.summaries). `complete` and `withheld` as for listNew.
+   */
+  listSizes(
+    fromUid: number,
+    limit: number,
+    sizeBound: number,
+  ): Promise<{ messages: SizedUid[]; complete: boolean; withheld?: number }>;
   /**
    * The sources of these messages (one round trip), each bounded by `maxBytes` (also when the server ignores the
    * partial request); rows for UIDs not asked for are ignored. A message absent from the result may be expunged, or

@@ -154,6 +154,11 @@ function hookedGateway(hooks: {
           await hooks.afterList?.(listed.messages.map((m) => m.uid));
           return listed;
         },
+        listSizes: async (fromUid, limit, sizeBound) => {
+          const listed = await session.listSizes(fromUid, limit, sizeBound);
+          await hooks.afterList?.(listed.messages.map((m) => m.uid));
+          return listed;
+        },
         fetchSources: (uids, options) => session.fetchSources(uids, options),
         exists: (uids) => session.exists(uids),
         streamSource: (uid) => session.streamSource(uid),

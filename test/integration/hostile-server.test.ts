@@ -294,10 +294,30 @@ describe.concurrent('answers that do not match the request', () => {
     expect(await world.publishedUids(3)).toEqual(uids);
   });
 
-  it('a message UID SEARCH finds but the listing leaves out, still there: published up to it, the checkpoint stops before it', async () => {
+  it('a UID SEARCH that ignores LARGER: every message is fetched for its size (one FETCH more), each published once', async () => {
     const world = await FakeWorld.create();
     await world.baseline();
     const uids = world.server.addMessages(3);
+    world.server.faults = { searchIgnoresLarger: true };
+    const before = world.server.commands.length;
+    const run = await world.run('SEARCH ignores LARGER');
+    expect(run.report.result).toEqual({ outcome: 'published', published: 3 });
+    expect(await world.publishedUids(3)).toEqual(uids);
+    // STATUS, EXAMINE, UID SEARCH, UID SEARCH LARGER, UID FETCH of the sizes, UID FETCH of the bodies.
+    expect(world.server.commands.slice(before).filter((c) => c === 'UID FETCH')).toHaveLength(2);
+    world.server.faults = {};
+    const more = world.server.addMessages(2);
+    const honest = world.server.commands.length;
+    expect((await world.run('LARGER answered')).report.result).toEqual({ outcome: 'published', published: 2 });
+    expect(await world.publishedUids(2)).toEqual(more);
+    expect(world.server.commands.slice(honest).filter((c) => c === 'UID FETCH')).toHaveLength(1);
+  });
+
+  it('a message UID SEARCH finds but the listing leaves out, still there: published up to it, the checkpoint stops before it', async () => {
+    const world = await FakeWorld.create();
+    await world.baseline();
+    // Above the listing's size bound (batchBytes / batchSize): each is fetched for its RFC822.SIZE.
+    const uids = world.server.addMessages(3, { size: 50_000 });
     world.server.faults = { withheldFromListing: [uids[1]!] };
     const run = await world.run('message withheld from the listing');
     expect(FakeWorld.errorCode(run)).toBe('IMAP_PROTOCOL_ERROR');
@@ -313,7 +333,8 @@ describe.concurrent('answers that do not match the request', () => {
   it('a message gone from the listing and from a fresh search (expunged meanwhile): passed over', async () => {
     const world = await FakeWorld.create();
     await world.baseline();
-    const uids = world.server.addMessages(3);
+    // Above the listing's size bound (batchBytes / batchSize): each is fetched for its RFC822.SIZE.
+    const uids = world.server.addMessages(3, { size: 50_000 });
     world.server.faults = { withheldFromListing: [uids[1]!] };
     world.server.expunge([uids[1]!]);
     const run = await world.run('message expunged before the listing');

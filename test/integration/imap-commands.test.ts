@@ -39,20 +39,28 @@ describe('IMAP commands of a poll', () => {
     const world = await World.create();
     await world.append(2);
     // The baseline also reads the newest message's INTERNALDATE: the server's time basis for a later re-scan.
-    expect(afterLogin(await commandsOfOnePoll(world))).toEqual(['STATUS', 'LIST', 'EXAMINE', 'UID', 'UID', 'LOGOUT']);
+    expect(afterLogin(await commandsOfOnePoll(world))).toEqual([
+      'STATUS',
+      'LIST',
+      'EXAMINE',
+      'UID SEARCH',
+      'UID FETCH',
+      'LOGOUT',
+    ]);
     const empty = await commandsOfOnePoll(world);
     expect(afterLogin(empty)).toEqual(['STATUS', 'LOGOUT']);
     expect(empty).not.toContain('ID');
     expect(empty).not.toContain('NAMESPACE');
   });
 
-  it('new mail: LIST (imapflow resolves the path), read-only EXAMINE, UID SEARCH, two UID FETCHes; never SELECT or STORE', async () => {
+  it('new mail: LIST (imapflow resolves the path), read-only EXAMINE, two UID SEARCHes, one UID FETCH; never SELECT or STORE', async () => {
     const world = await World.create();
     await commandsOfOnePoll(world);
     await world.append(3);
     const commands = afterLogin(await commandsOfOnePoll(world));
-    // UID SEARCH (new UIDs), UID FETCH (envelopes, flags, sizes), UID FETCH (bounded BODY.PEEK[] of the batch).
-    expect(commands).toEqual(['STATUS', 'LIST', 'EXAMINE', 'UID', 'UID', 'UID', 'LOGOUT']);
+    // UID SEARCH (new UIDs), UID SEARCH LARGER (none above the size bound: no size FETCH), UID FETCH (bounded
+    // BODY.PEEK[] of the batch with flags, INTERNALDATE and size).
+    expect(commands).toEqual(['STATUS', 'LIST', 'EXAMINE', 'UID SEARCH', 'UID SEARCH', 'UID FETCH', 'LOGOUT']);
     expect(commands).not.toContain('SELECT');
     expect(commands).not.toContain('STORE');
     expect(commands).not.toContain('EXPUNGE');

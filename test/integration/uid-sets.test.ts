@@ -24,7 +24,7 @@ describe('UID sets', () => {
       await session.open('INBOX');
       const sources = await session.fetchSources(sparse, { maxBytes: 1024 });
       expect([...sources.keys()].sort((a, b) => a - b)).toEqual(uids);
-      expect(commands.filter((c) => c === 'UID').length).toBeGreaterThan(1);
+      expect(commands.filter((c) => c === 'UID FETCH').length).toBeGreaterThan(1);
       expect(await session.exists(sparse)).toEqual(uids);
     } finally {
       await session.close();

@@ -27,6 +27,8 @@ export interface FakeImapFaults {
   readonly examine?: Partial<Record<'UIDNEXT' | 'UIDVALIDITY', string>>;
   /** Extra tokens appended to every UID SEARCH answer (e.g. "4294967296"). */
   readonly searchExtra?: readonly string[];
+  /** UID SEARCH LARGER n answers as if there were no LARGER (every message). */
+  readonly searchIgnoresLarger?: boolean;
   /** The body FETCH answers the whole message, ignoring the `<0.N>` partial. */
   readonly ignorePartial?: boolean;
   /** The body FETCH announces a literal of this many bytes for every message (and streams it). */
@@ -460,7 +462,12 @@ class Connection {
   private async search(tag: string, args: string[]): Promise<void> {
     const i = args.findIndex((a) => a.toUpperCase() === 'UID');
     const set = i >= 0 ? (args[i + 1] ?? '') : '1:*';
-    const uids = this.inSet(set, false).map((m) => m.uid);
+    // LARGER n (RFC 9051 6.4.4): RFC822.SIZE above n; ignored with the `searchIgnoresLarger` fault.
+    const larger = args.findIndex((a) => a.toUpperCase() === 'LARGER');
+    const above = larger >= 0 && !this.server.faults.searchIgnoresLarger ? Number(args[larger + 1]) : -1;
+    const uids = this.inSet(set, false)
+      .filter((m) => m.size > above)
+      .map((m) => m.uid);
     const extra = this.server.faults.searchExtra ?? [];
     await this.write(`* SEARCH${[...uids, ...extra].map((u) => ` ${u}`).join('')}\r\n${tag} OK SEARCH done\r\n`);
   }

@@ -148,6 +148,7 @@ export type SessionCall =
   | { op: 'status'; folder: string }
   | { op: 'open'; folder: string }
   | { op: 'listNew'; fromUid: number; limit: number; since?: string }
+  | { op: 'listSizes'; fromUid: number; limit: number; sizeBound: number }
   | { op: 'fetchSources'; uids: number[]; maxBytes: number }
   | { op: 'streamSource'; uid: number }
   | { op: 'exists'; uids: number[] }
@@ -249,6 +250,22 @@ export class FakeSession implements MailboxSession {
     return { messages: summaries, complete: matched.length <= limit };
   }
 
+  async listSizes(fromUid: number, limit: number, sizeBound: number): ReturnType<MailboxSession['listSizes']> {
+    this.calls.push({ op: 'listSizes', fromUid, limit, sizeBound });
+    const matched = this.opened()
+      .messages.filter((m) => m.uid >= fromUid)
+      .sort((a, b) => a.uid - b.uid);
+    const messages = matched.slice(0, limit).map((m) => ({ uid: m.uid, size: Math.max(m.raw.length, sizeBound) }));
+    // Like the IMAP adapter: only a message above the bound is fetched for its size, and may be withheld from that.
+    const withheld = matched
+      .slice(0, limit)
+      .find((m) => m.raw.length > sizeBound && this.mailbox.hooks.withheldFromListing?.has(m.uid))?.uid;
+    if (withheld !== undefined) {
+      return { messages: messages.filter((m) => m.uid < withheld), complete: false, withheld };
+    }
+    return { messages, complete: matched.length <= limit };
+  }
+
   async fetchSources(uids: readonly number[], options: FetchOptions): Promise<Map<number, MessageSource>> {
     this.calls.push({ op: 'fetchSources', uids: [...uids], maxBytes: options.maxBytes });
     const folder = this.opened();
@@ -258,7 +275,13 @@ export class FakeSession implements MailboxSession {
       const m = folder.messages.find((x) => x.uid === uid);
       if (!m || this.mailbox.hooks.withheld?.has(uid)) continue;
       const bytes = m.raw.subarray(0, options.maxBytes);
-      result.set(uid, { uid, bytes, partial: bytes.length < m.raw.length });
+      const { envelope: _, ...summary } = toSummary(m);
+      result.set(uid, {
+        uid,
+        bytes,
+        partial: bytes.length < m.raw.length,
+        ...(options.summaries ? { summary } : {}),
+      });
     }
     return result;
   }

@@ -192,7 +192,7 @@ describe('pollMailbox: first run (no checkpoint)', () => {
       lastInternalDate: w.folder.messages[2]!.internalDate,
     });
     expect(w.checkpoint()!.recentMessageIds).toEqual(w.folder.messages.map((m) => messageIdHash(m.messageId!)));
-    expect(w.session().ops()).toEqual(['status', 'open', 'listNew', 'fetchSources', 'close']);
+    expect(w.session().ops()).toEqual(['status', 'open', 'listSizes', 'fetchSources', 'close']);
   });
 
   it('with parse workers, publishes the same events and checkpoint as without', async () => {
@@ -256,7 +256,12 @@ describe('pollMailbox: incremental polls', () => {
     expect(w.publisher.publishedUids()).toEqual([4, 5]);
     expect(w.checkpoint()).toMatchObject({ lastUid: 5, version: 2 });
     expect(w.store.puts.map((p) => p.expectedVersion)).toEqual([1]);
-    expect(w.session().calls.find((c) => c.op === 'listNew')).toEqual({ op: 'listNew', fromUid: 4, limit: 1_000 });
+    expect(w.session().calls.find((c) => c.op === 'listSizes')).toEqual({
+      op: 'listSizes',
+      fromUid: 4,
+      limit: 1_000,
+      sizeBound: Math.floor((4 * 1024 * 1024) / 100),
+    });
   });
 
   it('an empty poll is ONE session command after connect (STATUS), with no write and no publish', async () => {
@@ -333,7 +338,7 @@ describe('pollMailbox: incremental polls', () => {
       w
         .session()
         .ops()
-        .every((op) => ['status', 'open', 'listNew', 'fetchSources', 'close'].includes(op)),
+        .every((op) => ['status', 'open', 'listSizes', 'fetchSources', 'close'].includes(op)),
     ).toBe(true);
   });
 });
@@ -477,7 +482,7 @@ describe('pollMailbox: bounded runs', () => {
     const first = await w.run({ maxMessagesPerRun: 10 });
     expect(first).toMatchObject({ outcome: 'partial', stoppedBy: 'maxMessagesPerRun', published: 10, toUid: 10 });
     expect(w.checkpoint()).toMatchObject({ lastUid: 10 });
-    expect(w.session().calls.find((c) => c.op === 'listNew')).toMatchObject({ limit: 10 });
+    expect(w.session().calls.find((c) => c.op === 'listSizes')).toMatchObject({ limit: 10 });
 
     expect(await w.run({ maxMessagesPerRun: 10 })).toMatchObject({
       outcome: 'partial',
@@ -619,7 +624,10 @@ describe('pollMailbox: a server that withholds or lies (issue #9)', () => {
     w.folder.appendMany(5);
     w.seed({ lastUid: 0 });
     w.mailbox.hooks.withheldFromListing = new Set([3]);
-    await expect(w.run({ batchSize: 1 })).rejects.toThrow(/did not send UID 3 of "INBOX" although UID SEARCH/);
+    // A size bound below the messages' sizes: each is fetched for its RFC822.SIZE (the listing's FETCH).
+    await expect(w.run({ batchSize: 1, batchBytes: 100 })).rejects.toThrow(
+      /did not send UID 3 of "INBOX" although UID SEARCH/,
+    );
     expect(w.publisher.publishedUids()).toEqual([1, 2]);
     expect(w.checkpoint()!.lastUid).toBe(2);
     w.mailbox.hooks.withheldFromListing = undefined;

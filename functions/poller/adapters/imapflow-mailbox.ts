@@ -29,6 +29,7 @@ import type {
   MailboxGateway,
   MailboxSession,
   MessageSource,
+  SizedUid,
 } from '../ports.js';
 import { CERTIFICATE_CODES, certificateFix, FIXES, UNREACHABLE_CODES } from './imap-diagnosis.js';
 import { cachedTlsOptions } from './tls-options.js';
@@ -41,7 +42,7 @@ export interface ImapFlowGatewayOptions {
   /** Inactivity timeout of an established connection (a silent server). @default 30_000 */
   readonly socketTimeoutMs?: number;
   readonly log?: Log;
-  /** Receives the verb of every IMAP command sent (e.g. "LOGIN", "STATUS"); for tests and benchmarks. Never arguments. */
+  /** Receives the verb of every IMAP command sent (e.g. "LOGIN", "UID FETCH"); for tests and benchmarks. Never arguments. */
   readonly onCommand?: (verb: string) => void;
   /** Access tokens for settings with `oauth2` (required for those). */
   readonly tokens?: AccessTokenSource;
@@ -156,8 +157,10 @@ function commandVerbLogger(onCommand: (verb: string) => void): NonNullable<ImapF
     debug: (entry: unknown) => {
       const e = entry as { src?: string; msg?: unknown };
       if (e?.src === 'c' && typeof e.msg === 'string' && !e.msg.startsWith('(')) {
-        const verb = e.msg.split(' ')[1];
-        if (verb) onCommand(verb.toUpperCase());
+        const [, verb, subverb] = e.msg.split(' ');
+        // "UID FETCH", "UID SEARCH": the second word is the command too.
+        if (verb)
+          onCommand(verb.toUpperCase() === 'UID' && subverb ? `UID ${subverb.toUpperCase()}` : verb.toUpperCase());
       }
     },
     info: ignore,
@@ -236,12 +239,74 @@ export class ImapFlowSession implements MailboxSession {
     options: ListOptions = {},
   ): Promise<{ messages: MessageSummary[]; complete: boolean; withheld?: number }> {
     const { since } = options;
+    const { wanted, complete } = await this.searchNew(fromUid, limit, since);
+    if (wanted.length === 0) return { messages: [], complete };
+    // Each row becomes its summary as it arrives: imapflow's row (token tree) is garbage at once, so a run of 50,000
+    // messages holds 50,000 small summaries, not 50,000 parsed FETCH rows. ENVELOPE only when asked for (its cost:
+    // ListOptions.envelope); the event's header fields come from the parsed source anyway.
+    const messages = await this.fetchRows(
+      wanted,
+      { uid: true, flags: true, internalDate: true, size: true, ...(options.envelope ? { envelope: true } : {}) },
+      SUMMARY_ROW_BYTES,
+      toSummary,
+    );
+    return this.endBeforeWithheld(wanted, messages, complete);
+  }
+
+  async listSizes(
+    fromUid: number,
+    limit: number,
+    sizeBound: number,
+  ): Promise<{ messages: SizedUid[]; complete: boolean; withheld?: number }> {
+    const { wanted, complete } = await this.searchNew(fromUid, limit);
+    if (wanted.length === 0) return { messages: [], complete };
+    // One more SEARCH names the messages above the bound (RFC 9051 6.4.4: LARGER compares RFC822.SIZE); only those
+    // are fetched, for their exact size. The rest count as `sizeBound` each.
+    const larger = new Set(await this.searchUids({ uid: `${wanted[0]}:${wanted.at(-1)}`, larger: sizeBound }));
+    const large = wanted.filter((uid) => larger.has(uid));
+    const rows =
+      large.length === 0
+        ? []
+        : await this.fetchRows(large, { uid: true, size: true }, SUMMARY_ROW_BYTES, (m) => ({
+            uid: m.uid,
+            size: Math.max(m.size ?? 0, sizeBound),
+          }));
+    const sized = await this.endBeforeWithheld(large, rows, complete);
+    const sizes = new Map(sized.messages.map((m) => [m.uid, m.size]));
+    const end = sized.withheld ?? Number.POSITIVE_INFINITY;
+    // A large message gone meanwhile is left out, like one withheld and all after it.
+    const messages = wanted
+      .filter((uid) => uid < end && (sizes.has(uid) || !larger.has(uid)))
+      .map((uid) => ({ uid, size: sizes.get(uid) ?? sizeBound }));
+    return {
+      messages,
+      complete: sized.complete,
+      ...(sized.withheld !== undefined ? { withheld: sized.withheld } : {}),
+    };
+  }
+
+  /**
+   * UIDs >= fromUid in the open folder, ascending, at most `limit` (the lowest first): `complete` when none was left
+   * out. With `since`, narrowed by SEARCH SINCE (see listNew). Filters the `n:*` quirk.
+   */
+  private async searchNew(
+    fromUid: number,
+    limit: number,
+    since?: Date,
+  ): Promise<{ wanted: number[]; complete: boolean }> {
     const query: Record<string, unknown> = { uid: `${fromUid}:*` };
     // SEARCH SINCE compares dates in the server's time zone: ask for one day earlier. What arrived before `since`
     // stays in the result: the caller passes it over by its exact INTERNALDATE and moves its checkpoint past it.
     // (Dropping it here made a run whose first `limit` UIDs all arrived shortly before `since` return nothing,
     // and the next run look at the same UIDs again: no progress, ever.)
     if (since) query.since = new Date(since.getTime() - 24 * 3600 * 1000);
+    const uids = (await this.searchUids(query)).filter((uid) => uid >= fromUid);
+    uids.sort((a, b) => a - b);
+    return { wanted: uids.slice(0, limit), complete: uids.length <= limit };
+  }
+
+  /** One UID SEARCH, its answer checked: a list of UIDs within 1..2^32-1, never "refused". */
+  private async searchUids(query: Record<string, unknown>): Promise<number[]> {
     let found: Awaited<ReturnType<ImapFlow['search']>>;
     try {
       found = await this.command(SEARCH_BYTE_BUDGET, () => this.client.search(query, { uid: true }));
@@ -260,28 +325,25 @@ export class ImapFlowSession implements MailboxSession {
     }
     // A UID outside 1..2^32-1 is no UID: the checkpoint must never move to it.
     if (!found.every(isNzNumber)) throw this.protocolError('answered UID SEARCH with a UID outside 1..4294967295');
-    const uids = found.filter((uid) => uid >= fromUid);
-    uids.sort((a, b) => a - b);
-    const complete = uids.length <= limit;
-    const wanted = uids.slice(0, limit);
-    if (wanted.length === 0) return { messages: [], complete };
-    // Each row becomes its summary as it arrives: imapflow's row (token tree) is garbage at once, so a run of 50,000
-    // messages holds 50,000 small summaries, not 50,000 parsed FETCH rows. ENVELOPE only when asked for (its cost:
-    // ListOptions.envelope); the event's header fields come from the parsed source anyway.
-    const messages = await this.fetchRows(
-      wanted,
-      { uid: true, flags: true, internalDate: true, size: true, ...(options.envelope ? { envelope: true } : {}) },
-      SUMMARY_ROW_BYTES,
-      toSummary,
-    );
-    messages.sort((a, b) => a.uid - b.uid);
-    // A UID the SEARCH found and the listing left out is expunged meanwhile (passed over) or withheld by the server:
-    // then the list ends before it, so that no checkpoint moves past a message nobody read.
-    const sent = new Set(messages.map((m) => m.uid));
+    return found;
+  }
+
+  /**
+   * The rows fetched for `wanted`, in UID order. A UID the SEARCH found and the FETCH left out is expunged meanwhile
+   * (left out here) or withheld by the server: then the list ends before it, so that no checkpoint moves past a
+   * message nobody read.
+   */
+  private async endBeforeWithheld<T extends { uid: number }>(
+    wanted: readonly number[],
+    rows: T[],
+    complete: boolean,
+  ): Promise<{ messages: T[]; complete: boolean; withheld?: number }> {
+    rows.sort((a, b) => a.uid - b.uid);
+    const sent = new Set(rows.map((m) => m.uid));
     const missing = wanted.filter((uid) => !sent.has(uid));
     const [withheld] = missing.length > 0 ? await this.exists(missing) : [];
-    if (withheld === undefined) return { messages, complete };
-    return { messages: messages.filter((m) => m.uid < withheld), complete: false, withheld };
+    if (withheld === undefined) return { messages: rows, complete };
+    return { messages: rows.filter((m) => m.uid < withheld), complete: false, withheld };
   }
 
   async fetchSources(uids: readonly number[], options: FetchOptions): Promise<Map<number, MessageSource>> {
@@ -290,7 +352,12 @@ export class ImapFlowSession implements MailboxSession {
     let kept = 0;
     const sources = await this.fetchRows(
       uids,
-      { uid: true, size: true, source: { start: 0, maxLength: options.maxBytes } },
+      {
+        uid: true,
+        size: true,
+        ...(options.summaries ? { flags: true, internalDate: true } : {}),
+        source: { start: 0, maxLength: options.maxBytes },
+      },
       imapResponseLimits(options.maxBytes).maxResponseSize,
       (m): MessageSource | undefined => {
         if (!m.source) return undefined;
@@ -304,7 +371,12 @@ export class ImapFlowSession implements MailboxSession {
           this.client.close(); // the rest of this answer is not read
           throw new ReadBudgetExceeded(options.maxTotalBytes);
         }
-        return { uid: m.uid, bytes, partial: bytes.length < size };
+        return {
+          uid: m.uid,
+          bytes,
+          partial: bytes.length < size,
+          ...(options.summaries ? { summary: { ...toSummary(m), size } } : {}),
+        };
       },
     );
     for (const source of sources) result.set(source.uid, source);
@@ -315,16 +387,7 @@ export class ImapFlowSession implements MailboxSession {
     if (uids.length === 0) return [];
     const found: number[] = [];
     // As ranges, in bounded commands (core/uid-set.ts).
-    for (const { set } of uidSets(uids)) {
-      let part: Awaited<ReturnType<ImapFlow['search']>>;
-      try {
-        part = await this.command(SEARCH_BYTE_BUDGET, () => this.client.search({ uid: set }, { uid: true }));
-      } catch (err) {
-        throw this.mapError(err, 'search');
-      }
-      if (!Array.isArray(part)) throw this.protocolError(`refused UID SEARCH in "${this.settings.folder}"`);
-      found.push(...part);
-    }
+    for (const { set } of uidSets(uids)) found.push(...(await this.searchUids({ uid: set })));
     const asked = new Set(uids);
     return found.filter((uid) => asked.has(uid)).sort((a, b) => a - b);
   }
@@ -408,8 +471,10 @@ export class ImapFlowSession implements MailboxSession {
   /**
    * UID FETCH of `uids`, keeping only the rows asked for (streamed: nothing else is collected). The UIDs go out as
    * ranges in bounded commands (core/uid-set.ts: a comma list of thousands of UIDs exceeds a server's line limit),
-   * each command with a read budget of `rowBytes` per UID it names. Each row kept is turned into `T` as it arrives
-   * (`undefined`: nothing kept for it).
+   * each command with a read budget of `rowBytes` per UID it names and at most UNREQUESTED_ROWS_ALLOWED rows beyond
+   * those (RFC 9051 allows unsolicited FETCH responses, but an endless stream of small ones would otherwise run until
+   * the byte budget of a body FETCH: megabytes of rows, seconds of parsing). Each row kept is turned into `T` as it
+   * arrives (`undefined`: nothing kept for it).
    */
   private async fetchRows<T>(
     uids: readonly number[],
@@ -424,7 +489,13 @@ export class ImapFlowSession implements MailboxSession {
       for (const { set, count } of uidSets(uids)) {
         await this.command(commandByteBudget(count, rowBytes), async () => {
           // Collect first, process later: running another command inside the fetch loop deadlocks imapflow.
+          const maxRows = count + UNREQUESTED_ROWS_ALLOWED;
+          let received = 0;
           for await (const m of this.client.fetch(set, query, { uid: true })) {
+            if (++received > maxRows) {
+              this.client.close(); // the rest of this answer is not read
+              throw new ReadBudgetExceeded(maxRows, 'FETCH rows');
+            }
             const kept = requestedRows([m], wanted);
             ignored += kept.ignored;
             if (kept.rows.length > 0) {
@@ -533,6 +604,8 @@ const STATUS_BYTE_BUDGET = 1024 * 1024;
 const SEARCH_BYTE_BUDGET = imapResponseLimits().maxLineLength + 1024 * 1024;
 /** A FETCH row of flags, INTERNALDATE, size and (when asked for) ENVELOPE; 256 KiB is an envelope of thousands of addresses. */
 const SUMMARY_ROW_BYTES = 256 * 1024;
+/** FETCH rows one command may bring beyond one per UID it names (fetchRows). */
+const UNREQUESTED_ROWS_ALLOWED = 1_000;
 /**
  * The folder listing: about 20,000 folders of 50 bytes. imapflow collects the whole listing before it returns
  * (about 1 KB of heap per entry), so this also bounds its memory (about 20 MB).
@@ -591,8 +664,11 @@ function watchClient(client: ImapFlow, signal: AbortSignal | undefined, log: Log
 
 class ReadBudgetExceeded extends Error {
   readonly code = 'ReadBudgetExceeded';
-  constructor(readonly budget: number) {
-    super(`the server sent more than ${budget} bytes in answer to one command`);
+  constructor(
+    readonly budget: number,
+    unit: 'bytes' | 'FETCH rows' = 'bytes',
+  ) {
+    super(`the server sent more than ${budget} ${unit} in answer to one command`);
   }
 }
 

@@ -7,15 +7,16 @@
  * per-run cap is used up.
  */
 import { advanceCheckpoint, publishedPrefix } from '../core/checkpoint.js';
-import type { Checkpoint, MessageSummary } from '../core/types.js';
+import type { Checkpoint } from '../core/types.js';
 import { EventPublishError, ImapProtocolError } from '../errors.js';
-import type { CheckpointStore, EventPublisher, PublishResult, RawMessageStore } from '../ports.js';
+import type { CheckpointStore, EventPublisher, PublishResult, RawMessageStore, SizedUid } from '../ports.js';
 import { type Deadline, publisherSilent, storeSilent } from './deadline.js';
 import type { MessageDetailer } from './message-detail.js';
 import {
   type EventTarget,
   type FetchedBatch,
   fetchBatch,
+  type ListedMessage,
   messageIdHash,
   type PreparedMessage,
   prepareFetched,
@@ -85,11 +86,15 @@ export async function drain(input: DrainInput): Promise<DrainResult> {
       hint: 'nothing to do: the next poll handles the change.',
     });
   }
-  const since = start.rescanSince ? new Date(start.rescanSince) : undefined;
-  // The ENVELOPE only for a re-scan: it picks messages by Message-ID before reading them.
-  const listed = await session.listNew(start.lastUid + 1, limits.maxMessagesPerRun, {
-    ...(since ? { since, envelope: true } : {}),
-  });
+  // A re-scan picks messages by date and Message-ID before reading them: it lists their summaries with the ENVELOPE.
+  // Otherwise the listing costs two UID SEARCHes (and RFC822.SIZE of the messages above sizeBound): the summaries
+  // come with the bodies.
+  const listed: { messages: ListedMessage[]; complete: boolean; withheld?: number } = start.rescanSince
+    ? await session.listNew(start.lastUid + 1, limits.maxMessagesPerRun, {
+        since: new Date(start.rescanSince),
+        envelope: true,
+      })
+    : await session.listSizes(start.lastUid + 1, limits.maxMessagesPerRun, sizeBound(limits));
   const batches = splitBatches(listed.messages, limits);
   const writer = new CheckpointWriter(input, start);
   let published = 0;
@@ -186,13 +191,21 @@ export async function drain(input: DrainInput): Promise<DrainResult> {
   };
 }
 
+/**
+ * The size up to which a listed message counts as this size (listSizes): a full batch of such messages stays within
+ * batchBytes.
+ */
+export function sizeBound(limits: Pick<DrainLimits, 'batchSize' | 'batchBytes'>): number {
+  return Math.max(1, Math.floor(limits.batchBytes / limits.batchSize));
+}
+
 /** Consecutive batches of at most `batchSize` messages and `batchBytes` bytes (a larger message goes alone). */
-export function splitBatches(
-  messages: readonly MessageSummary[],
+export function splitBatches<T extends SizedUid>(
+  messages: readonly T[],
   limits: Pick<DrainLimits, 'batchSize' | 'batchBytes' | 'maxMessageBytes'>,
-): MessageSummary[][] {
-  const batches: MessageSummary[][] = [];
-  let current: MessageSummary[] = [];
+): T[][] {
+  const batches: T[][] = [];
+  let current: T[] = [];
   let bytes = 0;
   for (const m of messages) {
     const size = Math.min(m.size, limits.maxMessageBytes);

@@ -7,7 +7,7 @@ import { rawMessageKey } from '../contract/keys.js';
 import { isRescanCandidate } from '../core/checkpoint.js';
 import { firstMessageId } from '../core/message-content.js';
 import { type Checkpoint, DETAIL_TYPE_MESSAGE, type EventEntry, type MessageSummary } from '../core/types.js';
-import type { MessageSource, RawMessageStore } from '../ports.js';
+import type { MessageSource, RawMessageStore, SizedUid } from '../ports.js';
 import { type Deadline, rawStoreSilent } from './deadline.js';
 import { type DetailJob, inThread, type MessageDetailer, type RawReference } from './message-detail.js';
 import type { TimedSession } from './timed-session.js';
@@ -31,9 +31,12 @@ export interface PreparedMessage {
   readonly withheld?: true;
 }
 
+/** A message as listed: its summary (listNew), or its UID and a size bound whose summary comes with the body (listSizes). */
+export type ListedMessage = MessageSummary | SizedUid;
+
 export interface PrepareInput {
   /** Messages in UID order. */
-  readonly batch: readonly MessageSummary[];
+  readonly batch: readonly ListedMessage[];
   /** The checkpoint the batch follows (its UIDVALIDITY and re-scan memory). */
   readonly checkpoint: Checkpoint;
   readonly target: EventTarget;
@@ -48,7 +51,7 @@ export interface PrepareInput {
 
 /** The sources of a batch as read from the server (and stored raw, when configured). */
 export interface FetchedBatch {
-  /** Messages in UID order. */
+  /** Messages in UID order, each with its summary (from the listing, or sent with its body). */
   readonly batch: readonly MessageSummary[];
   /** Sources of the messages to publish; a message without one is passed over (or withheld, below). */
   readonly sources: ReadonlyMap<number, MessageSource>;
@@ -63,20 +66,26 @@ export interface FetchedBatch {
  */
 export async function fetchBatch(input: PrepareInput): Promise<FetchedBatch> {
   const { batch, checkpoint, target, session, deadline, rawStore } = input;
-  const wanted = batch.filter((m) => isRescanCandidate(checkpoint, m, messageIdHash));
+  // A re-scan picks by the listed summary; a message listed without one is always read.
+  const wanted = batch.filter((m) => !isSummary(m) || isRescanCandidate(checkpoint, m, messageIdHash));
   const sources = await session.fetchSources(
     wanted.map((m) => m.uid),
     {
       maxBytes: input.maxMessageBytes,
       ...(input.maxBatchBytes !== undefined ? { maxTotalBytes: input.maxBatchBytes } : {}),
+      ...(batch.every(isSummary) ? {} : { summaries: true }),
     },
+  );
+  // Without a source (passed over, gone or withheld) a message gets no event: its planned size alone will do.
+  const summaries = batch.map((m) =>
+    isSummary(m) ? m : (sources.get(m.uid)?.summary ?? { uid: m.uid, size: m.size, flags: [] }),
   );
   // A message the FETCH left out is passed over only when a fresh search confirms it is gone (expunged meanwhile).
   const missing = wanted.filter((m) => !sources.has(m.uid)).map((m) => m.uid);
   const withheld = new Set(missing.length > 0 ? await session.exists(missing) : []);
   const raw = new Map<number, RawReference>();
   if (rawStore) {
-    for (const summary of batch) {
+    for (const summary of summaries) {
       if (withheld.has(summary.uid)) break; // nothing after it is published
       if (!sources.has(summary.uid)) continue;
       const stream = await session.streamSource(summary.uid);
@@ -91,7 +100,11 @@ export async function fetchBatch(input: PrepareInput): Promise<FetchedBatch> {
       );
     }
   }
-  return { batch, sources, withheld, raw };
+  return { batch: summaries, sources, withheld, raw };
+}
+
+function isSummary(m: ListedMessage): m is MessageSummary {
+  return 'flags' in m;
 }
 
 /**

@@ -37,6 +37,10 @@ export class TimedSession {
     return this.timed('listNew', () => this.session.listNew(fromUid, limit, options));
   }
 
+  listSizes(fromUid: number, limit: number, sizeBound: number): ReturnType<MailboxSession['listSizes']> {
+    return this.timed('listSizes', () => this.session.listSizes(fromUid, limit, sizeBound));
+  }
+
   fetchSources(uids: readonly number[], options: FetchOptions): Promise<Map<number, MessageSource>> {
     return this.timed('fetchSources', () => this.session.fetchSources(uids, options));
   }

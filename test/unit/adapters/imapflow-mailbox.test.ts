@@ -327,6 +327,93 @@ describe('ImapFlowSession.listNew', () => {
   });
 });
 
+describe('ImapFlowSession.listSizes', () => {
+  /** SEARCH answers `all` for `5:*` and `larger` for a LARGER query; FETCH answers sizes for all but `leftOut`. */
+  const listing = (all: number[], larger: number[], leftOut: number[] = [], stillThere: number[] = []) => {
+    const searches: Record<string, unknown>[] = [];
+    const fetches: { set: string; query: Record<string, unknown> }[] = [];
+    const client = {
+      usable: true,
+      search: async (query: Record<string, unknown>) => {
+        searches.push(query);
+        if (query.larger !== undefined) return larger;
+        return query.uid === '5:*' ? all : stillThere;
+      },
+      fetch: async function* (set: string, query: Record<string, unknown>) {
+        fetches.push({ set, query });
+        for (const part of set.split(',')) {
+          const [from, to = from] = part.split(':').map(Number);
+          for (let uid = from!; uid <= to!; uid++) if (!leftOut.includes(uid)) yield { uid, size: uid * 1_000 };
+        }
+      },
+    };
+    return { searches, fetches, session: new ImapFlowSession(client as unknown as ImapFlow, settings) };
+  };
+
+  it('two SEARCHes; RFC822.SIZE fetched only for the messages above the bound, the others count as the bound', async () => {
+    const { searches, fetches, session } = listing([5, 6, 7, 8, 9], [6, 8]);
+    expect(await session.listSizes(5, 10, 4_000)).toEqual({
+      messages: [
+        { uid: 5, size: 4_000 },
+        { uid: 6, size: 6_000 },
+        { uid: 7, size: 4_000 },
+        { uid: 8, size: 8_000 },
+        { uid: 9, size: 4_000 },
+      ],
+      complete: true,
+    });
+    expect(searches).toEqual([{ uid: '5:*' }, { uid: '5:9', larger: 4_000 }]);
+    expect(fetches).toEqual([{ set: '6,8', query: { uid: true, size: true } }]);
+  });
+
+  it('no FETCH at all when no message is above the bound; the limit cuts as in listNew', async () => {
+    const { fetches, session } = listing([5, 6, 7], []);
+    expect(await session.listSizes(5, 2, 4_000)).toEqual({
+      messages: [
+        { uid: 5, size: 4_000 },
+        { uid: 6, size: 4_000 },
+      ],
+      complete: false,
+    });
+    expect(fetches).toEqual([]);
+  });
+
+  it('a size below the bound for a message LARGER named still counts as the bound (batches stay within their bytes)', async () => {
+    const { session } = listing([5, 6], [5]);
+    expect((await session.listSizes(5, 10, 9_000)).messages).toEqual([
+      { uid: 5, size: 9_000 },
+      { uid: 6, size: 9_000 },
+    ]);
+  });
+
+  it('a large message the size FETCH left out: left out when gone, else the list ends before it', async () => {
+    const gone = await listing([5, 6, 7, 8], [6, 7], [6]).session.listSizes(5, 10, 4_000);
+    expect(gone).toEqual({
+      messages: [
+        { uid: 5, size: 4_000 },
+        { uid: 7, size: 7_000 },
+        { uid: 8, size: 4_000 },
+      ],
+      complete: true,
+    });
+    const withheld = await listing([5, 6, 7, 8], [6, 7], [6], [6]).session.listSizes(5, 10, 4_000);
+    expect(withheld).toEqual({ messages: [{ uid: 5, size: 4_000 }], complete: false, withheld: 6 });
+  });
+
+  it('a refused LARGER SEARCH is an error, never "nothing above the bound"', async () => {
+    const { session } = listing([5, 6], []);
+    const refused = new ImapFlowSession(
+      {
+        usable: true,
+        search: async (query: Record<string, unknown>) => (query.larger === undefined ? [5, 6] : false),
+      } as unknown as ImapFlow,
+      settings,
+    );
+    await expect(refused.listSizes(5, 10, 4_000)).rejects.toThrow(/refused UID SEARCH/);
+    expect((await session.listSizes(5, 10, 4_000)).messages).toHaveLength(2);
+  });
+});
+
 describe('ImapFlowSession.fetchSources', () => {
   /** A client whose FETCH answers every UID asked for with a source of `bytes` bytes (any size it reported). */
   const client = (bytes: number) => {
@@ -350,6 +437,57 @@ describe('ImapFlowSession.fetchSources', () => {
     const { session } = client(1_000);
     const sources = await session.fetchSources([1, 2, 3], { maxBytes: 2_000, maxTotalBytes: 3_000 });
     expect([...sources.keys()]).toEqual([1, 2, 3]);
+  });
+
+  it('with summaries: each source carries its size, flags (without \\Recent) and INTERNALDATE from the same FETCH', async () => {
+    const queries: Record<string, unknown>[] = [];
+    const fake = {
+      usable: true,
+      fetch: async function* (_set: string, query: Record<string, unknown>) {
+        queries.push(query);
+        yield {
+          uid: 7,
+          size: 5_000,
+          flags: new Set(['\\Seen', '\\Recent']),
+          internalDate: new Date('2026-11-30T08:00:00Z'),
+          source: Buffer.alloc(1_000, 0x78),
+        };
+      },
+    };
+    const session = new ImapFlowSession(fake as unknown as ImapFlow, settings);
+    const sources = await session.fetchSources([7], { maxBytes: 1_000, summaries: true });
+    expect(queries).toEqual([
+      { uid: true, size: true, flags: true, internalDate: true, source: { start: 0, maxLength: 1_000 } },
+    ]);
+    expect(sources.get(7)).toMatchObject({
+      partial: true,
+      summary: { uid: 7, size: 5_000, flags: ['\\Seen'], internalDate: '2026-11-30T08:00:00.000Z' },
+    });
+    const plain = await session.fetchSources([7], { maxBytes: 1_000 });
+    expect(queries[1]).toEqual({ uid: true, size: true, source: { start: 0, maxLength: 1_000 } });
+    expect(plain.get(7)).not.toHaveProperty('summary');
+  });
+
+  it('an endless stream of unrequested rows ends after 1,000 beyond those asked for: a protocol error, closed', async () => {
+    const state = { closed: false, rows: 0 };
+    const fake = {
+      usable: true,
+      close: () => {
+        state.closed = true;
+      },
+      fetch: async function* () {
+        yield { uid: 1, size: 10, source: Buffer.from('x') };
+        for (let uid = 100; ; uid++) {
+          state.rows++;
+          yield { uid, size: 10 };
+        }
+      },
+    };
+    const session = new ImapFlowSession(fake as unknown as ImapFlow, settings);
+    const err = await session.fetchSources([1, 2], { maxBytes: 1_000 }).catch((e) => e);
+    expect(err).toBeInstanceOf(ImapProtocolError);
+    expect((err as Error).message).toMatch(/sent more than a poll accepts during fetch: .*more than 1002 FETCH rows/);
+    expect(state).toEqual({ closed: true, rows: 1_002 });
   });
 
   it('a server that understates RFC822.SIZE cannot make a batch cost more than its bound: a protocol error, closed', async () => {
