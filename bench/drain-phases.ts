@@ -12,13 +12,17 @@ import { eventEntry } from '../functions/poller/run/prepare.js';
 import { businessMail } from './business-mail.js';
 import type { PhaseResult, WorldInfo } from './drain.js';
 import { bareClient, measureEmptyPolls } from './empty-poll.js';
+import { mainThreadCpuMs, processTreeCpuMs } from './proc-cpu.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 export async function runPhase(phase: string, world: WorldInfo): Promise<PhaseResult> {
   switch (phase) {
+    case 'floor':
+      // The bundle loaded, nothing run (the SDK's clients, loaded when composing, are not in it).
+      return { messages: 0, seconds: 0, cpuMs: 0, peakRss: process.resourceUsage().maxRSS * 1024 };
     case 'raw':
-      return measure(() => rawDrain(world));
+      return measure(world, () => rawDrain(world));
     case 'engine-null':
       return engineDrain(world, 'drain-null', true);
     case 'engine-null-pool':
@@ -66,13 +70,26 @@ async function profiled<T>(dir: string, work: () => Promise<T>): Promise<T> {
   return result;
 }
 
-async function measure(work: () => Promise<number>): Promise<PhaseResult> {
+/**
+ * `work`'s wall time, this process's CPU (all threads, and the main thread alone), Dovecot's CPU (when `work` uses
+ * it), peak RSS.
+ */
+async function measure(world: WorldInfo, work: () => Promise<number>, dovecot = true): Promise<PhaseResult> {
+  const server = dovecot ? processTreeCpuMs(world.dovecotPid) : Number.NaN;
+  const main = mainThreadCpuMs();
   const cpu = process.cpuUsage();
   const t0 = performance.now();
   const messages = await work();
   const seconds = (performance.now() - t0) / 1000;
   const used = process.cpuUsage(cpu);
-  return { messages, seconds, cpuMs: (used.user + used.system) / 1000, peakRss: process.resourceUsage().maxRSS * 1024 };
+  return {
+    messages,
+    seconds,
+    cpuMs: (used.user + used.system) / 1000,
+    mainCpuMs: mainThreadCpuMs() - main,
+    ...(dovecot ? { serverCpuMs: processTreeCpuMs(world.dovecotPid) - server } : {}),
+    peakRss: process.resourceUsage().maxRSS * 1024,
+  };
 }
 
 /** The IMAP limit: every message's full source in one UID FETCH, rows collected. */
@@ -131,11 +148,15 @@ async function engineDrain(
   const seen = new Map<number, number>();
   const publisher = counting(nullPublish ? nullPublisher : deps.publisher, seen);
   let summary: Awaited<ReturnType<typeof pollMailbox>> | undefined;
-  const result = await measure(async () => {
+  const result = await measure(world, async () => {
     summary = await pollMailbox({ ...deps, publisher }, pollOptions(cfg, Date.now() + 30 * 60_000));
     return summary.published;
   });
-  await (deps.detailer as ParsePool | undefined)?.close();
+  // A pool whose workers could not start (e.g. their file failed to load) builds every batch in the drain's thread:
+  // that would measure the drain without workers. (With one core there is no pool.)
+  const pool = deps.detailer as ParsePool | undefined;
+  if (pool && !(await pool.started())) throw new Error('the parse workers did not start');
+  await pool?.close();
   if (summary!.outcome !== 'published') throw new Error(`drain ended ${summary!.outcome} (${summary!.stoppedBy})`);
   let duplicates = 0;
   for (const n of seen.values()) duplicates += n - 1;
@@ -165,13 +186,17 @@ async function sinkDrain(world: WorldInfo): Promise<PhaseResult> {
       JSON.stringify({ uid: i + 1, text: businessMail(i + 1).toString('latin1') }),
     ),
   );
-  return measure(async () => {
-    let accepted = 0;
-    for (let i = 0; i < entries.length; i += 100) {
-      accepted += (await deps.publisher.publish(entries.slice(i, i + 100))).accepted.size;
-    }
-    return accepted;
-  });
+  return measure(
+    world,
+    async () => {
+      let accepted = 0;
+      for (let i = 0; i < entries.length; i += 100) {
+        accepted += (await deps.publisher.publish(entries.slice(i, i + 100))).accepted.size;
+      }
+      return accepted;
+    },
+    false,
+  );
 }
 
 async function emptyPolls(world: WorldInfo): Promise<PhaseResult> {

@@ -4,7 +4,12 @@
  *
  * One Dovecot (TLS) and one moto_server; a backlog of typical German business mails (2-5 KB, quoted-printable,
  * bench/business-mail.ts) appended with MULTIAPPEND. Each contender runs in its own Node process, so its CPU time
- * (process.cpuUsage) and peak RSS (getrusage maxRSS) are its own:
+ * and peak RSS (getrusage maxRSS) are its own. That process runs what the Lambda runs: bench/drain-child.ts bundled
+ * once per run with esbuild as `npm run build` bundles the handler (scripts/handler-bundle.ts: one minified CommonJS
+ * file with its source map, the AWS SDK external, found here in node_modules through NODE_PATH) and started by plain
+ * `node --enable-source-maps` as the Lambda runs it, no tsx (a process that has only loaded bench/drain-phases.ts
+ * through tsx holds ~96 MB; bare node ~40 MB; the bundle loaded ~64 MB). The parse pool's worker runs that bundle,
+ * as in the Lambda. Contenders:
  *   raw          imapflow `UID FETCH 1:* BODY.PEEK[]`, rows collected: the IMAP limit
  *   engine-null  pollMailbox with a publisher that accepts everything at once (checkpoints in the emulator)
  *   engine-null-pool  the same with PARSE_WORKERS=1 (BENCH_PARSE_WORKERS=n for n): parsing in a worker thread
@@ -15,20 +20,36 @@
  *   empty        the empty poll: cold (first poll of a fresh process, composing included), warm (the same process
  *                again, a new connection), against a bare imapflow connect + login + STATUS + logout (a new
  *                connection each time); IMAP commands after login
+ * Per contender: CPU ms per message, all the process's threads (process.cpuUsage: V8's compiler and GC helpers and a
+ * parse worker included) and its main thread alone (/proc/self/task); `server CPU`: what Dovecot's processes (the
+ * tree under its master, bench/proc-cpu.ts; TLS in imap-login, the imap process) spent during the drain; peak RSS.
+ * `process floor`: the peak RSS of a child that loaded the bundle and ran nothing (the least of three): what a
+ * contender adds is its peak RSS less that.
+ * The N-core bound (N = os.availableParallelism()): a drain needing M ms of main-thread CPU per message cannot go
+ * faster than 1000/M msg/s (one thread does that work in turn), and needing C ms of client CPU (all threads) plus S
+ * ms of server CPU per message, not faster than 1000*N/(C+S) msg/s (all cores busy): at most min(1000/M,
+ * 1000*N/(C+S)). Printed for raw, engine-null and engine-null-pool, also as a ratio to raw's measured rate: the best
+ * ratio this machine allows for that contender's CPU per message. It is optimistic: it counts neither moto's CPU (the
+ * checkpoints), nor other load on the machine, nor that Dovecot's imap process is one thread too.
  * Absolute figures on a shared 2-core machine vary by +-30 %: read the ratios.
  * With --profile, one more engine-null drain runs under the V8 CPU profiler (the inspector's Profiler, which writes
- * what `node --cpu-prof` writes, for the drain alone) and the top self-time entries are printed.
+ * what `node --cpu-prof` writes, for the drain alone) and the top self-time entries are printed. It runs from the
+ * sources through tsx (`--child engine-profile`, which also runs any contender ad hoc given BENCH_WORLD), so the
+ * profile names the sources' functions and lines.
  * Allocations by site (garbage included), for finding what makes GC work:
  *   BENCH_PROFILE_DIR=DIR BENCH_HEAP_SAMPLING=1 node --import tsx bench/drain.ts --only engine-profile
  * writes a .heapprofile (V8's sampling heap profiler; open it in Chrome DevTools' Memory tab).
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { EmptyPollWorld } from './empty-poll.js';
 
 const HERE = import.meta.dirname;
+const CORES = availableParallelism();
+const BOUND = `M ms/msg client CPU on its main thread, C ms/msg client CPU in all, S ms/msg server CPU: at most min(1000/M, 1000*${CORES}/(C+S)) msg/s`;
 const { values } = parseArgs({
   options: {
     messages: { type: 'string', default: '10000' },
@@ -42,21 +63,23 @@ const { values } = parseArgs({
 
 export interface WorldInfo extends EmptyPollWorld {
   readonly messages: number;
+  /** Dovecot's master process (`dovecot -F`): its process tree's CPU is the server's. */
+  readonly dovecotPid: number;
 }
 
 if (values.child) {
-  const { runPhase } = await import('./drain-phases.js');
-  const world = JSON.parse(process.env.BENCH_WORLD!) as WorldInfo;
-  const result = await runPhase(values.child, world);
-  process.stdout.write(`${JSON.stringify(result)}\n`);
-  process.exit(0);
+  // An ad-hoc run of one contender from the sources (BENCH_WORLD set by hand): through tsx, not the bundle.
+  const { runChild } = await import('./drain-child.js');
+  await runChild(values.child);
 }
 
 const { startBenchWorld } = await import('./bench-world.js');
 const { businessMail } = await import('./business-mail.js');
 const backlog = Number(values.messages);
 const bench = await startBenchWorld();
+const bundleDir = mkdtempSync(join(tmpdir(), 'ies-bench-drain-'));
 try {
+  const bundle = await bundleChild(bundleDir);
   const t0 = performance.now();
   let bytes = 0;
   for (let from = 1; from <= backlog; from += 2_000) {
@@ -79,15 +102,28 @@ try {
     busName: bench.busName,
     clientConfig: bench.aws.clientConfig,
     messages: backlog,
+    dovecotPid: bench.imap.info.pid,
   };
+  const child = (phase: string, world: WorldInfo, env: Record<string, string> = {}) =>
+    runContender(bundle, phase, world, env);
 
+  // Loading the bundle peaks while it and its source map are parsed, a little higher under load: the least of three.
+  const floors: number[] = [];
+  for (let i = 0; i < 3; i++) floors.push((await child('floor', world)).peakRss);
+  const floorLine = `process floor (the bundle loaded, nothing run; least of 3): peak RSS ${mb(Math.min(...floors))} MB`;
   if (values.only) {
     const r = await child(values.only, world);
     console.log(
       `${values.only}: ${r.messages} messages in ${r.seconds.toFixed(1)} s (${(r.messages / r.seconds).toFixed(0)} msg/s), ` +
-        `CPU ${(r.cpuMs / r.messages).toFixed(3)} ms/msg, peak RSS ${(r.peakRss / 1024 / 1024).toFixed(0)} MB, ` +
-        `duplicates ${r.duplicates} lost ${r.lost}`,
+        `${cpu(r)}, peak RSS ${mb(r.peakRss)} MB, duplicates ${r.duplicates} lost ${r.lost}`,
     );
+    console.log(floorLine);
+    if (r.serverCpuMs !== undefined) {
+      console.log(`the ${CORES}-core bound: ${BOUND}`);
+      console.log(
+        `  at most ${bound(r).limit.toFixed(0)} msg/s (${bound(r).by}); measured ${(r.messages / r.seconds / bound(r).limit).toFixed(2)} of it`,
+      );
+    }
   } else {
     const raw = await child('raw', world);
     const engineNull = await child('engine-null', world);
@@ -100,9 +136,9 @@ try {
     const rate = (r: PhaseResult) => r.messages / r.seconds;
     const row = (name: string, r: PhaseResult) =>
       `${name.padEnd(34)} ${rate(r).toFixed(0).padStart(7)} msg/s  ${(rate(r) / rate(raw)).toFixed(2).padStart(5)}x raw  ` +
-      `CPU ${(r.cpuMs / r.messages).toFixed(3)} ms/msg  peak RSS ${(r.peakRss / 1024 / 1024).toFixed(0)} MB` +
+      `${cpu(r)}  peak RSS ${mb(r.peakRss)} MB` +
       (r.duplicates === undefined ? '' : `  duplicates ${r.duplicates} lost ${r.lost}`);
-    console.log(`\ndrain of ${backlog} messages (one run each, own process):`);
+    console.log(`\ndrain of ${backlog} messages (one run each, own process, the bundle run by node):`);
     console.log(row('raw imapflow UID FETCH 1:* BODY[]', raw));
     console.log(row('engine, null publisher', engineNull));
     console.log(row('  the same with 1 parse worker', engineNullPool));
@@ -111,6 +147,18 @@ try {
     console.log(
       `  engine into moto / PutEvents alone: ${(rate(engineMoto) / rate(sinkMoto)).toFixed(2)}x (moto's limit is ${(rate(sinkMoto) / rate(raw)).toFixed(2)}x raw)`,
     );
+    console.log(floorLine);
+    console.log(`the ${CORES}-core bound: ${BOUND}`);
+    const boundRow = (name: string, r: PhaseResult) => {
+      const b = bound(r);
+      return (
+        `  ${name.padEnd(32)} at most ${b.limit.toFixed(0).padStart(6)} msg/s (${b.by}) = ${(b.limit / rate(raw)).toFixed(2)}x raw's rate; ` +
+        `measured ${(rate(r) / b.limit).toFixed(2)} of it`
+      );
+    };
+    console.log(boundRow('raw', raw));
+    console.log(boundRow('engine, null publisher', engineNull));
+    console.log(boundRow('  with 1 parse worker', engineNullPool));
 
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const all = (key: keyof EmptyTimes) => empties.flatMap((e) => e.empty![key]);
@@ -140,6 +188,7 @@ try {
   }
 } finally {
   await bench.stop();
+  rmSync(bundleDir, { recursive: true, force: true });
 }
 
 interface EmptyTimes {
@@ -152,15 +201,69 @@ export interface PhaseResult {
   seconds: number;
   cpuMs: number;
   peakRss: number;
+  /** The main thread's CPU alone (no GC helpers, no libuv pool, no parse worker). */
+  mainCpuMs?: number;
+  /** CPU of Dovecot's processes during the drain. */
+  serverCpuMs?: number;
   duplicates?: number;
   lost?: number;
   empty?: EmptyTimes & { commandsCold: string[]; commandsWarmNew: string[] };
 }
 
-function child(phase: string, world: WorldInfo, env: Record<string, string> = {}): Promise<PhaseResult> {
+function mb(bytes: number): string {
+  return (bytes / 1024 / 1024).toFixed(0);
+}
+
+/** Client CPU per message: the process (all threads), its main thread; the server's (Dovecot's) when measured. */
+function cpu(r: PhaseResult): string {
+  const per = (ms: number) => (ms / r.messages).toFixed(3);
+  const client = `CPU ${per(r.cpuMs)} ms/msg (main thread ${per(r.mainCpuMs!)})`;
+  return r.serverCpuMs === undefined ? client : `${client}  server CPU ${per(r.serverCpuMs)} ms/msg`;
+}
+
+/** The most a contender could drain on this machine's cores given the CPU it needs per message (see the header). */
+function bound(r: PhaseResult): { limit: number; by: string } {
+  const mainThread = 1000 / (r.mainCpuMs! / r.messages);
+  const cores = (1000 * CORES) / ((r.cpuMs + r.serverCpuMs!) / r.messages);
+  return mainThread < cores ? { limit: mainThread, by: 'main thread' } : { limit: cores, by: 'cores' };
+}
+
+/**
+ * Builds the contenders' code as `npm run build` builds the Lambda's handler (one CommonJS file, minified, with its
+ * source map, the AWS SDK external) from bench/drain-child.ts into `dir`.
+ */
+async function bundleChild(dir: string): Promise<string> {
+  const { build } = await import('esbuild');
+  const { handlerBundleOptions } = await import('../scripts/handler-bundle.js');
+  const outfile = join(dir, 'index.js');
+  await build(handlerBundleOptions(join(HERE, 'drain-child.ts'), outfile));
+  writeFileSync(join(dir, 'package.json'), '{ "type": "commonjs" }\n');
+  return outfile;
+}
+
+/**
+ * One contender in its own process: the bundle run by plain node, with --enable-source-maps as the Lambda runs it, and
+ * the AWS SDK (which the Lambda runtime provides) found in this repository's node_modules. The profiled drain runs
+ * from the sources through tsx instead, so the profile names the sources' functions and lines.
+ */
+function runContender(
+  bundle: string,
+  phase: string,
+  world: WorldInfo,
+  env: Record<string, string> = {},
+): Promise<PhaseResult> {
+  const fromSources = phase === 'engine-profile';
+  const args = fromSources ? ['--import', 'tsx', join(HERE, 'drain.ts'), '--child', phase] : [bundle];
   return new Promise((resolvePhase, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', join(HERE, 'drain.ts'), '--child', phase], {
-      env: { ...process.env, ...env, BENCH_WORLD: JSON.stringify(world) },
+    const proc = spawn(process.execPath, args, {
+      env: {
+        ...process.env,
+        ...env,
+        BENCH_WORLD: JSON.stringify(world),
+        ...(fromSources
+          ? {}
+          : { BENCH_PHASE: phase, NODE_OPTIONS: '--enable-source-maps', NODE_PATH: join(HERE, '../node_modules') }),
+      },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';

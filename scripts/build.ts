@@ -12,7 +12,8 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { LAMBDA_HANDLERS, POLLER_BUNDLE, PREBUILT_POLLER_FILE } from '../lib/poller-function.js';
+import { LAMBDA_HANDLERS, PREBUILT_POLLER_FILE } from '../lib/poller-function.js';
+import { handlerBundleOptions } from './handler-bundle.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
@@ -32,22 +33,7 @@ chmodSync(join(dist, 'bin/cli.js'), 0o755);
 const built: string[] = [];
 for (const handler of LAMBDA_HANDLERS) {
   const handlerDir = join(dist, handler.prebuiltName);
-  await build({
-    entryPoints: [handler.entry],
-    outfile: join(handlerDir, PREBUILT_POLLER_FILE),
-    bundle: true,
-    platform: 'node',
-    format: POLLER_BUNDLE.format,
-    target: POLLER_BUNDLE.target,
-    minify: POLLER_BUNDLE.minify,
-    sourcemap: POLLER_BUNDLE.sourceMap,
-    sourcesContent: POLLER_BUNDLE.sourcesContent,
-    external: [...POLLER_BUNDLE.externalModules],
-    define: { ...POLLER_BUNDLE.define },
-    // import() of the external SDK as require(): the runtime's SDK is found by require, not by ESM resolution.
-    supported: { 'dynamic-import': false },
-    logLevel: 'warning',
-  });
+  await build(handlerBundleOptions(handler.entry, join(handlerDir, PREBUILT_POLLER_FILE)));
   // The package is ESM ("type": "module"); each handler directory is its own CommonJS scope, in the
   // package as in the Lambda asset (the directory is deployed as it is).
   writeFileSync(join(handlerDir, 'package.json'), '{ "type": "commonjs" }\n');
