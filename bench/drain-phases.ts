@@ -12,7 +12,7 @@ import { eventEntry } from '../functions/poller/run/prepare.js';
 import { businessMail } from './business-mail.js';
 import type { PhaseResult, WorldInfo } from './drain.js';
 import { bareClient, measureEmptyPolls } from './empty-poll.js';
-import { mainThreadCpuMs, processTreeCpuMs } from './proc-cpu.js';
+import { mainThreadCpuMs, peakRss, processTreeCpuMs } from './proc-stats.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -20,7 +20,7 @@ export async function runPhase(phase: string, world: WorldInfo): Promise<PhaseRe
   switch (phase) {
     case 'floor':
       // The bundle loaded, nothing run (the SDK's clients, loaded when composing, are not in it).
-      return { messages: 0, seconds: 0, cpuMs: 0, peakRss: process.resourceUsage().maxRSS * 1024 };
+      return { messages: 0, seconds: 0, cpuMs: 0, peakRss: peakRss() };
     case 'raw':
       return measure(world, () => rawDrain(world));
     case 'engine-null':
@@ -70,12 +70,10 @@ async function profiled<T>(dir: string, work: () => Promise<T>): Promise<T> {
   return result;
 }
 
-/**
- * `work`'s wall time, this process's CPU (all threads, and the main thread alone), Dovecot's CPU (when `work` uses
- * it), peak RSS.
- */
-async function measure(world: WorldInfo, work: () => Promise<number>, dovecot = true): Promise<PhaseResult> {
-  const server = dovecot ? processTreeCpuMs(world.dovecotPid) : Number.NaN;
+/** `work`'s wall time, this process's CPU (all threads, and the main thread alone), the servers' CPU, peak RSS. */
+async function measure(world: WorldInfo, work: () => Promise<number>): Promise<PhaseResult> {
+  const dovecot = processTreeCpuMs(world.dovecotPid);
+  const moto = processTreeCpuMs(world.motoPid);
   const main = mainThreadCpuMs();
   const cpu = process.cpuUsage();
   const t0 = performance.now();
@@ -87,8 +85,9 @@ async function measure(world: WorldInfo, work: () => Promise<number>, dovecot = 
     seconds,
     cpuMs: (used.user + used.system) / 1000,
     mainCpuMs: mainThreadCpuMs() - main,
-    ...(dovecot ? { serverCpuMs: processTreeCpuMs(world.dovecotPid) - server } : {}),
-    peakRss: process.resourceUsage().maxRSS * 1024,
+    dovecotCpuMs: processTreeCpuMs(world.dovecotPid) - dovecot,
+    motoCpuMs: processTreeCpuMs(world.motoPid) - moto,
+    peakRss: peakRss(),
   };
 }
 
@@ -186,17 +185,13 @@ async function sinkDrain(world: WorldInfo): Promise<PhaseResult> {
       JSON.stringify({ uid: i + 1, text: businessMail(i + 1).toString('latin1') }),
     ),
   );
-  return measure(
-    world,
-    async () => {
-      let accepted = 0;
-      for (let i = 0; i < entries.length; i += 100) {
-        accepted += (await deps.publisher.publish(entries.slice(i, i + 100))).accepted.size;
-      }
-      return accepted;
-    },
-    false,
-  );
+  return measure(world, async () => {
+    let accepted = 0;
+    for (let i = 0; i < entries.length; i += 100) {
+      accepted += (await deps.publisher.publish(entries.slice(i, i + 100))).accepted.size;
+    }
+    return accepted;
+  });
 }
 
 async function emptyPolls(world: WorldInfo): Promise<PhaseResult> {
@@ -206,7 +201,7 @@ async function emptyPolls(world: WorldInfo): Promise<PhaseResult> {
     messages: 0,
     seconds: 0,
     cpuMs: 0,
-    peakRss: process.resourceUsage().maxRSS * 1024,
+    peakRss: peakRss(),
     empty: {
       cold: e.cold,
       warmNew: e.warmNew,

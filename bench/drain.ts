@@ -4,12 +4,12 @@
  *
  * One Dovecot (TLS) and one moto_server; a backlog of typical German business mails (2-5 KB, quoted-printable,
  * bench/business-mail.ts) appended with MULTIAPPEND. Each contender runs in its own Node process, so its CPU time
- * and peak RSS (getrusage maxRSS) are its own. That process runs what the Lambda runs: bench/drain-child.ts bundled
- * once per run with esbuild as `npm run build` bundles the handler (scripts/handler-bundle.ts: one minified CommonJS
- * file with its source map, the AWS SDK external, found here in node_modules through NODE_PATH) and started by plain
- * `node --enable-source-maps` as the Lambda runs it, no tsx (a process that has only loaded bench/drain-phases.ts
- * through tsx holds ~96 MB; bare node ~40 MB; the bundle loaded ~64 MB). The parse pool's worker runs that bundle,
- * as in the Lambda. Contenders:
+ * and peak RSS (VmHWM; getrusage's maxRSS would start at the parent's RSS) are its own. That process runs what the
+ * Lambda runs: bench/drain-child.ts bundled once per run with esbuild as `npm run build` bundles the handler
+ * (scripts/handler-bundle.ts: one minified CommonJS file with its source map, the AWS SDK external, found here in
+ * node_modules through NODE_PATH) and started by plain `node --enable-source-maps` as the Lambda runs it, no tsx (a
+ * process that has only loaded bench/drain-phases.ts through tsx holds ~96 MB; bare node ~40 MB; the bundle loaded
+ * ~64 MB). The parse pool's worker runs that bundle, as in the Lambda. Contenders:
  *   raw          imapflow `UID FETCH 1:* BODY.PEEK[]`, rows collected: the IMAP limit
  *   engine-null  pollMailbox with a publisher that accepts everything at once (checkpoints in the emulator)
  *   engine-null-pool  the same with PARSE_WORKERS=1 (BENCH_PARSE_WORKERS=n for n): parsing in a worker thread
@@ -21,16 +21,17 @@
  *                again, a new connection), against a bare imapflow connect + login + STATUS + logout (a new
  *                connection each time); IMAP commands after login
  * Per contender: CPU ms per message, all the process's threads (process.cpuUsage: V8's compiler and GC helpers and a
- * parse worker included) and its main thread alone (/proc/self/task); `server CPU`: what Dovecot's processes (the
- * tree under its master, bench/proc-cpu.ts; TLS in imap-login, the imap process) spent during the drain; peak RSS.
- * `process floor`: the peak RSS of a child that loaded the bundle and ran nothing (the least of three): what a
- * contender adds is its peak RSS less that.
+ * parse worker included) and its main thread alone (/proc/self/task); `server CPU`: what the servers spent during
+ * the drain (bench/proc-stats.ts), Dovecot's processes (the tree under its master: TLS in imap-login, the imap process)
+ * and moto_server's (the checkpoints, the events); peak RSS.
+ * `process floor`: the peak RSS of a child that loaded the bundle and ran nothing: what a contender adds is its peak
+ * RSS less that.
  * The N-core bound (N = os.availableParallelism()): a drain needing M ms of main-thread CPU per message cannot go
  * faster than 1000/M msg/s (one thread does that work in turn), and needing C ms of client CPU (all threads) plus S
  * ms of server CPU per message, not faster than 1000*N/(C+S) msg/s (all cores busy): at most min(1000/M,
  * 1000*N/(C+S)). Printed for raw, engine-null and engine-null-pool, also as a ratio to raw's measured rate: the best
- * ratio this machine allows for that contender's CPU per message. It is optimistic: it counts neither moto's CPU (the
- * checkpoints), nor other load on the machine, nor that Dovecot's imap process is one thread too.
+ * ratio this machine allows for that contender's CPU per message. It is optimistic: it counts neither other load on
+ * the machine nor that Dovecot's imap process and moto_server (Python) each do their work on one thread too.
  * Absolute figures on a shared 2-core machine vary by +-30 %: read the ratios.
  * With --profile, one more engine-null drain runs under the V8 CPU profiler (the inspector's Profiler, which writes
  * what `node --cpu-prof` writes, for the drain alone) and the top self-time entries are printed. It runs from the
@@ -63,8 +64,9 @@ const { values } = parseArgs({
 
 export interface WorldInfo extends EmptyPollWorld {
   readonly messages: number;
-  /** Dovecot's master process (`dovecot -F`): its process tree's CPU is the server's. */
+  /** Dovecot's master process (`dovecot -F`) and moto_server's: their process trees' CPU is the servers'. */
   readonly dovecotPid: number;
+  readonly motoPid: number;
 }
 
 if (values.child) {
@@ -103,22 +105,21 @@ try {
     clientConfig: bench.aws.clientConfig,
     messages: backlog,
     dovecotPid: bench.imap.info.pid,
+    motoPid: bench.motoServer.info.pid,
   };
   const child = (phase: string, world: WorldInfo, env: Record<string, string> = {}) =>
     runContender(bundle, phase, world, env);
 
-  // Loading the bundle peaks while it and its source map are parsed, a little higher under load: the least of three.
-  const floors: number[] = [];
-  for (let i = 0; i < 3; i++) floors.push((await child('floor', world)).peakRss);
-  const floorLine = `process floor (the bundle loaded, nothing run; least of 3): peak RSS ${mb(Math.min(...floors))} MB`;
+  const floor = await child('floor', world);
+  const floorLine = `process floor (the bundle loaded, nothing run): peak RSS ${mb(floor.peakRss)} MB`;
   if (values.only) {
     const r = await child(values.only, world);
     console.log(
       `${values.only}: ${r.messages} messages in ${r.seconds.toFixed(1)} s (${(r.messages / r.seconds).toFixed(0)} msg/s), ` +
-        `${cpu(r)}, peak RSS ${mb(r.peakRss)} MB, duplicates ${r.duplicates} lost ${r.lost}`,
+        `${cpu(r)}, peak RSS ${mb(r.peakRss)} MB${r.duplicates === undefined ? '' : `, duplicates ${r.duplicates} lost ${r.lost}`}`,
     );
     console.log(floorLine);
-    if (r.serverCpuMs !== undefined) {
+    if (r.dovecotCpuMs !== undefined) {
       console.log(`the ${CORES}-core bound: ${BOUND}`);
       console.log(
         `  at most ${bound(r).limit.toFixed(0)} msg/s (${bound(r).by}); measured ${(r.messages / r.seconds / bound(r).limit).toFixed(2)} of it`,
@@ -203,8 +204,9 @@ export interface PhaseResult {
   peakRss: number;
   /** The main thread's CPU alone (no GC helpers, no libuv pool, no parse worker). */
   mainCpuMs?: number;
-  /** CPU of Dovecot's processes during the drain. */
-  serverCpuMs?: number;
+  /** CPU of Dovecot's processes and of moto_server's during the drain. */
+  dovecotCpuMs?: number;
+  motoCpuMs?: number;
   duplicates?: number;
   lost?: number;
   empty?: EmptyTimes & { commandsCold: string[]; commandsWarmNew: string[] };
@@ -214,17 +216,19 @@ function mb(bytes: number): string {
   return (bytes / 1024 / 1024).toFixed(0);
 }
 
-/** Client CPU per message: the process (all threads), its main thread; the server's (Dovecot's) when measured. */
+/** CPU per message: the client (all threads, its main thread), the servers when measured. */
 function cpu(r: PhaseResult): string {
   const per = (ms: number) => (ms / r.messages).toFixed(3);
   const client = `CPU ${per(r.cpuMs)} ms/msg (main thread ${per(r.mainCpuMs!)})`;
-  return r.serverCpuMs === undefined ? client : `${client}  server CPU ${per(r.serverCpuMs)} ms/msg`;
+  if (r.dovecotCpuMs === undefined || r.motoCpuMs === undefined) return client;
+  const server = `server CPU ${per(r.dovecotCpuMs + r.motoCpuMs)} ms/msg (Dovecot ${per(r.dovecotCpuMs)}, moto ${per(r.motoCpuMs)})`;
+  return `${client}  ${server}`;
 }
 
 /** The most a contender could drain on this machine's cores given the CPU it needs per message (see the header). */
 function bound(r: PhaseResult): { limit: number; by: string } {
   const mainThread = 1000 / (r.mainCpuMs! / r.messages);
-  const cores = (1000 * CORES) / ((r.cpuMs + r.serverCpuMs!) / r.messages);
+  const cores = (1000 * CORES) / ((r.cpuMs + r.dovecotCpuMs! + r.motoCpuMs!) / r.messages);
   return mainThread < cores ? { limit: mainThread, by: 'main thread' } : { limit: cores, by: 'cores' };
 }
 

@@ -1,6 +1,7 @@
 /**
- * CPU time from Linux's /proc, for bench/drain.ts: the drain's main thread alone, and a server's whole process tree
- * (Dovecot: its master, which test/support/dovecot.ts starts with `dovecot -F`, and every process under it).
+ * From Linux's /proc, for bench/drain.ts: this process's peak RSS, the CPU time of its main thread alone, and of a
+ * server's whole process tree (Dovecot: its master, which test/support/dovecot.ts starts with `dovecot -F`, and every
+ * process under it; moto_server).
  *
  * /proc/<pid>/stat is readable for every process whoever runs the benchmark (as root in CI, Dovecot's children run
  * as other users; as a user, they all run as that user). Times are in clock ticks: USER_HZ, which Linux fixes at 100
@@ -64,4 +65,14 @@ export function processTreeCpuMs(rootPid: number): number {
     todo.push(...(children.get(pid) ?? []));
   }
   return ticks * MS_PER_TICK;
+}
+
+/**
+ * This process's peak RSS in bytes: the kernel's high-water mark of its memory (VmHWM), worker threads included.
+ * Not getrusage's ru_maxrss (process.resourceUsage().maxRSS): on Linux that starts at the RSS of the process that
+ * forked this one, and exec keeps it, so a child of a 90 MB parent never reports less than about 90 MB.
+ */
+export function peakRss(): number {
+  const hwm = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'latin1'));
+  return hwm ? Number(hwm[1]) * 1024 : Number.NaN;
 }
