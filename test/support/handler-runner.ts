@@ -12,6 +12,7 @@
 import { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { handler, resetContainer } from '../../functions/poller/handler.js';
+import { peakRss } from './peak-rss.js';
 import { REPORT_PREFIX, type RunnerReport } from './run-handler.js';
 
 async function main(): Promise<void> {
@@ -41,7 +42,7 @@ async function main(): Promise<void> {
   const full: RunnerReport = {
     ...report,
     settledMs,
-    peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+    peakRssMb: Math.round(peakRss() / 1024 / 1024),
     imapSockets,
     imapSocketsAfterReset,
     resources,

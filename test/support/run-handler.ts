@@ -16,7 +16,7 @@ export interface RunnerReport {
   readonly error?: { name: string; message: string };
   /** From the call to the handler until it returned or threw. */
   readonly settledMs: number;
-  /** process.resourceUsage().maxRSS, in MB. */
+  /** The runner process's own peak RSS (VmHWM, test/support/peak-rss.ts), in MB. */
   readonly peakRssMb: number;
   /** Sockets to RUNNER_IMAP_PORT still open when the handler returned (a successful run keeps its session: 1). */
   readonly imapSockets: number;
