@@ -12,13 +12,16 @@
  * ~64 MB). The parse pool's worker runs that bundle, as in the Lambda. Contenders:
  *   raw          imapflow `UID FETCH 1:* BODY.PEEK[]`, rows collected: the IMAP limit
  *   engine-null  pollMailbox with a publisher that accepts everything at once (checkpoints in the emulator)
+ *   engine-null-warm  the same in a warm container: a first poll (one message, not measured) loaded the code, the
+ *                secret and the SDK clients and kept its IMAP session, as a Lambda container's previous invocation
+ *                does; the measured poll drains the other messages (a cold process spends ~0.5 s of the drain on that)
  *   engine-null-pool  the same with PARSE_WORKERS=1 (BENCH_PARSE_WORKERS=n for n): parsing in a worker thread
  *   engine-moto  pollMailbox into the emulator's EventBridge, a bus without rules (moto spends ~180 ms per event
  *                delivering to a rule's target: that would measure the emulator)
  *   sink-moto    the emulator's own limit: as many entries, each the size of its message, through the poller's
  *                EventBridge publisher alone (no IMAP, no parsing); engine-moto cannot go faster than this
  *   empty        the empty poll: cold (first poll of a fresh process, composing included), warm (the same process
- *                again, a new connection), against a bare imapflow connect + login + STATUS + logout (a new
+ *                again, on a new connection, and on the session the previous poll kept), against a bare imapflow connect + login + STATUS + logout (a new
  *                connection each time); IMAP commands after login
  * Per contender: CPU ms per message, all the process's threads (process.cpuUsage: V8's compiler and GC helpers and a
  * parse worker included) and its main thread alone (/proc/self/task); `server CPU`: what the servers spent during
@@ -128,6 +131,7 @@ try {
   } else {
     const raw = await child('raw', world);
     const engineNull = await child('engine-null', world);
+    const engineNullWarm = await child('engine-null-warm', world);
     const engineNullPool = await child('engine-null-pool', world);
     const engineMoto = await child('engine-moto', world);
     const sinkMoto = await child('sink-moto', world);
@@ -142,6 +146,7 @@ try {
     console.log(`\ndrain of ${backlog} messages (one run each, own process, the bundle run by node):`);
     console.log(row('raw imapflow UID FETCH 1:* BODY[]', raw));
     console.log(row('engine, null publisher', engineNull));
+    console.log(row('  the same, warm container', engineNullWarm));
     console.log(row('  the same with 1 parse worker', engineNullPool));
     console.log(row('engine into moto (bus without rules)', engineMoto));
     console.log(row('  PutEvents alone into moto', sinkMoto));
@@ -159,6 +164,7 @@ try {
     };
     console.log(boundRow('raw', raw));
     console.log(boundRow('engine, null publisher', engineNull));
+    console.log(boundRow('  warm container', engineNullWarm));
     console.log(boundRow('  with 1 parse worker', engineNullPool));
 
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -170,9 +176,11 @@ try {
     console.log(line('bare connect/login/STATUS/logout', all('bare')));
     console.log(line('cold (first poll of a process)', all('cold')));
     console.log(line('warm, new connection', all('warmNew')));
+    console.log(line('warm, the kept session', all('warmReused')));
     const e = empties[0]!.empty!;
     console.log(`IMAP commands after login: cold: ${e.commandsCold.join(' ')}`);
     console.log(`                           warm, new connection: ${e.commandsWarmNew.join(' ')}`);
+    console.log(`                           warm, the kept session: ${e.commandsWarmReused.join(' ')}`);
 
     if (values.profile) {
       const dir = resolve(values.profile);
@@ -195,6 +203,7 @@ try {
 interface EmptyTimes {
   cold: number[];
   warmNew: number[];
+  warmReused: number[];
   bare: number[];
 }
 export interface PhaseResult {
@@ -209,7 +218,7 @@ export interface PhaseResult {
   motoCpuMs?: number;
   duplicates?: number;
   lost?: number;
-  empty?: EmptyTimes & { commandsCold: string[]; commandsWarmNew: string[] };
+  empty?: EmptyTimes & { commandsCold: string[]; commandsWarmNew: string[]; commandsWarmReused: string[] };
 }
 
 function mb(bytes: number): string {

@@ -4,7 +4,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { MailboxSettings } from '../../functions/poller/core/settings.js';
-import { EventPublishError, ImapAuthError, ImapConnectionError } from '../../functions/poller/errors.js';
+import {
+  CheckpointStoreError,
+  EventPublishError,
+  ImapAuthError,
+  ImapConnectionError,
+} from '../../functions/poller/errors.js';
 import type { PollDeps } from '../../functions/poller/ports.js';
 import { type PollOptions, pollMailbox } from '../../functions/poller/run/poll-mailbox.js';
 import { KeptSession, MAX_IDLE_MS, MAX_SESSION_AGE_MS } from '../../functions/poller/run/session-keeper.js';
@@ -211,5 +216,44 @@ describe('a kept session', () => {
     expect(w.mailbox.sessions).toHaveLength(2); // the failed login opened none
     expect(w.mailbox.connects).toHaveLength(3);
     expect(w.log.text()).not.toContain(PASSWORD);
+  });
+});
+
+describe('the checkpoint read and the session', () => {
+  it('a new connection is made while the checkpoint is read: a read that waits for the login still finishes', async () => {
+    const w = world();
+    const get = w.store.get.bind(w.store);
+    // Resolves only once the run has connected: a run that read the checkpoint before connecting would hang here.
+    w.store.get = async (mailboxId, folder) => {
+      while (w.mailbox.connects.length === 0) await new Promise((r) => setImmediate(r));
+      return get(mailboxId, folder);
+    };
+    expect(await w.run()).toMatchObject({ outcome: 'baseline', imapSession: 'new' });
+  });
+
+  it('a failed checkpoint read fails the run with its own error; the session logged in meanwhile is logged out', async () => {
+    const w = world();
+    w.store.get = async () => {
+      while (w.mailbox.connects.length === 0) await new Promise((r) => setImmediate(r));
+      throw new CheckpointStoreError('the table is gone');
+    };
+    await expect(w.run()).rejects.toThrow('the table is gone');
+    for (let i = 0; i < 100 && !w.mailbox.sessions[0]?.closed; i++) await new Promise((r) => setImmediate(r));
+    expect(w.mailbox.sessions).toHaveLength(1);
+    expect(w.mailbox.sessions[0]!.closed).toBe(true);
+  });
+
+  it('a failed checkpoint read on a kept session: the session stays kept for the next run', async () => {
+    const w = world();
+    await w.run();
+    const get = w.store.get.bind(w.store);
+    w.store.get = async () => {
+      throw new CheckpointStoreError('throttled');
+    };
+    await expect(w.run()).rejects.toThrow('throttled');
+    w.store.get = get;
+    expect(await w.run()).toMatchObject({ outcome: 'idle', imapSession: 'reused' });
+    expect(w.mailbox.connects).toHaveLength(1);
+    expect(w.mailbox.sessions[0]!.closed).toBe(false);
   });
 });

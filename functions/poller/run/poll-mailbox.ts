@@ -165,12 +165,16 @@ async function leased(deps: PollDeps, options: PollOptions, deadline: Deadline):
       host: settings.host,
     });
   }
-  const checkpoint = await deadline.call(
+  const reading = deadline.call(
     (signal) => deps.checkpoints.get(options.mailboxId, settings.folder, { signal }),
     () => storeSilent('reading the checkpoint'),
   );
   const kept = deps.sessions?.take(settings, { signal: deadline.signal });
   if (kept) {
+    const checkpoint = await reading.catch(async (err: unknown) => {
+      await deps.sessions?.keep(settings, kept).catch(() => undefined); // unused: kept for the next run again
+      throw err;
+    });
     const tracked = trackingChanges(deps);
     try {
       return await onSession(tracked.deps, options, deadline, checkpoint, { session: kept, settings }, 'reused');
@@ -181,11 +185,21 @@ async function leased(deps: PollDeps, options: PollOptions, deadline: Deadline):
       deps.log.info('The kept IMAP session failed; retrying on a new connection', { errorName: (err as Error)?.name });
     }
   }
-  const connected = await deadline.call(
+  // A new connection: the checkpoint is read while connecting (neither needs the other). Its failure still comes
+  // first, as when it was read before connecting; a session logged in meanwhile is logged out again.
+  const connecting = deadline.call(
     (signal) => connectRefreshingOnAuthFailure(deps, settings, signal),
     () => imapSilent(settings, 'login'),
     (late) => void late.session.close(), // logged in after we gave up: log out again
   );
+  const checkpoint = await reading.catch((err: unknown) => {
+    connecting.then(
+      (c) => c.session.close(),
+      () => undefined,
+    );
+    throw err;
+  });
+  const connected = await connecting;
   return onSession(deps, options, deadline, checkpoint, connected, 'new');
 }
 
