@@ -220,6 +220,21 @@ describe('parseMailDate', () => {
     ['2026-11-26'],
     ['1700000000'],
   ])('gives null for %j', (raw) => expect(parseMailDate(raw)).toBeNull());
+
+  it('reads a date written with comments, folding and spaced colons as its plain form (which skips that clean-up)', () => {
+    const dates = [
+      'Thu, 26 Nov 2026 10:00:00 +0100',
+      '26 Nov 2026 10:00 -0330',
+      'Mon, 2 Jan 06 15:04:05 PST',
+      '2026-11-26T10:00:00+01:00',
+      'Sat, 31 Feb 2026 10:00:00 +0000',
+      'Wed, 15 Dec 2010 59:10 -0500',
+    ];
+    for (const plain of dates) {
+      const spaced = ` (sent) ${plain.replace(/ /g, '\t \r\n ').replace(/:/g, ' : ')}  (UTC) `;
+      expect(parseMailDate(spaced)).toBe(parseMailDate(plain));
+    }
+  });
 });
 
 describe('repairC1', () => {

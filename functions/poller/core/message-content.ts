@@ -40,6 +40,7 @@ const MAX_MIME_NESTING = 50;
 
 /** The first `maxLines` lines of `bytes` (the same view when it has fewer). */
 export function cutAtLine(bytes: Uint8Array, maxLines: number): Uint8Array {
+  if (bytes.length <= maxLines) return bytes; // a line takes at least its line feed
   let lines = 0;
   for (let i = bytes.indexOf(0x0a); i !== -1; i = bytes.indexOf(0x0a, i + 1)) {
     if (++lines === maxLines) return i + 1 < bytes.length ? bytes.subarray(0, i + 1) : bytes;
@@ -86,32 +87,34 @@ export async function parseMessageContent(source: Uint8Array, options: { partial
     }
   }
 
-  const content: ParsedContent = {
-    ...headerFields(headers),
+  const html = cleanBody(parsed?.html, options.partial);
+  const content: ParsedContent = Object.assign(headerFields(headers), {
     text: cleanBody(parsed?.text, options.partial),
-    html: cleanBody(parsed?.html, options.partial),
-    attachments: [],
+    html,
+    attachments: parsed && parsed.attachments.length > 0 ? attachmentInfos(parsed, html) : [],
     partial: options.partial,
-  };
-  if (parsed) {
-    const referenced = new Set<string>();
-    if (content.html && parsed.attachments.some((a) => a.contentId)) {
-      for (const m of content.html.matchAll(/cid:([^"'\s)>]+)/gi)) referenced.add(m[1]!.toLowerCase());
-    }
-    content.attachments = parsed.attachments.map((a): AttachmentInfo => {
-      const contentId = a.contentId?.trim() || null;
-      const cid = contentId?.replace(/^<|>$/g, '').toLowerCase();
-      return {
-        filename: a.filename ? repairC1(a.filename) : null,
-        contentType: a.mimeType || 'application/octet-stream',
-        size: typeof a.content === 'string' ? Buffer.byteLength(a.content) : a.content.byteLength,
-        inline: a.disposition === 'inline' || a.related === true || (!!cid && referenced.has(cid)),
-        contentId,
-      };
-    });
-  }
+  });
   if (parseError !== undefined) content.parseError = parseError;
   return content;
+}
+
+/** Attachment metadata; inline when so disposed, related, or referenced by a `cid:` of the HTML body. */
+function attachmentInfos(parsed: ContentParse, html: string | null): AttachmentInfo[] {
+  const referenced = new Set<string>();
+  if (html && parsed.attachments.some((a) => a.contentId)) {
+    for (const m of html.matchAll(/cid:([^"'\s)>]+)/gi)) referenced.add(m[1]!.toLowerCase());
+  }
+  return parsed.attachments.map((a): AttachmentInfo => {
+    const contentId = a.contentId?.trim() || null;
+    const cid = contentId?.replace(/^<|>$/g, '').toLowerCase();
+    return {
+      filename: a.filename ? repairC1(a.filename) : null,
+      contentType: a.mimeType || 'application/octet-stream',
+      size: typeof a.content === 'string' ? Buffer.byteLength(a.content) : a.content.byteLength,
+      inline: a.disposition === 'inline' || a.related === true || (!!cid && referenced.has(cid)),
+      contentId,
+    };
+  });
 }
 
 /**
@@ -149,23 +152,68 @@ function cleanBody(body: string | undefined, partial: boolean): string | null {
   return repairC1(body);
 }
 
+/** The header fields the detail reads: the first of each, all of the address lists. */
+interface HeaderValues {
+  messageId?: string;
+  inReplyTo?: string;
+  references?: string;
+  subject?: string;
+  from?: string;
+  date?: string;
+  to: string[];
+  cc: string[];
+  replyTo: string[];
+}
+
+type FirstValue = 'messageId' | 'inReplyTo' | 'references' | 'subject' | 'from' | 'date';
+const FIRST_VALUE = new Map<string, FirstValue>([
+  ['message-id', 'messageId'],
+  ['in-reply-to', 'inReplyTo'],
+  ['references', 'references'],
+  ['subject', 'subject'],
+  ['from', 'from'],
+  ['date', 'date'],
+]);
+const ALL_VALUES = new Map<string, 'to' | 'cc' | 'replyTo'>([
+  ['to', 'to'],
+  ['cc', 'cc'],
+  ['reply-to', 'replyTo'],
+]);
+
+/** One pass over the headers (instead of one search per field). */
+function headerValues(headers: readonly HeaderField[]): HeaderValues {
+  const v: HeaderValues = { to: [], cc: [], replyTo: [] };
+  for (const { key, value } of headers) {
+    const first = FIRST_VALUE.get(key);
+    if (first) {
+      v[first] ??= value;
+      continue;
+    }
+    const all = ALL_VALUES.get(key);
+    if (all) v[all].push(value);
+  }
+  return v;
+}
+
 function headerFields(headers: readonly HeaderField[]) {
-  const first = (key: string) => headers.find((h) => h.key === key)?.value;
-  const all = (key: string) => headers.filter((h) => h.key === key).map((h) => h.value);
-  const subject = first('subject');
-  const from = first('from');
+  const v = headerValues(headers);
   return {
-    messageId: firstMessageId(first('message-id')),
-    inReplyTo: firstMessageId(first('in-reply-to')),
-    references: messageIds(first('references') ?? ''),
-    subject: subject === undefined ? null : repairC1(decodeWords(subject)),
+    messageId: firstMessageId(v.messageId),
+    inReplyTo: firstMessageId(v.inReplyTo),
+    references: v.references === undefined ? [] : messageIds(v.references),
+    subject: v.subject === undefined ? null : repairC1(decodeWordsIn(v.subject)),
     // Only the first From header counts (a second one is a spoofing device), with all its mailboxes.
-    from: addresses(from === undefined ? [] : [from]),
-    to: addresses(all('to')),
-    cc: addresses(all('cc')),
-    replyTo: addresses(all('reply-to')),
-    date: parseMailDate(first('date')),
+    from: addresses(v.from === undefined ? [] : [v.from]),
+    to: addresses(v.to),
+    cc: addresses(v.cc),
+    replyTo: addresses(v.replyTo),
+    date: parseMailDate(v.date),
   };
+}
+
+/** postal-mime's decodeWords, which returns a value without "=?" (no encoded word) as it is. */
+function decodeWordsIn(value: string): string {
+  return value.includes('=?') ? decodeWords(value) : value;
 }
 
 function messageIds(value: string): string[] {
@@ -179,22 +227,23 @@ export function firstMessageId(value: string | undefined): string | null {
 
 function addresses(values: readonly string[]): Address[] {
   const out: Address[] = [];
-  const add = (name: string | undefined, address: string | undefined) => {
-    const entry = { name: repairC1((name ?? '').trim()), address: (address ?? '').trim() };
-    if (entry.name || entry.address) out.push(entry);
-  };
   for (const value of values) {
     const simple = simpleAddressList(value);
     if (simple) {
-      for (const item of simple) add(item.name, item.address);
+      for (const item of simple) addAddress(out, item.name, item.address);
       continue;
     }
     for (const item of addressParser(value)) {
-      if (item.group) for (const member of item.group) add(member.name, member.address);
-      else add(item.name, item.address);
+      if (item.group) for (const member of item.group) addAddress(out, member.name, member.address);
+      else addAddress(out, item.name, item.address);
     }
   }
   return out;
+}
+
+function addAddress(out: Address[], name: string | undefined, address: string | undefined): void {
+  const entry = { name: repairC1((name ?? '').trim()), address: (address ?? '').trim() };
+  if (entry.name || entry.address) out.push(entry);
 }
 
 /** An addr-spec without anything postal-mime's tokenizer treats specially: no space, quote, bracket, separator, control. */
@@ -219,7 +268,7 @@ export function simpleAddressList(value: string): { name: string; address: strin
     const address = (m[2] ?? m[3]!).trim();
     const text = (m[1] ?? '').trim();
     // addressParser: the name is the decoded text, else the decoded address; a name equal to the address is dropped.
-    const name = decodeWords(text || address);
+    const name = decodeWordsIn(text || address);
     out.push({ name: name === address ? '' : name, address });
   }
   return out;
@@ -241,6 +290,9 @@ const ZONES: Record<string, number> = {
   pst: -8,
 };
 
+/** Words of anything but whitespace, "(" and ":", and colons between them, one space apart. */
+const NORMAL_DATE = /^[^\s(:]+(?::[^\s(:]+)*(?: [^\s(:]+(?::[^\s(:]+)*)*$/;
+
 /**
  * RFC 5322 date-time (obsolete forms included: comments, 2-digit years, named zones) to ISO 8601 UTC;
  * also accepts ISO 8601 with a zone. Independent of the host time zone: a missing or unknown zone is UTC
@@ -249,11 +301,15 @@ const ZONES: Record<string, number> = {
 export function parseMailDate(value: string | undefined): string | null {
   if (!value) return null;
   let s = value;
-  for (let i = 0; i < 5 && s.includes('('); i++) s = s.replace(/\([^()]*\)/g, ' ');
-  s = s
-    .replace(/\s*:\s*/g, ':')
-    .replace(/\s+/g, ' ')
-    .trim();
+  // Comments out, whitespace around colons out, whitespace runs to one space, trimmed (nothing to do for the usual
+  // "Mon, 2 Nov 2026 08:01:01 +0000").
+  if (!NORMAL_DATE.test(s)) {
+    for (let i = 0; i < 5 && s.includes('('); i++) s = s.replace(/\([^()]*\)/g, ' ');
+    s = s
+      .replace(/\s*:\s*/g, ':')
+      .replace(/\s+/g, ' ')
+      .trim();
+  }
 
   if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i.test(s)) {
     const time = Date.parse(s);
