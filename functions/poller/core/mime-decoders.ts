@@ -399,8 +399,8 @@ function fastParser(options: PostalMimeOptions): PostalMime {
       const length = av.length;
       let pos = state.readPos;
       while (pos < length) {
-        let end = pos;
-        while (end < length && av[end] !== LF) end++;
+        let end = av.indexOf(LF, pos);
+        if (end < 0) end = length;
         const next = end < length ? end + 1 : length;
         while (end > pos && av[end - 1] === 0x0d) end--;
         const node = state.currentNode as LineNode;
