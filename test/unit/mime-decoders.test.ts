@@ -87,6 +87,9 @@ describe('postal-mime with the fast body decoders (and without the fields parseM
       part('base64', 'Z3LDvMOfZQ==\r\nZ3LDvA==w59l\r\n!!bad$$\r\nQQ'),
       part('8bit', 'Grüße\r\n\r\nbare\rCR'),
       part('x-unknown', 'as is'),
+      // Line ends as the parse loop cuts them: runs of CR before the LF dropped, a CR inside a line kept, bare LF.
+      part('quoted-printable', 'soft=\r\r\nnext\r=41\r\r\n=4\r1 =\r\n\r\r\n\nlf only=3D\nend'),
+      part('8bit', 'cr\r\r\r\nin\rside\n\r\n--\n'),
     ];
     for (const body of bodies) await expectSameAsStock(enc(`Subject: edge\r\n${body}`));
     const random = pseudoRandomBytes(200_000);
