@@ -30,14 +30,6 @@ interface MimeNodeInternals {
   contentDecoder: BodyDecoder | null;
   setupContentDecoder(transferEncoding: string): void;
   parseStructuredHeader(value: string): StructuredHeader;
-  headerLines: string[];
-  headers: { key: string; originalKey: string; value: string }[];
-  contentType: { value: string };
-  contentTransferEncoding: { value: string };
-  contentDisposition: { value: string };
-  contentId?: string;
-  contentDescription?: string;
-  processHeaders(): void;
 }
 
 /** A parsed Content-Type or Content-Disposition (MimeNode.parseStructuredHeader). */
@@ -208,79 +200,8 @@ function installFastDecoders(): boolean {
     }
   };
   installStructuredHeaderMemo(proto);
-  installLeanHeaders(proto);
   return true;
 }
-
-/** Parsers whose parts need no `rawHeaderLines` (parseForContent: its buildMessage does not read them). */
-const leanParsers = new WeakSet<object>();
-
-const trimWsp = (value: string): string => {
-  let start = 0;
-  let end = value.length;
-  while (start < end && (value.charCodeAt(start) === 0x20 || value.charCodeAt(start) === 0x09)) start++;
-  while (end > start && (value.charCodeAt(end - 1) === 0x20 || value.charCodeAt(end - 1) === 0x09)) end--;
-  return start === 0 && end === value.length ? value : value.slice(start, end);
-};
-const startsFolded = (line: string): boolean => line.charCodeAt(0) === 0x20 || line.charCodeAt(0) === 0x09;
-
-/**
- * MimeNode.processHeaders for lean parsers: the same `headers` and the same content headers (first occurrence wins)
- * from the same unfolding and trimming, without the `rawHeaderLines` copy of every header (a join, a slice, a trim
- * and an object per header: 5.6 KB of the 44 KB a benchmark mail allocated in parsing) and without a regular
- * expression per value. Then postal-mime's own processHeaders runs over no lines, so what follows the header
- * lines (Content-Type parsing, boundaries, the decoder) stays its own.
- */
-function installLeanHeaders(proto: Partial<MimeNodeInternals>): void {
-  const original = proto.processHeaders;
-  if (typeof original !== 'function' || original.length !== 0) return;
-  proto.processHeaders = function (this: MimeNodeInternals): void {
-    const lines = this.headerLines;
-    if (!leanParsers.has(this.postalMime) || !Array.isArray(lines) || !Array.isArray(this.headers)) {
-      original.call(this);
-      return;
-    }
-    let seen = 0; // content headers already taken, one bit each
-    for (let i = 0; i < lines.length; ) {
-      let line = lines[i++]!;
-      if (i < lines.length && startsFolded(lines[i]!)) {
-        const parts = [line];
-        while (i < lines.length && startsFolded(lines[i]!)) parts.push(lines[i++]!);
-        line = parts.join('');
-      }
-      const sep = line.indexOf(':');
-      const key = trimWsp(sep < 0 ? line : line.slice(0, sep));
-      let value = '';
-      if (sep >= 0) {
-        value = line.slice(sep + 1);
-        // A bare CR is not legal in a field body (postal-mime turns each run of CR/LF into a space).
-        if (value.includes('\r')) value = value.replace(/[\r\n]+/g, ' ');
-        value = trimWsp(value);
-      }
-      const lowerKey = key.toLowerCase();
-      this.headers.push({ key: lowerKey, originalKey: key, value });
-      if (lowerKey.length < 10 || !lowerKey.startsWith('content-')) continue;
-      const bit = CONTENT_HEADER_BITS[lowerKey as keyof typeof CONTENT_HEADER_BITS];
-      if (bit === undefined || seen & bit) continue;
-      seen |= bit;
-      if (bit === 1) this.contentType.value = value;
-      else if (bit === 2) this.contentTransferEncoding.value = value;
-      else if (bit === 4) this.contentDisposition.value = value;
-      else if (bit === 8) this.contentId = value;
-      else this.contentDescription = value;
-    }
-    this.headerLines = [];
-    original.call(this);
-    this.headerLines = lines;
-  };
-}
-const CONTENT_HEADER_BITS = {
-  'content-type': 1,
-  'content-transfer-encoding': 2,
-  'content-disposition': 4,
-  'content-id': 8,
-  'content-description': 16,
-} as const;
 
 /**
  * MimeNode.parseStructuredHeader, remembered for the values it saw last: it walks Content-Type and Content-Disposition
@@ -460,7 +381,6 @@ export async function parseForContent(
   options: PostalMimeOptions,
 ): Promise<ContentParse> {
   const parser = fastParser(options) as unknown as Partial<ParserInternals> & PostalMime;
-  leanParsers.add(parser);
   if (typeof parser.buildMessage === 'function' && parser.root && parser.textContent && parser.attachments) {
     const state = parser as ParserInternals;
     state.buildMessage = () => {
