@@ -35,7 +35,6 @@
  * 1000*N/(C+S)). Printed for raw, engine-null and engine-null-pool, also as a ratio to raw's measured rate: the best
  * ratio this machine allows for that contender's CPU per message. It is optimistic: it counts neither other load on
  * the machine nor that Dovecot's imap process and moto_server (Python) each do their work on one thread too.
- * Each bound line also gives the measured rate as a share of 1000/(C+S), the rate of client and servers taking turns.
  * Absolute figures on a shared 2-core machine vary by +-30 %: read the ratios.
  * With --profile, one more engine-null drain runs under the V8 CPU profiler (the inspector's Profiler, which writes
  * what `node --cpu-prof` writes, for the drain alone) and the top self-time entries are printed. It runs from the
@@ -160,7 +159,7 @@ try {
       const b = bound(r);
       return (
         `  ${name.padEnd(32)} at most ${b.limit.toFixed(0).padStart(6)} msg/s (${b.by}) = ${(b.limit / rate(raw)).toFixed(2)}x raw's rate; ` +
-        `measured ${(rate(r) / b.limit).toFixed(2)} of it, ${(rate(r) / serial(r)).toFixed(2)} of 1000/(C+S)`
+        `measured ${(rate(r) / b.limit).toFixed(2)} of it`
       );
     };
     console.log(boundRow('raw', raw));
@@ -236,15 +235,6 @@ function cpu(r: PhaseResult): string {
 }
 
 /** The most a contender could drain on this machine's cores given the CPU it needs per message (see the header). */
-/**
- * The rate if client and servers never worked at the same time: 1000/(C+S) msg/s. Raw and the engine without a parse
- * worker ran at 0.97-1.12 of it in the quiet runs of 2026-11-30 (the worker and the emulator runs above it): for
- * those, CPU per message, client plus servers, is their speed, whatever the second core could add.
- */
-function serial(r: PhaseResult): number {
-  return 1000 / ((r.cpuMs + r.dovecotCpuMs! + r.motoCpuMs!) / r.messages);
-}
-
 function bound(r: PhaseResult): { limit: number; by: string } {
   const mainThread = 1000 / (r.mainCpuMs! / r.messages);
   const cores = (1000 * CORES) / ((r.cpuMs + r.dovecotCpuMs! + r.motoCpuMs!) / r.messages);
