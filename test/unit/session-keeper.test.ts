@@ -243,6 +243,26 @@ describe('the checkpoint read and the session', () => {
     expect(w.mailbox.sessions[0]!.closed).toBe(true);
   });
 
+  it('a connect that fails while the checkpoint is still being read: the run fails with it, nothing left unhandled', async () => {
+    const w = world();
+    w.mailbox.connectErrors = [new ImapConnectionError('connection refused')];
+    const get = w.store.get.bind(w.store);
+    w.store.get = async (mailboxId, folder) => {
+      await new Promise((r) => setTimeout(r, 50)); // the connect has failed long before
+      return get(mailboxId, folder);
+    };
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      await expect(w.run()).rejects.toThrow('connection refused');
+      await new Promise((r) => setTimeout(r, 10));
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    expect(unhandled).toEqual([]);
+  });
+
   it('a failed checkpoint read on a kept session: the session stays kept for the next run', async () => {
     const w = world();
     await w.run();

@@ -169,6 +169,7 @@ async function leased(deps: PollDeps, options: PollOptions, deadline: Deadline):
     (signal) => deps.checkpoints.get(options.mailboxId, settings.folder, { signal }),
     () => storeSilent('reading the checkpoint'),
   );
+  reading.catch(() => undefined); // awaited below on every path; never an unhandled rejection meanwhile
   const kept = deps.sessions?.take(settings, { signal: deadline.signal });
   if (kept) {
     const checkpoint = await reading.catch(async (err: unknown) => {
@@ -192,6 +193,8 @@ async function leased(deps: PollDeps, options: PollOptions, deadline: Deadline):
     () => imapSilent(settings, 'login'),
     (late) => void late.session.close(), // logged in after we gave up: log out again
   );
+  // Awaited below, after the read: a connect failing first must not be an unhandled rejection meanwhile.
+  connecting.catch(() => undefined);
   const checkpoint = await reading.catch((err: unknown) => {
     connecting.then(
       (c) => c.session.close(),
