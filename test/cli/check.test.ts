@@ -30,7 +30,7 @@ const noPassword = (out: string) => expect(out).not.toContain(user.password);
 describe('check: success', () => {
   test.concurrent('implicit TLS: every step passes, TLS trusted via caBundle, folder status', async () => {
     const r = await check('ok-tls', mailboxSecret(server, user, { folder: 'Firma/Vertrieb' }));
-    expect(r.code).toBe(0);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(
       /^✔ SETTINGS .*tls to localhost:\d+, user "u[0-9a-f]+", folder "Firma\/Vertrieb", caBundle 1 certificate\(s\)$/m,
     );
@@ -48,7 +48,7 @@ describe('check: success', () => {
 
   test.concurrent('STARTTLS: the upgrade is reported before TLS', async () => {
     const r = await check('ok-starttls', mailboxSecret(server, user, { security: 'starttls' }));
-    expect(r.code).toBe(0);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^✔ STARTTLS +offered and accepted/m);
     expect(r.stdout).toMatch(/^✔ TLS +TLSv1\.[23], subject CN=localhost.*trusted via caBundle$/m);
     expect(r.stdout.indexOf('STARTTLS')).toBeLessThan(r.stdout.indexOf('✔ TLS'));
@@ -58,7 +58,7 @@ describe('check: success', () => {
     const plain = dovecotNoTls();
     const plainUser = await plain.createUser();
     const r = await check('ok-none', mailboxSecret(plain, plainUser, { security: 'none' }));
-    expect(r.code).toBe(0);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^⚠ SECURITY +security is "none": the password and all mail travel unencrypted$/m);
     expect(r.stdout).toMatch(/^- TLS +skipped \(security "none"\)$/m);
     expect(r.stdout).toMatch(/^✔ LOGIN/m);
@@ -71,7 +71,7 @@ describe('check: success', () => {
       host: '127.0.0.1',
       tlsServername: tls.otherHostName,
     });
-    expect(r.code).toBe(0);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^✔ DNS +127\.0\.0\.1 is an IP address$/m);
     expect(r.stdout).toMatch(
       new RegExp(`^✔ TLS +.*subject CN=${tls.otherHostName.replace(/\./g, '\\.')}, .*trusted via caBundle$`, 'm'),
@@ -293,7 +293,7 @@ describe('check on a "." server', () => {
 
   test('the "." path passes', async () => {
     const r = await check('folder-dot-ok', mailboxSecret(dotServer, dotUser, { folder: 'Firma.Qualitätssicherung' }));
-    expect(r.code).toBe(0);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^✔ FOLDER +"Firma\.Qualitätssicherung" exists$/m);
   });
 });
