@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { delimiter, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
@@ -33,6 +34,7 @@ import {
 import { freePort, stopChild, trackChild } from './dovecot.js';
 
 const MOTO_BIN = process.env.MOTO_SERVER_BIN ?? 'moto_server';
+const MOTO_SITE = join(import.meta.dirname, 'moto-site');
 export const TEST_REGION = 'us-east-1';
 export const DEFAULT_EVENT_SOURCE = 'imap-event-source';
 
@@ -50,11 +52,19 @@ export class MotoServer {
     private readonly child: ChildProcess,
   ) {}
 
-  /** Starts `moto_server -H 127.0.0.1 -p <free port>` and waits until it answers. */
+  /**
+   * Starts `moto_server -H 127.0.0.1 -p <free port>` and waits until it answers. The Python running it loads
+   * moto-site/sitecustomize.py: no log line per request, and moto's module list read once instead of on every request
+   * (together about a third of moto_server's CPU per request; behaviour unchanged).
+   */
   static async start(): Promise<MotoServer> {
     const port = await freePort();
     const endpoint = `http://127.0.0.1:${port}`;
-    const child = spawn(MOTO_BIN, ['-H', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const pythonPath = [MOTO_SITE, process.env.PYTHONPATH].filter(Boolean).join(delimiter);
+    const child = spawn(MOTO_BIN, ['-H', '127.0.0.1', '-p', String(port)], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, PYTHONPATH: pythonPath },
+    });
     trackChild(child, `moto_server -H 127.0.0.1 -p ${port}`);
     let output = '';
     child.stderr!.on('data', (d: Buffer) => {
