@@ -305,6 +305,7 @@ export class FakeSession implements MailboxSession {
 
   async close(): Promise<void> {
     this.calls.push({ op: 'close' });
+    await this.mailbox.logoutAnswered;
     this.closed = true;
   }
 
@@ -332,6 +333,8 @@ export class FakeMailbox implements MailboxGateway {
   readonly connects: MailboxSettings[] = [];
   connectErrors: Error[] = [];
   hooks: MailboxHooks = {};
+  /** A session's close() (LOGOUT) ends when this settles; undefined: at once. */
+  logoutAnswered?: Promise<void>;
 
   constructor(folders: Record<string, FakeFolder> = { INBOX: new FakeFolder() }) {
     for (const [path, folder] of Object.entries(folders)) this.folders.set(path, folder);

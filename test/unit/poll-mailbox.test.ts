@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { MailboxSettings } from '../../functions/poller/core/settings.js';
 import type { Checkpoint, StartAt } from '../../functions/poller/core/types.js';
 import {
@@ -866,6 +866,22 @@ describe('pollMailbox: lease', () => {
     expect(w.store.leases.size).toBe(0);
     expect(w.store.leaseCalls.map((c) => c.op)).toEqual(['acquire', 'release']);
     for (const s of w.mailbox.sessions) expect(s.closed).toBe(true);
+  });
+
+  it('releases the lease while LOGOUT runs, and ends when both are done', async () => {
+    const w = world();
+    w.seed({ lastUid: 0 });
+    let answerLogout!: () => void;
+    w.mailbox.logoutAnswered = new Promise<void>((resolve) => (answerLogout = resolve));
+    let ended = false;
+    const run = w.run().finally(() => (ended = true));
+    await vi.waitFor(() => expect(w.store.leaseCalls.map((c) => c.op)).toEqual(['acquire', 'release']));
+    expect(w.mailbox.session.ops()).toEqual(['status', 'close']);
+    expect(w.mailbox.session.closed).toBe(false);
+    expect(ended).toBe(false);
+    answerLogout();
+    expect(await run).toMatchObject({ outcome: 'idle' });
+    expect(w.mailbox.session.closed).toBe(true);
   });
 
   it('a failing release is logged, not thrown', async () => {

@@ -1,7 +1,7 @@
 /**
  * The run: one poll cycle of one mailbox. Lease -> settings -> checkpoint -> connect -> STATUS -> plan, then
  * (for new mail) the drain, and LOGOUT (or, in a warm container that keeps its session, no LOGOUT:
- * session-keeper.ts) and the lease release however it ends. Every call is bounded by the run's deadline. Throws the
+ * session-keeper.ts) beside the lease release, however it ends. Every call is bounded by the run's deadline. Throws the
  * poller's errors; state stays consistent whatever fails.
  */
 import { randomUUID } from 'node:crypto';
@@ -126,25 +126,40 @@ export async function pollMailbox(deps: PollDeps, options: PollOptions): Promise
         return summary({ ...NOTHING, outcome: 'skipped' });
       }
     }
+    const closing: Closing = [];
     try {
-      return summary(await leased(deps, options, deadline));
+      return summary(await leased(deps, options, deadline, closing));
     } finally {
-      if (lease && !options.keepLease) {
-        const released = await deadline.cleanup(
-          (signal) =>
-            lease.release(options.mailboxId, runId, { signal }).catch((err: unknown) => {
-              deps.log.warn('Releasing the lease failed; it expires by itself', { errorName: (err as Error)?.name });
-            }),
-          1 / 4,
-        );
-        if (!released)
-          deps.log.warn('Releasing the lease took too long; it expires by itself', { mailboxId: options.mailboxId });
-      }
+      // The lease is released while the LOGOUT runs: the run has written and published all it will, and LOGOUT
+      // changes nothing (a next run may log in while this session is still logging out).
+      const releasing =
+        lease && !options.keepLease
+          ? deadline
+              .cleanup(
+                (signal) =>
+                  lease.release(options.mailboxId, runId, { signal }).catch((err: unknown) => {
+                    deps.log.warn('Releasing the lease failed; it expires by itself', {
+                      errorName: (err as Error)?.name,
+                    });
+                  }),
+                1 / 4,
+              )
+              .then((released) => {
+                if (!released)
+                  deps.log.warn('Releasing the lease took too long; it expires by itself', {
+                    mailboxId: options.mailboxId,
+                  });
+              })
+          : undefined;
+      await Promise.all([...closing, releasing]);
     }
   } finally {
     deadline.end();
   }
 }
+
+/** LOGOUTs still running when the run's work is done (each bounded by Deadline.cleanup); pollMailbox awaits them. */
+type Closing = Promise<unknown>[];
 
 const NOTHING: RunResult = {
   folder: null,
@@ -158,7 +173,7 @@ const NOTHING: RunResult = {
 };
 
 /** The run while it holds the lease (or runs without one): settings, checkpoint, session, plan, drain. */
-async function leased(deps: PollDeps, options: PollOptions, deadline: Deadline): Promise<RunResult> {
+async function leased(deps: PollDeps, options: PollOptions, deadline: Deadline, closing: Closing): Promise<RunResult> {
   const settings = await deadline.call((signal) => deps.settings.load({ signal }), secretsSilent);
   if (settings.security === 'none') {
     deps.log.warn('Plaintext IMAP: the password and mail cross the network unencrypted (security "none")', {
@@ -178,12 +193,21 @@ async function leased(deps: PollDeps, options: PollOptions, deadline: Deadline):
     });
     const tracked = trackingChanges(deps);
     try {
-      return await onSession(tracked.deps, options, deadline, checkpoint, { session: kept, settings }, 'reused');
+      return await onSession(
+        tracked.deps,
+        options,
+        deadline,
+        checkpoint,
+        { session: kept, settings },
+        'reused',
+        closing,
+      );
     } catch (err) {
       // Any doubt about a kept session (the server ended it, its token expired, it went silent): once more on a new
       // connection, as long as this run has changed nothing yet (nothing published, no checkpoint written).
       if (tracked.changed() || deadline.signal.aborted) throw err;
       deps.log.info('The kept IMAP session failed; retrying on a new connection', { errorName: (err as Error)?.name });
+      await Promise.all(closing.splice(0)); // one connection at a time: the failed one is closed first
     }
   }
   // A new connection: the checkpoint is read while connecting (neither needs the other). Its failure still comes
@@ -203,7 +227,7 @@ async function leased(deps: PollDeps, options: PollOptions, deadline: Deadline):
     throw err;
   });
   const connected = await connecting;
-  return onSession(deps, options, deadline, checkpoint, connected, 'new');
+  return onSession(deps, options, deadline, checkpoint, connected, 'new', closing);
 }
 
 /**
@@ -217,6 +241,7 @@ async function onSession(
   checkpoint: Checkpoint | undefined,
   { session, settings }: { session: MailboxSession; settings: MailboxSettings },
   how: 'new' | 'reused',
+  closing: Closing,
 ): Promise<RunResult> {
   let kept = false;
   try {
@@ -233,8 +258,9 @@ async function onSession(
     }
     return { ...result, imapSession: how };
   } finally {
-    // Bounded, so that even after a cut-off call the run ends before the deadline.
-    if (!kept) await deadline.cleanup(() => session.close(), 1 / 2);
+    // Bounded, so that even after a cut-off call the run ends before the deadline; awaited by pollMailbox, beside
+    // the lease release (or, after a kept session failed, beside the retry on a new connection).
+    if (!kept) closing.push(deadline.cleanup(() => session.close(), 1 / 2));
   }
 }
 
