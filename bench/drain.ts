@@ -31,10 +31,11 @@
  * RSS less that.
  * The N-core bound (N = os.availableParallelism()): a drain needing M ms of main-thread CPU per message cannot go
  * faster than 1000/M msg/s (one thread does that work in turn), and needing C ms of client CPU (all threads) plus S
- * ms of server CPU per message, not faster than 1000*N/(C+S) msg/s (all cores busy): at most min(1000/M,
- * 1000*N/(C+S)). Printed for raw, engine-null and engine-null-pool, also as a ratio to raw's measured rate: the best
+ * ms of server CPU per message, not faster than 1000*N/(C+S) msg/s (all cores busy), and moto_server, whose Python
+ * runs one thread at a time (the GIL), spending P ms per message, not much faster than 1000/P msg/s: at most
+ * min(1000/M, 1000*N/(C+S), 1000/P). Printed for every contender, also as a ratio to raw's measured rate: the best
  * ratio this machine allows for that contender's CPU per message. It is optimistic: it counts neither other load on
- * the machine nor that Dovecot's imap process and moto_server (Python) each do their work on one thread too.
+ * the machine nor that Dovecot's imap process does its work on one thread too.
  * Absolute figures on a shared 2-core machine vary by +-30 %: read the ratios.
  * With --profile, one more engine-null drain runs under the V8 CPU profiler (the inspector's Profiler, which writes
  * what `node --cpu-prof` writes, for the drain alone) and the top self-time entries are printed. It runs from the
@@ -53,7 +54,7 @@ import type { EmptyPollWorld } from './empty-poll.js';
 
 const HERE = import.meta.dirname;
 const CORES = availableParallelism();
-const BOUND = `M ms/msg client CPU on its main thread, C ms/msg client CPU in all, S ms/msg server CPU: at most min(1000/M, 1000*${CORES}/(C+S)) msg/s`;
+const BOUND = `M ms/msg client CPU on its main thread, C ms/msg client CPU in all, S ms/msg server CPU (P of it moto's): at most min(1000/M, 1000*${CORES}/(C+S), 1000/P) msg/s`;
 const { values } = parseArgs({
   options: {
     messages: { type: 'string', default: '10000' },
@@ -166,6 +167,8 @@ try {
     console.log(boundRow('engine, null publisher', engineNull));
     console.log(boundRow('  warm container', engineNullWarm));
     console.log(boundRow('  with 1 parse worker', engineNullPool));
+    console.log(boundRow('engine into moto', engineMoto));
+    console.log(boundRow('  PutEvents alone into moto', sinkMoto));
 
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const all = (key: keyof EmptyTimes) => empties.flatMap((e) => e.empty![key]);
@@ -236,9 +239,13 @@ function cpu(r: PhaseResult): string {
 
 /** The most a contender could drain on this machine's cores given the CPU it needs per message (see the header). */
 function bound(r: PhaseResult): { limit: number; by: string } {
-  const mainThread = 1000 / (r.mainCpuMs! / r.messages);
-  const cores = (1000 * CORES) / ((r.cpuMs + r.dovecotCpuMs! + r.motoCpuMs!) / r.messages);
-  return mainThread < cores ? { limit: mainThread, by: 'main thread' } : { limit: cores, by: 'cores' };
+  const limits = [
+    { limit: 1000 / (r.mainCpuMs! / r.messages), by: 'main thread' },
+    { limit: (1000 * CORES) / ((r.cpuMs + r.dovecotCpuMs! + r.motoCpuMs!) / r.messages), by: 'cores' },
+    // moto_server runs its Python one thread at a time (the GIL): about 1000/P msg/s for P ms of its CPU per message.
+    { limit: 1000 / (r.motoCpuMs! / r.messages), by: 'moto' },
+  ];
+  return limits.reduce((a, b) => (b.limit < a.limit ? b : a));
 }
 
 /**
