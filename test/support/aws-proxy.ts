@@ -10,7 +10,7 @@
  * of 8 simultaneous `attribute_not_exists(pk)` puts on a quiet machine had two winners). Host slots and leases rely on
  * exactly one winner; a test that races them runs its table calls through this proxy.
  */
-import { createServer, type Server } from 'node:http';
+import { Agent, createServer, type IncomingHttpHeaders, request, type Server } from 'node:http';
 
 export interface ProxiedCall {
   /** The operation, e.g. `DynamoDB_20120810.PutItem`, `AWSEvents.PutEvents`. */
@@ -28,6 +28,7 @@ export interface AwsProxyOptions {
 export class AwsProxy {
   private constructor(
     private readonly server: Server,
+    private readonly agent: Agent,
     readonly url: string,
   ) {}
 
@@ -37,6 +38,8 @@ export class AwsProxy {
     options: AwsProxyOptions = {},
   ): Promise<AwsProxy> {
     const items = new ItemQueues();
+    // Connections to moto_server are kept and reused (fetch's machinery cost several times this per call).
+    const agent = new Agent({ keepAlive: true });
     const server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -45,18 +48,18 @@ export class AwsProxy {
         const item = options.atomicItems ? writtenItem(req.headers['x-amz-target'], body) : undefined;
         const done = item === undefined ? undefined : await items.enter(item);
         try {
-          const headers = Object.fromEntries(
-            Object.entries(req.headers).filter(([k, v]) => typeof v === 'string' && k !== 'host' && k !== 'connection'),
-          ) as Record<string, string>;
-          const answer = await fetch(new URL(req.url ?? '/', upstream), {
-            method: req.method ?? 'POST',
-            headers,
-            ...(body.length ? { body } : {}),
-          });
-          const text = await answer.text();
+          const answer = await forward(
+            agent,
+            new URL(req.url ?? '/', upstream),
+            req.method ?? 'POST',
+            req.headers,
+            body,
+          );
+          const text = answer.body.toString();
+          const ok = answer.status >= 200 && answer.status < 300;
           const target = req.headers['x-amz-target'];
-          if (typeof target === 'string') observe({ target, request: body.toString(), response: text, ok: answer.ok });
-          res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/json' });
+          if (typeof target === 'string') observe({ target, request: body.toString(), response: text, ok });
+          res.writeHead(answer.status, { 'content-type': answer.contentType ?? 'application/json' });
           res.end(text);
         } catch (err) {
           res.writeHead(502);
@@ -67,14 +70,49 @@ export class AwsProxy {
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    return new AwsProxy(server, `http://127.0.0.1:${(server.address() as { port: number }).port}`);
+    return new AwsProxy(server, agent, `http://127.0.0.1:${(server.address() as { port: number }).port}`);
   }
 
   async close(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.agent.destroy();
   }
 }
+
+/** One request upstream with the client's headers (but its own `host`, `connection` and length); the whole answer. */
+function forward(
+  agent: Agent,
+  url: URL,
+  method: string,
+  incoming: IncomingHttpHeaders,
+  body: Buffer,
+): Promise<{ status: number; contentType?: string; body: Buffer }> {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(incoming)) {
+    if (typeof v === 'string' && !HOP_HEADERS.has(k)) headers[k] = v;
+  }
+  if (body.length) headers['content-length'] = String(body.length);
+  return new Promise((resolve, reject) => {
+    const out = request(url, { method, headers, agent }, (answer) => {
+      const chunks: Buffer[] = [];
+      answer.on('data', (c: Buffer) => chunks.push(c));
+      answer.on('error', reject);
+      answer.on('end', () =>
+        resolve({
+          status: answer.statusCode ?? 502,
+          ...(answer.headers['content-type'] ? { contentType: answer.headers['content-type'] } : {}),
+          body: Buffer.concat(chunks),
+        }),
+      );
+    });
+    out.on('error', reject);
+    out.end(body.length ? body : undefined);
+  });
+}
+
+/** Headers that describe the client's connection to the proxy, not the request. */
+const HOP_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive']);
 
 /** One queue per item: `enter` resolves when the writes before it on the same item are answered. */
 class ItemQueues {
