@@ -5,7 +5,9 @@
  * Prints: the time from the dispatch to an empty queue, the peak of concurrent IMAP connections (a TCP proxy in
  * front of Dovecot counts them) against the host cap, events published (each eventId once; an HTTP recorder in
  * front of moto's EventBridge sees every accepted entry), a mailbox with a wrong password in backoff, and a
- * mailbox added with the CLI polled on the next cycle. FLEET_SCALE_MAILBOXES=N runs it with N mailboxes.
+ * mailbox added with the CLI polled on the next cycle. It has its own two moto_servers (the poll queue on one, the
+ * rest on the other): one Python process answers on about one core, and the other test files' calls would wait
+ * behind this test's. FLEET_SCALE_MAILBOXES=N runs it with N mailboxes.
  */
 import { availableParallelism, loadavg } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +20,7 @@ import { mailboxSecret, startDovecot } from '../support/env.js';
 import { EventRecorder } from '../support/event-recorder.js';
 import { Fleet } from '../support/fleet.js';
 import { buildMessage } from '../support/messages.js';
+import { Moto, MotoServer } from '../support/moto.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 const MAILBOXES = Number(process.env.FLEET_SCALE_MAILBOXES ?? 1_000);
@@ -37,12 +40,17 @@ const PASSWORD = 'shared-tenant-password';
 const DRAIN_LIMIT_MS = 20 * 60_000;
 
 let imap: DovecotServer;
+/** Its own emulators, one for the poll queue and one for the rest, both apart from the one the other files share. */
+let emulators: MotoServer[] = [];
 let proxy: TcpProxy;
 let recorder: EventRecorder;
 let tableCalls: DynamoDbCallLog | undefined;
 const saved = { ...process.env };
 
 beforeAll(async () => {
+  const servers = await Promise.allSettled([MotoServer.start(), MotoServer.start()]);
+  emulators = servers.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  for (const s of servers) if (s.status === 'rejected') throw s.reason;
   imap = await startDovecot();
   proxy = await TcpProxy.start({ port: imap.imapsPort!, name: 'imap' });
 }, 120_000);
@@ -51,7 +59,7 @@ afterAll(async () => {
   await proxy?.close();
   await recorder?.close();
   await tableCalls?.close();
-  await imap?.stop();
+  await Promise.all([imap?.stop(), ...emulators.map((e) => e.stop())]);
 });
 
 /** Runs `fn` over `items`, `limit` at a time. */
@@ -89,9 +97,10 @@ const id = (i: number) => `box${String(i).padStart(5, '0')}`;
 describe('fleet at scale', () => {
   it(`drains ${MAILBOXES} mailboxes in one dispatch cycle within the host cap, each message published once`, async () => {
     const t0 = performance.now();
-    const motoUrl = `http://127.0.0.1:${(await import('../support/env.js')).moto().info.port}`;
+    const [aws, queueAws] = emulators.map((e) => new Moto(e.info)) as [Moto, Moto];
+    const motoUrl = aws.info.endpoint;
     recorder = await EventRecorder.start(motoUrl);
-    const fleet = await Fleet.create({ env: { AWS_ENDPOINT_URL_EVENTBRIDGE: recorder.url } });
+    const fleet = await Fleet.create({ aws, queueAws, env: { AWS_ENDPOINT_URL_EVENTBRIDGE: recorder.url } });
     fleet.use();
     const users: User[] = [];
     for (let i = 0; i < MAILBOXES; i++) users.push(await imap.createUser({ username: id(i), password: PASSWORD }));

@@ -24,7 +24,7 @@ import {
   WORKER_ENV,
 } from '../../functions/poller/contract/fleet.js';
 import { moto } from './env.js';
-import { type BusWithSubscriber, uniqueName } from './moto.js';
+import { type BusWithSubscriber, type Moto, uniqueName } from './moto.js';
 
 process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
 const dispatcher = await import('../../functions/fleet/dispatcher.js');
@@ -38,6 +38,13 @@ export interface FleetOptions {
   readonly subscriber?: boolean;
   /** Extra environment (e.g. AWS_ENDPOINT_URL_EVENTBRIDGE for an EventRecorder). */
   readonly env?: Record<string, string>;
+  /** The emulator of the table, the secrets and the bus; default: the run's shared moto_server. */
+  readonly aws?: Moto;
+  /**
+   * The emulator of the poll queue (the handlers reach it through AWS_ENDPOINT_URL_SQS); default: `aws`. Its own
+   * moto_server takes the queue's work off the others' (one Python process answers on about one core).
+   */
+  readonly queueAws?: Moto;
 }
 
 export interface DrainStats {
@@ -50,7 +57,6 @@ export interface DrainStats {
 }
 
 export class Fleet {
-  readonly aws = moto();
   readonly table = uniqueName('fleet');
   readonly secretPrefix = `${uniqueName('ies')}/`;
   queueUrl = '';
@@ -59,13 +65,16 @@ export class Fleet {
   readonly env: Record<string, string> = {};
   readonly registry: DynamoDbRegistry;
 
-  private constructor() {
+  private constructor(
+    readonly aws: Moto,
+    readonly queueAws: Moto,
+  ) {
     this.registry = new DynamoDbRegistry(this.aws.dynamodb, this.table);
   }
 
   static async create(options: FleetOptions = {}): Promise<Fleet> {
-    const fleet = new Fleet();
-    const aws = fleet.aws;
+    const aws = options.aws ?? moto();
+    const fleet = new Fleet(aws, options.queueAws ?? aws);
     await aws.dynamodb.send(
       new CreateTableCommand({
         TableName: fleet.table,
@@ -88,7 +97,7 @@ export class Fleet {
         BillingMode: 'PAY_PER_REQUEST',
       }),
     );
-    const { QueueUrl } = await aws.sqs.send(
+    const { QueueUrl } = await fleet.queueAws.sqs.send(
       new CreateQueueCommand({ QueueName: uniqueName('poll'), Attributes: { VisibilityTimeout: '120' } }),
     );
     fleet.queueUrl = QueueUrl!;
@@ -99,6 +108,7 @@ export class Fleet {
     }
     Object.assign(fleet.env, {
       ...aws.awsEnv(),
+      ...(fleet.queueAws !== aws ? { AWS_ENDPOINT_URL_SQS: fleet.queueAws.info.endpoint } : {}),
       [WORKER_ENV.table]: fleet.table,
       [WORKER_ENV.queueUrl]: fleet.queueUrl,
       [WORKER_ENV.eventBusName]: fleet.busName,
@@ -158,7 +168,7 @@ export class Fleet {
     let busy = 0;
     const lane = async (): Promise<void> => {
       while (Date.now() < until) {
-        const res = await this.aws.sqs.send(
+        const res = await this.queueAws.sqs.send(
           new ReceiveMessageCommand({
             QueueUrl: this.queueUrl,
             MaxNumberOfMessages: options.batchSize ?? 10,
@@ -181,7 +191,7 @@ export class Fleet {
           const failed = new Set(batchItemFailures.map((f) => f.itemIdentifier));
           const done = messages.filter((m) => !failed.has(m.MessageId!));
           if (done.length) {
-            await this.aws.sqs.send(
+            await this.queueAws.sqs.send(
               new DeleteMessageBatchCommand({
                 QueueUrl: this.queueUrl,
                 Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
@@ -204,7 +214,7 @@ export class Fleet {
 
   /** Nothing visible, in flight or delayed. */
   async queueEmpty(): Promise<boolean> {
-    const { Attributes = {} } = await this.aws.sqs.send(
+    const { Attributes = {} } = await this.queueAws.sqs.send(
       new GetQueueAttributesCommand({
         QueueUrl: this.queueUrl,
         AttributeNames: [
