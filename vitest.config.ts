@@ -4,20 +4,20 @@ import { defineConfig } from 'vitest/config';
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 /**
- * Seconds the slowest files take in a whole run on 2 cores (CI, 2026-11-30). A fresh clone has no
+ * Seconds the slowest files take in a whole run on 2 cores (CI, 2026-12-01). A fresh clone has no
  * durations cached, and vitest would then start files by size (and all integration files before all unit
- * files): the 3.5-minute fleet scale test started a third into the run and ended it alone. Only the order
+ * files): the fleet scale test (then 3.5 minutes) started a third into the run and ended it alone. Only the order
  * uses these figures; a stale one costs some wall time, never a test.
  */
 const SLOWEST_SECONDS: Record<string, number> = {
-  'test/integration/fleet-scale.test.ts': 213,
-  'test/integration/chaos.test.ts': 103,
-  'test/package/pack.test.ts': 90,
-  'test/integration/faults.test.ts': 82,
-  'test/integration/hostile-server.test.ts': 49,
-  'test/integration/content.test.ts': 48,
-  'test/unit/message-content.test.ts': 44,
-  'test/integration/raw-storage.test.ts': 41,
+  'test/integration/fleet-scale.test.ts': 117,
+  'test/integration/faults.test.ts': 107,
+  'test/integration/chaos.test.ts': 85,
+  'test/package/pack.test.ts': 82,
+  'test/integration/hostile-server.test.ts': 38,
+  'test/integration/content.test.ts': 35,
+  'test/integration/poller.test.ts': 30,
+  'test/e2e/fleet-deploy.test.ts': 23,
 };
 
 /**
