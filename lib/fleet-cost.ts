@@ -81,14 +81,14 @@ export interface FleetCostAssumptions {
  * idle poll of an active mailbox whose settings are cached, counted call by call in
  * test/integration/fleet-writes.test.ts. The registry is written only on a first success and after failures; the
  * host's connection slots only when the cap can bind (`hostCapCanBind`), which a tenant of a provider whose limits
- * are per mailbox (Exchange Online, Gmail: the lease already keeps each mailbox to one connection) avoids by setting
+ * are per mailbox (Exchange Online, Gmail: the lease keeps each mailbox to one draining connection) avoids by setting
  * `hostConnectionCap` to at least `poolConcurrency` x 10.
  */
 export const FLEET_COST_ASSUMPTIONS: FleetCostAssumptions = {
   pollsPerMonth: 43_200,
   workerGb: 0.25,
   // README "Measured": an empty poll took 98 ms median, 119 ms p95 against local servers (bench/poll.ts);
-  // plus about 60 ms for the fleet's own table calls (registry, status, lease).
+  // plus about 60 ms for the fleet's own table calls (registry, status).
   pollSeconds: 0.18,
   batchSize: 10,
   dispatcherSecondsFixed: 0.3,
@@ -99,8 +99,8 @@ export const FLEET_COST_ASSUMPTIONS: FleetCostAssumptions = {
   sqsRequestsPerPoll: 0.3,
   // About five long polls (20 s) in parallel while idle.
   sqsIdleRequestsPerMonth: 5 * 3 * 43_200,
+  // No lease: a poll takes it only when it has mail to publish (an idle poll changes nothing).
   writes: [
-    { what: 'lease: taken, then left to expire (no release write)', units: 1 },
     {
       what: 'status item: only its heartbeat (every 10 minutes) while the mailbox is idle',
       units: 60_000 / STATUS_HEARTBEAT_MS,

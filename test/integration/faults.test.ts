@@ -309,8 +309,9 @@ describe('AWS network faults (TCP proxy in front of moto_server)', () => {
     const before = await world.checkpoint();
     await proxies.aws.setFault({ kind: 'refuse', mode: 'reset' });
     const refusedBefore = proxies.aws.stats.refused;
-    expect((await world.invokeFailing()).message).toMatch(/^CHECKPOINT_STORE_FAILED: .*during lease/);
-    // The SDK's maxAttempts (4) for the lease, then the run gives up; then 4 more for the best-effort status
+    // The first AWS call of a run is the secret (the settings; the lease comes only once STATUS shows mail).
+    expect((await world.invokeFailing()).message).toMatch(/^SECRET_UNAVAILABLE: Reading the secret .* failed/);
+    // The SDK's maxAttempts (4) for the secret, then the run gives up; then 4 more for the best-effort status
     // record of the failure (logged, never failing the run).
     expect(proxies.aws.stats.refused - refusedBefore).toBe(8);
     await proxies.aws.setFault({ kind: 'pass' });
@@ -333,9 +334,8 @@ describe('AWS network faults (TCP proxy in front of moto_server)', () => {
     // cancelled REPORT_MARGIN_MS before the Lambda's instead of waiting for a network that does not answer (without
     // that bound the handler returned only when the network came back). 2 s of slack for a loaded machine.
     expect(Date.now() - started).toBeLessThan(4_000 + 2_000);
-    expect(error.message).toMatch(/^CHECKPOINT_STORE_FAILED: .*did not answer in time/);
-    // Nothing moved. (The lease request the proxy held may reach the table once the network is back: that lease then
-    // expires LEASE_GRACE_MS after the run's deadline, as a crashed run's does.)
+    expect(error.message).toMatch(/^SECRET_UNAVAILABLE: Secrets Manager did not answer in time/);
+    // Nothing moved.
     await proxies.aws.setFault({ kind: 'pass' });
     expect(await world.checkpoint()).toEqual(before);
   });

@@ -1,7 +1,8 @@
 /**
  * What a fleet turn writes to the table, call by call, through a proxy in front of moto's DynamoDB API: the cost
- * model's write units (docs/fleet.md, "Cost"; lib/fleet-cost.ts). A healthy idle turn writes the lease and nothing
- * else; the status item only when it changed or its heartbeat is due; host slots only when the cap can bind.
+ * model's write units (docs/fleet.md, "Cost"; lib/fleet-cost.ts). A healthy idle turn writes nothing (no lease: it
+ * changes nothing); the status item only when it changed or its heartbeat is due; host slots only when the cap can
+ * bind.
  * "Later" is the system clock moved on (Date only: timers and sockets run in real time).
  */
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
@@ -28,7 +29,7 @@ afterEach(() => {
   process.env = { ...saved };
 });
 
-/** A fleet whose workers reach DynamoDB through the call log, with one registered mailbox holding one message. */
+/** A fleet whose workers reach DynamoDB through the call log, with one registered mailbox holding one message (and its user). */
 async function fleetWithMailbox(hostConnectionCap: number) {
   const fleet = await Fleet.create({ hostConnectionCap, env: { AWS_ENDPOINT_URL_DYNAMODB: table.url } });
   fleet.use();
@@ -36,7 +37,7 @@ async function fleetWithMailbox(hostConnectionCap: number) {
   await imap.appendMany(user, 'INBOX', [buildMessage({ subject: 'Fleet writes' })]);
   await fleet.aws.createSecret(`${fleet.secretPrefix}m`, mailboxSecret(imap, user));
   await fleet.register({ id: 'm', secretId: `${fleet.secretPrefix}m`, startAt: 'all' });
-  return fleet;
+  return { fleet, user };
 }
 
 /** The clock `ms` later than now, and standing still there (Date only). */
@@ -48,8 +49,8 @@ function later(ms: number): void {
 describe('fleet: table writes per turn', () => {
   const uncapped = FLEET_DEFAULTS.poolConcurrency * WORKER_BATCH_SIZE;
 
-  it('a healthy idle turn writes the lease alone; the status item again only with its heartbeat', async () => {
-    const fleet = await fleetWithMailbox(uncapped);
+  it('a healthy idle turn writes nothing; the status item again only with its heartbeat', async () => {
+    const { fleet } = await fleetWithMailbox(uncapped);
     // The first turn publishes: checkpoint, status and the registry's first success are written as well.
     table.clear();
     expect((await fleet.turn('m')).batchItemFailures).toEqual([]);
@@ -58,17 +59,17 @@ describe('fleet: table writes per turn', () => {
     );
     expect(table.writes()).not.toContain('DeleteItem lease#'); // left to expire, not released
 
-    // A minute later (the lease has expired): an idle turn records its outcome, `idle` instead of `published`.
+    // A minute later: an idle turn records its outcome, `idle` instead of `published`; it takes no lease.
     later(60_000);
     table.clear();
     expect((await fleet.turn('m')).batchItemFailures).toEqual([]);
-    expect(table.writes().sort()).toEqual(['PutItem lease#', 'UpdateItem status#']);
+    expect(table.writes()).toEqual(['UpdateItem status#']);
 
-    // Another minute: an idle turn after an idle turn writes the lease alone.
+    // Another minute: an idle turn after an idle turn writes nothing.
     later(60_000);
     table.clear();
     expect((await fleet.turn('m')).batchItemFailures).toEqual([]);
-    expect(table.writes()).toEqual(['PutItem lease#']);
+    expect(table.writes()).toEqual([]);
     // The read units of the cost model: 0.5 (registry) + 1 (status) + 1 (checkpoint).
     expect(table.reads().sort()).toEqual([
       'GetItem checkpoint# (consistent)',
@@ -82,19 +83,20 @@ describe('fleet: table writes per turn', () => {
     later(STATUS_HEARTBEAT_MS);
     table.clear();
     await fleet.turn('m');
-    expect(table.writes().sort()).toEqual(['PutItem lease#', 'UpdateItem status#']);
+    expect(table.writes()).toEqual(['UpdateItem status#']);
     const after = await status.getStatus('m');
     expect(Date.parse(after!.lastSuccessAt!)).toBeGreaterThan(Date.parse(before));
     expect(after).toMatchObject({ lastOutcome: 'idle', lastWaiting: 0, consecutiveFailures: 0 });
   });
 
-  it('a turn right after another finds the lease held and writes nothing more', async () => {
-    const fleet = await fleetWithMailbox(uncapped);
+  it('a turn right after another, with new mail, finds the lease held and writes nothing more', async () => {
+    const { fleet, user } = await fleetWithMailbox(uncapped);
     later(0); // both turns at the same instant, however slow the machine
     await fleet.turn('m');
+    await imap.appendMany(user, 'INBOX', [buildMessage({ subject: 'Right after' })]);
     table.clear();
     await fleet.turn('m');
-    // The lease is still the first turn's (it outlives that turn by seconds): a failed conditional put, no poll.
+    // The lease is still the first turn's (it outlives that turn by seconds): a failed conditional put, no drain.
     expect(table.calls.filter((c) => c.operation === 'PutItem')).toEqual([
       { operation: 'PutItem', pk: 'lease#m', conditionFailed: true, consistent: false },
     ]);
@@ -102,20 +104,20 @@ describe('fleet: table writes per turn', () => {
   });
 
   it('takes and gives back a host connection slot only when the cap can bind', async () => {
-    const fleet = await fleetWithMailbox(uncapped - 1);
+    const { fleet } = await fleetWithMailbox(uncapped - 1);
     await fleet.turn('m');
     later(60_000);
     await fleet.turn('m');
     later(60_000);
     table.clear();
     await fleet.turn('m');
-    expect(table.writes().sort()).toEqual(['DeleteItem hostslot#', 'PutItem hostslot#', 'PutItem lease#']);
+    expect(table.writes().sort()).toEqual(['DeleteItem hostslot#', 'PutItem hostslot#']);
   });
 });
 
 describe('fleet: a host without a free connection slot', () => {
   it('sends the mailbox back into the queue with a delay, without taking its lease', async () => {
-    const fleet = await fleetWithMailbox(1);
+    const { fleet } = await fleetWithMailbox(1);
     // Another worker holds the host's only slot for the next minute.
     const other = new DynamoDbHostSlots(fleet.aws.dynamodb, fleet.table);
     const now = new Date();

@@ -793,21 +793,46 @@ describe('pollMailbox: UIDVALIDITY change', () => {
 });
 
 describe('pollMailbox: lease', () => {
-  it('skips the run when another owner holds the lease, touching nothing', async () => {
+  it('an idle poll takes no lease: it reads the checkpoint and STATUS, and writes nothing', async () => {
+    const w = world();
+    w.folder.appendMany(3);
+    w.seed({ lastUid: 3 });
+    w.store.leases.set(MAILBOX, { owner: 'other-run', expiresAt: w.clock.ms + 60_000 });
+    expect(await w.run()).toMatchObject({ outcome: 'idle', toUid: 3, uidNext: 4 });
+    expect(w.store.leaseCalls).toEqual([]);
+    expect(w.store.gets).toHaveLength(1);
+    expect(w.store.puts).toEqual([]);
+    expect(w.session().ops()).toEqual(['status', 'close']);
+  });
+
+  it('skips the run when another owner holds the lease: STATUS found mail, nothing is published or written', async () => {
     const w = world();
     w.folder.appendMany(3);
     w.seed({ lastUid: 0 });
     w.store.leases.set(MAILBOX, { owner: 'other-run', expiresAt: w.clock.ms + 60_000 });
     const summary = await w.run();
-    expect(summary).toMatchObject({ outcome: 'skipped', published: 0, folder: null, uidValidity: null });
-    expect(w.settings.loads).toEqual([]);
-    expect(w.store.gets).toEqual([]);
-    expect(w.mailbox.connects).toEqual([]);
+    expect(summary).toMatchObject({ outcome: 'skipped', published: 0, folder: 'INBOX', uidValidity: V1, uidNext: 4 });
+    expect(w.session().ops()).toEqual(['status', 'close']);
     expect(w.publisher.calls).toEqual([]);
     expect(w.store.puts).toEqual([]);
     expect(w.store.leases.get(MAILBOX)).toEqual({ owner: 'other-run', expiresAt: w.clock.ms + 60_000 });
     expect(w.store.leaseCalls.map((c) => c.op)).toEqual(['acquire']);
     expect(w.log.lines.some((l) => l.level === 'warn' && /lease/.test(l.message))).toBe(true);
+  });
+
+  it('plans again on the checkpoint read after taking the lease: what the run before published is not repeated', async () => {
+    const w = world();
+    w.folder.appendMany(3);
+    w.seed({ lastUid: 0 });
+    // The run that held the lease until now wrote its last checkpoint after this run had read the checkpoint.
+    const acquire = w.store.acquire.bind(w.store);
+    w.store.acquire = async (...args) => {
+      w.store.seed({ mailboxId: MAILBOX, folder: 'INBOX', uidValidity: V1, lastUid: 2, version: 2 });
+      return acquire(...args);
+    };
+    expect(await w.run()).toMatchObject({ outcome: 'published', published: 1, fromUid: 3, toUid: 3 });
+    expect(w.publisher.publishedUids()).toEqual([3]);
+    expect(w.checkpoint()).toMatchObject({ lastUid: 3, version: 3 });
   });
 
   it('takes over an expired lease', async () => {
@@ -845,6 +870,17 @@ describe('pollMailbox: lease', () => {
       (w) => (w.mailbox.connectErrors = [new ImapConnectionError('refused')]),
       ImapConnectionError,
     ],
+  ])('takes no lease and closes the session when %s', async (_name, breakIt, errorType) => {
+    const w = world();
+    w.folder.appendMany(2);
+    w.seed({ lastUid: 0 });
+    breakIt(w);
+    await expect(w.run()).rejects.toBeInstanceOf(errorType);
+    expect(w.store.leaseCalls).toEqual([]);
+    for (const s of w.mailbox.sessions) expect(s.closed).toBe(true);
+  });
+
+  it.each<[string, (w: World) => void, new (...args: never[]) => Error]>([
     [
       'publishing fails',
       (w) => (w.publisher.throwErrors = [new EventPublishError('bus missing', { retryable: false })]),
@@ -870,25 +906,27 @@ describe('pollMailbox: lease', () => {
 
   it('releases the lease while LOGOUT runs, and ends when both are done', async () => {
     const w = world();
+    w.folder.appendMany(1);
     w.seed({ lastUid: 0 });
     let answerLogout!: () => void;
     w.mailbox.logoutAnswered = new Promise<void>((resolve) => (answerLogout = resolve));
     let ended = false;
     const run = w.run().finally(() => (ended = true));
     await vi.waitFor(() => expect(w.store.leaseCalls.map((c) => c.op)).toEqual(['acquire', 'release']));
-    expect(w.mailbox.session.ops()).toEqual(['status', 'close']);
+    expect(w.mailbox.session.ops().at(-1)).toBe('close');
     expect(w.mailbox.session.closed).toBe(false);
     expect(ended).toBe(false);
     answerLogout();
-    expect(await run).toMatchObject({ outcome: 'idle' });
+    expect(await run).toMatchObject({ outcome: 'published', published: 1 });
     expect(w.mailbox.session.closed).toBe(true);
   });
 
   it('a failing release is logged, not thrown', async () => {
     const w = world();
+    w.folder.appendMany(1);
     w.seed({ lastUid: 0 });
     w.store.release = () => Promise.reject(Object.assign(new Error('throttled'), { name: 'ThrottlingException' }));
-    expect(await w.run()).toMatchObject({ outcome: 'idle' });
+    expect(await w.run()).toMatchObject({ outcome: 'published' });
     expect(w.log.lines.some((l) => l.level === 'warn' && l.fields.errorName === 'ThrottlingException')).toBe(true);
   });
 
@@ -985,7 +1023,11 @@ describe('pollMailbox: logs and options', () => {
     const w = world({ settings: { folder }, startAt: { kind: 'all' } });
     w.folder.appendMany(1);
     expect(await w.run()).toMatchObject({ folder, published: 1 });
-    expect(w.store.gets).toEqual([{ mailboxId: MAILBOX, folder }]);
+    // Read while connecting, and again once the lease was taken (another run may have moved it meanwhile).
+    expect(w.store.gets).toEqual([
+      { mailboxId: MAILBOX, folder },
+      { mailboxId: MAILBOX, folder },
+    ]);
     expect(w.store.current(MAILBOX, folder)).toMatchObject({ lastUid: 1 });
     expect(w.publisher.messageDetails()[0]!.folder).toBe(folder);
     expect(w.session().calls[0]).toEqual({ op: 'status', folder });

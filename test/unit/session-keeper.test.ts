@@ -263,6 +263,22 @@ describe('the checkpoint read and the session', () => {
     expect(unhandled).toEqual([]);
   });
 
+  it('on a kept session, STATUS is sent while the checkpoint is read (a warm idle poll: one round trip on each)', async () => {
+    const w = world();
+    await w.run();
+    const session = w.mailbox.sessions[0]!;
+    const get = w.store.get.bind(w.store);
+    let statusFirst = false;
+    w.store.get = async (mailboxId, folder) => {
+      for (let i = 0; i < 200 && session.ops().length < 2; i++) await new Promise((r) => setImmediate(r));
+      statusFirst = session.ops().length === 2;
+      return get(mailboxId, folder);
+    };
+    expect(await w.run()).toMatchObject({ outcome: 'idle', imapSession: 'reused' });
+    expect(statusFirst).toBe(true);
+    expect(w.store.leaseCalls.filter((c) => c.owner === 'run-2')).toEqual([]); // idle: no lease
+  });
+
   it('a failed checkpoint read on a kept session: the session stays kept for the next run', async () => {
     const w = world();
     await w.run();

@@ -1,8 +1,9 @@
 /**
- * The run: one poll cycle of one mailbox. Lease -> settings -> checkpoint -> connect -> STATUS -> plan, then
- * (for new mail) the drain, and LOGOUT (or, in a warm container that keeps its session, no LOGOUT:
- * session-keeper.ts) beside the lease release, however it ends. Every call is bounded by the run's deadline. Throws the
- * poller's errors; state stays consistent whatever fails.
+ * The run: one poll cycle of one mailbox. Settings -> checkpoint beside connect -> STATUS -> plan; nothing new: done,
+ * without a write (an idle poll takes no lease: it changes nothing). Else lease -> the checkpoint read again -> plan
+ * -> the drain. Then LOGOUT (or, in a warm container that keeps its session, no LOGOUT: session-keeper.ts) beside
+ * the lease release, however it ends. Every call is bounded by the run's deadline. Throws the poller's errors; state
+ * stays consistent whatever fails.
  */
 import { randomUUID } from 'node:crypto';
 import { buildResetDetail } from '../core/build-detail.js';
@@ -110,51 +111,68 @@ export async function pollMailbox(deps: PollDeps, options: PollOptions): Promise
     durationMs: deps.now().getTime() - started,
   });
   try {
-    const runId = options.runId ?? randomUUID();
-    const lease = deps.lease;
-    if (lease) {
-      const acquired = await deadline.call(
-        (signal) => lease.acquire(options.mailboxId, runId, deps.now(), deadline.leaseExpiresAt(), { signal }),
-        () => storeSilent('acquiring the lease'),
-        // Acquired after we gave up: give it back rather than block the next runs until it expires.
-        (late) => void (late && lease.release(options.mailboxId, runId).catch(() => {})),
-      );
-      if (!acquired) {
-        deps.log.warn('Another run holds the lease of this mailbox; skipping this run', {
-          mailboxId: options.mailboxId,
-        });
-        return summary({ ...NOTHING, outcome: 'skipped' });
-      }
-    }
+    const lease = new RunLease(deps, options, deadline, options.runId ?? randomUUID());
     const closing: Closing = [];
     try {
-      return summary(await leased(deps, options, deadline, closing));
+      return summary(await run(deps, options, deadline, lease, closing));
     } finally {
       // The lease is released while the LOGOUT runs: the run has written and published all it will, and LOGOUT
       // changes nothing (a next run may log in while this session is still logging out).
-      const releasing =
-        lease && !options.keepLease
-          ? deadline
-              .cleanup(
-                (signal) =>
-                  lease.release(options.mailboxId, runId, { signal }).catch((err: unknown) => {
-                    deps.log.warn('Releasing the lease failed; it expires by itself', {
-                      errorName: (err as Error)?.name,
-                    });
-                  }),
-                1 / 4,
-              )
-              .then((released) => {
-                if (!released)
-                  deps.log.warn('Releasing the lease took too long; it expires by itself', {
-                    mailboxId: options.mailboxId,
-                  });
-              })
-          : undefined;
-      await Promise.all([...closing, releasing]);
+      await Promise.all([...closing, lease.end()]);
     }
   } finally {
     deadline.end();
+  }
+}
+
+/**
+ * The lease of the mailbox (a DynamoDB item: two runs never work on one mailbox at the same time), taken only once
+ * the run has something to change (events to publish, a checkpoint to write): an idle poll reads the checkpoint and
+ * STATUS and writes nothing. Released when the run ends, beside LOGOUT, unless `keepLease`.
+ */
+class RunLease {
+  private held = false;
+
+  constructor(
+    private readonly deps: PollDeps,
+    private readonly options: PollOptions,
+    private readonly deadline: Deadline,
+    private readonly runId: string,
+  ) {}
+
+  /** Whether there is a lease to take (without one, the conditional checkpoint writes alone keep runs apart). */
+  get exists(): boolean {
+    return this.deps.lease !== undefined;
+  }
+
+  /** Takes the lease (again: a no-op); false, with a warning, when another run holds it. */
+  async take(): Promise<boolean> {
+    const lease = this.deps.lease;
+    if (!lease || this.held) return true;
+    const { mailboxId } = this.options;
+    this.held = await this.deadline.call(
+      (signal) => lease.acquire(mailboxId, this.runId, this.deps.now(), this.deadline.leaseExpiresAt(), { signal }),
+      () => storeSilent('acquiring the lease'),
+      // Acquired after we gave up: give it back rather than block the next runs until it expires.
+      (late) => void (late && lease.release(mailboxId, this.runId).catch(() => {})),
+    );
+    if (!this.held) this.deps.log.warn('Another run holds the lease of this mailbox; skipping this run', { mailboxId });
+    return this.held;
+  }
+
+  /** Gives the lease back if the run took it (bounded by the deadline's cleanup share; a failure is only logged). */
+  async end(): Promise<void> {
+    const lease = this.deps.lease;
+    if (!lease || !this.held || this.options.keepLease) return;
+    const { mailboxId } = this.options;
+    const released = await this.deadline.cleanup(
+      (signal) =>
+        lease.release(mailboxId, this.runId, { signal }).catch((err: unknown) => {
+          this.deps.log.warn('Releasing the lease failed; it expires by itself', { errorName: (err as Error)?.name });
+        }),
+      1 / 4,
+    );
+    if (!released) this.deps.log.warn('Releasing the lease took too long; it expires by itself', { mailboxId });
   }
 }
 
@@ -172,40 +190,41 @@ const NOTHING: RunResult = {
   outcome: 'idle',
 };
 
-/** The run while it holds the lease (or runs without one): settings, checkpoint, session, plan, drain. */
-async function leased(deps: PollDeps, options: PollOptions, deadline: Deadline, closing: Closing): Promise<RunResult> {
+/** The run: settings, checkpoint, session, plan, and (taking the lease) the drain. */
+async function run(
+  deps: PollDeps,
+  options: PollOptions,
+  deadline: Deadline,
+  lease: RunLease,
+  closing: Closing,
+): Promise<RunResult> {
   const settings = await deadline.call((signal) => deps.settings.load({ signal }), secretsSilent);
   if (settings.security === 'none') {
     deps.log.warn('Plaintext IMAP: the password and mail cross the network unencrypted (security "none")', {
       host: settings.host,
     });
   }
-  const reading = deadline.call(
-    (signal) => deps.checkpoints.get(options.mailboxId, settings.folder, { signal }),
-    () => storeSilent('reading the checkpoint'),
-  );
+  const reading = readCheckpoint(deps, options, deadline, settings);
   reading.catch(() => undefined); // awaited below on every path; never an unhandled rejection meanwhile
   const kept = deps.sessions?.take(settings, { signal: deadline.signal });
   if (kept) {
-    const checkpoint = await reading.catch(async (err: unknown) => {
-      await deps.sessions?.keep(settings, kept).catch(() => undefined); // unused: kept for the next run again
-      throw err;
-    });
     const tracked = trackingChanges(deps);
     try {
       return await onSession(
         tracked.deps,
         options,
         deadline,
-        checkpoint,
+        reading,
         { session: kept, settings },
         'reused',
+        lease,
         closing,
       );
     } catch (err) {
       // Any doubt about a kept session (the server ended it, its token expired, it went silent): once more on a new
-      // connection, as long as this run has changed nothing yet (nothing published, no checkpoint written).
-      if (tracked.changed() || deadline.signal.aborted) throw err;
+      // connection, as long as this run has changed nothing yet (nothing published, no checkpoint written). A failed
+      // checkpoint read is no doubt about the session (onSession kept it for the next run).
+      if (!(await succeeds(reading)) || tracked.changed() || deadline.signal.aborted) throw err;
       deps.log.info('The kept IMAP session failed; retrying on a new connection', { errorName: (err as Error)?.name });
       await Promise.all(closing.splice(0)); // one connection at a time: the failed one is closed first
     }
@@ -227,7 +246,19 @@ async function leased(deps: PollDeps, options: PollOptions, deadline: Deadline, 
     throw err;
   });
   const connected = await connecting;
-  return onSession(deps, options, deadline, checkpoint, connected, 'new', closing);
+  return onSession(deps, options, deadline, Promise.resolve(checkpoint), connected, 'new', lease, closing);
+}
+
+function readCheckpoint(
+  deps: PollDeps,
+  options: PollOptions,
+  deadline: Deadline,
+  settings: MailboxSettings,
+): Promise<Checkpoint | undefined> {
+  return deadline.call(
+    (signal) => deps.checkpoints.get(options.mailboxId, settings.folder, { signal }),
+    () => storeSilent('reading the checkpoint'),
+  );
 }
 
 /**
@@ -238,30 +269,50 @@ async function onSession(
   deps: PollDeps,
   options: PollOptions,
   deadline: Deadline,
-  checkpoint: Checkpoint | undefined,
+  reading: Promise<Checkpoint | undefined>,
   { session, settings }: { session: MailboxSession; settings: MailboxSettings },
   how: 'new' | 'reused',
+  lease: RunLease,
   closing: Closing,
 ): Promise<RunResult> {
   let kept = false;
+  const keeper = deps.sessions;
+  const keep = async () => {
+    if (!keeper || deadline.signal.aborted) return;
+    kept = true; // keep() closes the session itself when it cannot be kept
+    await deadline.cleanup(() => keeper.keep(settings, session), 1 / 2);
+  };
   try {
     // A kept session's first command is its check: when it does not answer within the budget, the run must still
     // have time to log in anew.
     const timed = new TimedSession(session, deadline, settings, {
       ...(how === 'reused' ? { firstCallMs: deadline.budget(KEPT_SESSION_CHECK_MS) } : {}),
     });
-    const result = await planAndDrain(deps, options, deadline, settings, checkpoint, timed);
-    const keeper = deps.sessions;
-    if (keeper && !deadline.signal.aborted) {
-      kept = true; // keep() closes the session itself when it cannot be kept
-      await deadline.cleanup(() => keeper.keep(settings, session), 1 / 2);
-    }
+    // On a kept session, STATUS is sent while the checkpoint is still being read: a warm idle poll is one round trip
+    // on each. (On a new connection the checkpoint was read while connecting.)
+    const asking = timed.status(settings.folder);
+    asking.catch(() => undefined); // awaited below on every path
+    const checkpoint = await reading.catch(async (err: unknown) => {
+      // The table failed, not the session: once STATUS has answered, the session is kept for the next run.
+      if (await succeeds(asking)) await keep();
+      throw err;
+    });
+    const result = await planAndDrain(deps, options, deadline, settings, checkpoint, await asking, timed, lease);
+    await keep();
     return { ...result, imapSession: how };
   } finally {
     // Bounded, so that even after a cut-off call the run ends before the deadline; awaited by pollMailbox, beside
     // the lease release (or, after a kept session failed, beside the retry on a new connection).
     if (!kept) closing.push(deadline.cleanup(() => session.close(), 1 / 2));
   }
+}
+
+/** Whether `promise` fulfils (after it settled). */
+function succeeds(promise: Promise<unknown>): Promise<boolean> {
+  return promise.then(
+    () => true,
+    () => false,
+  );
 }
 
 /** `deps` with a flag raised when the run publishes or writes anything (a retry is safe only before that). */
@@ -290,12 +341,28 @@ async function planAndDrain(
   options: PollOptions,
   deadline: Deadline,
   settings: MailboxSettings,
-  checkpoint: Checkpoint | undefined,
+  read: Checkpoint | undefined,
+  status: FolderStatus,
   session: TimedSession,
+  lease: RunLease,
 ): Promise<RunResult> {
-  const status = await session.status(settings.folder);
+  let checkpoint = read;
+  let plan = planPoll(checkpoint, status, options.startAt);
+  if (plan.kind !== 'idle' && lease.exists) {
+    if (!(await lease.take())) {
+      return {
+        ...NOTHING,
+        folder: settings.folder,
+        uidValidity: status.uidValidity,
+        uidNext: status.uidNext,
+        outcome: 'skipped',
+      };
+    }
+    // A run that held the lease until now may have moved the checkpoint since it was read: plan on what it wrote.
+    checkpoint = await readCheckpoint(deps, options, deadline, settings);
+    plan = planPoll(checkpoint, status, options.startAt);
+  }
   const restored = checkpoint !== undefined && uidNextBelowCheckpoint(deps, checkpoint, status);
-  const plan = planPoll(checkpoint, status, options.startAt);
   const before: RunResult = {
     ...NOTHING,
     folder: settings.folder,
