@@ -2,14 +2,14 @@
  * One mailbox's turn in the worker pool: the registry item (gone, paused or in backoff: the message is dropped),
  * the settings from its secret (under the fleet's prefix only), a connection slot of its IMAP host when the host's
  * cap can bind (none free: the mailbox goes back into the queue with a delay), then the same `pollMailbox` as
- * per-mailbox mode (lease, checkpoint, events) with at most MAX_MESSAGES_PER_TURN messages and TURN_BUDGET_MS of
+ * per-mailbox mode (checkpoint and STATUS; with mail, the lease and the events) with at most MAX_MESSAGES_PER_TURN messages and TURN_BUDGET_MS of
  * time; more work waiting: straight back into the queue. A non-retryable failure backs the mailbox off
  * exponentially, with the reason in the registry.
  *
- * What a healthy idle turn writes is what a mailbox costs (docs/fleet.md, "Cost"): the lease, taken and left to
- * expire (it outlives the short turn by KEPT_LEASE_GRACE_MS, well before the mailbox's next turn), nothing else —
- * the status item only when it changed or its heartbeat is due (core/status-heartbeat.ts), the registry only after
- * failures, the host slots only when the cap can bind.
+ * What a healthy idle turn writes is what a mailbox costs (docs/fleet.md, "Cost"): nothing. The lease is taken only
+ * by a turn with mail, and left to expire (it outlives the short turn by KEPT_LEASE_GRACE_MS, well before the
+ * mailbox's next turn); the status item only when it changed or its heartbeat is due (core/status-heartbeat.ts),
+ * the registry only after failures, the host slots only when the cap can bind.
  */
 import { randomUUID } from 'node:crypto';
 import { FLEET_METRICS, hostCapCanBind, isUnderSecretPrefix, type PollRequest } from '../../poller/contract/fleet.js';
