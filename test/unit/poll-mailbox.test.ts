@@ -859,32 +859,26 @@ describe('pollMailbox: lease', () => {
     expect(w.store.leases.size).toBe(0);
   });
 
-  it.each<[string, (w: World) => void, new (...args: never[]) => Error]>([
+  it.each<[string, (w: World) => void, new (...args: never[]) => Error, string[]]>([
+    // Before STATUS: no lease taken.
     [
       'the secret cannot be read',
       (w) => (w.settings.load = () => Promise.reject(new SecretAccessError('denied'))),
       SecretAccessError,
+      [],
     ],
     [
       'the server is unreachable',
       (w) => (w.mailbox.connectErrors = [new ImapConnectionError('refused')]),
       ImapConnectionError,
+      [],
     ],
-  ])('takes no lease and closes the session when %s', async (_name, breakIt, errorType) => {
-    const w = world();
-    w.folder.appendMany(2);
-    w.seed({ lastUid: 0 });
-    breakIt(w);
-    await expect(w.run()).rejects.toBeInstanceOf(errorType);
-    expect(w.store.leaseCalls).toEqual([]);
-    for (const s of w.mailbox.sessions) expect(s.closed).toBe(true);
-  });
-
-  it.each<[string, (w: World) => void, new (...args: never[]) => Error]>([
+    // After STATUS found mail: the lease was taken, and it is given back.
     [
       'publishing fails',
       (w) => (w.publisher.throwErrors = [new EventPublishError('bus missing', { retryable: false })]),
       EventPublishError,
+      ['acquire', 'release'],
     ],
     [
       'the checkpoint write conflicts',
@@ -892,15 +886,16 @@ describe('pollMailbox: lease', () => {
         (w.store.beforePut = () =>
           w.store.seed({ mailboxId: MAILBOX, folder: 'INBOX', uidValidity: V1, lastUid: 0, version: 9 })),
       CheckpointConflictError,
+      ['acquire', 'release'],
     ],
-  ])('releases the lease and closes the session when %s', async (_name, breakIt, errorType) => {
+  ])('leaves no lease and closes the session when %s', async (_name, breakIt, errorType, leaseOps) => {
     const w = world();
     w.folder.appendMany(2);
     w.seed({ lastUid: 0 });
     breakIt(w);
     await expect(w.run()).rejects.toBeInstanceOf(errorType);
     expect(w.store.leases.size).toBe(0);
-    expect(w.store.leaseCalls.map((c) => c.op)).toEqual(['acquire', 'release']);
+    expect(w.store.leaseCalls.map((c) => c.op)).toEqual(leaseOps);
     for (const s of w.mailbox.sessions) expect(s.closed).toBe(true);
   });
 
