@@ -12,7 +12,8 @@ import { composePollerDeps } from '../../functions/poller/compose.js';
 import { readPollerConfig } from '../../functions/poller/contract/poller-env.js';
 import type { EventPublisher, PollDeps } from '../../functions/poller/ports.js';
 import { pollMailbox } from '../../functions/poller/run/poll-mailbox.js';
-import { dovecot } from '../support/env.js';
+import { DynamoDbCallLog } from '../support/aws-proxy.js';
+import { dovecot, moto } from '../support/env.js';
 import { uniqueName } from '../support/moto.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { World } from './world.js';
@@ -30,11 +31,19 @@ function keptWorld(): Promise<World> {
   return World.create({ secret: { port: proxy.port } });
 }
 
-/** The Lambda's deps with a kept session (as the handler composes them), counting IMAP command verbs. */
-async function keptDeps(world: World, commands: string[], overrides: Partial<PollDeps> = {}): Promise<PollDeps> {
+/**
+ * The Lambda's deps with a kept session (as the handler composes them), counting IMAP command verbs; its AWS calls go
+ * to `endpoint` (default: the emulator).
+ */
+async function keptDeps(
+  world: World,
+  commands: string[],
+  overrides: Partial<PollDeps> = {},
+  endpoint?: string,
+): Promise<PollDeps> {
   const deps = await composePollerDeps(readPollerConfig(world.handlerEnv()), {
     log: { debug() {}, info() {}, warn() {}, error() {} },
-    clientConfig: world.aws.clientConfig,
+    clientConfig: { ...world.aws.clientConfig, ...(endpoint ? { endpoint } : {}) },
     onCommand: (verb) => commands.push(verb),
     keepSession: true,
   });
@@ -60,25 +69,37 @@ describe('the kept IMAP session', () => {
     expect(await world.events(1)).toHaveLength(1);
   });
 
-  it('an empty poll on a kept session sends STATUS alone: no login, no LOGOUT', async () => {
+  it('an empty poll on a kept session sends STATUS alone (no login, no LOGOUT) and reads the checkpoint alone (no lease)', async () => {
     const world = await keptWorld();
-    const commands: string[] = [];
-    const deps = await keptDeps(world, commands);
-    await pollMailbox(deps, world.pollOptions());
-    expect(commands).toContain('AUTHENTICATE'); // imapflow logs in with AUTHENTICATE PLAIN where offered
-    expect(commands).not.toContain('LOGOUT');
-    commands.length = 0;
-    expect(await pollMailbox(deps, world.pollOptions())).toMatchObject({ outcome: 'idle', imapSession: 'reused' });
-    expect(commands).toEqual(['STATUS']);
-    // A run with mail deselects the folder before keeping the session (the next STATUS must not name it).
-    await world.append(1);
-    commands.length = 0;
-    expect(await pollMailbox(deps, world.pollOptions())).toMatchObject({ published: 1, imapSession: 'reused' });
-    expect(commands.at(-1)).toBe('CLOSE');
-    commands.length = 0;
-    expect(await pollMailbox(deps, world.pollOptions())).toMatchObject({ outcome: 'idle', imapSession: 'reused' });
-    expect(commands).toEqual(['STATUS']);
-    deps.sessions?.clear();
+    const table = await DynamoDbCallLog.start(moto().info.endpoint);
+    try {
+      const commands: string[] = [];
+      const deps = await keptDeps(world, commands, {}, table.url);
+      await pollMailbox(deps, world.pollOptions());
+      expect(commands).toContain('AUTHENTICATE'); // imapflow logs in with AUTHENTICATE PLAIN where offered
+      expect(commands).not.toContain('LOGOUT');
+      commands.length = 0;
+      table.clear();
+      expect(await pollMailbox(deps, world.pollOptions())).toMatchObject({ outcome: 'idle', imapSession: 'reused' });
+      expect(commands).toEqual(['STATUS']);
+      expect(table.writes()).toEqual([]);
+      expect(table.reads()).toEqual(['GetItem checkpoint# (consistent)']);
+      // A run with mail takes the lease, reads the checkpoint again under it, and deselects the folder before
+      // keeping the session (the next STATUS must not name it).
+      await world.append(1);
+      commands.length = 0;
+      table.clear();
+      expect(await pollMailbox(deps, world.pollOptions())).toMatchObject({ published: 1, imapSession: 'reused' });
+      expect(commands.at(-1)).toBe('CLOSE');
+      expect(table.writes()).toEqual(['PutItem lease#', 'PutItem checkpoint#', 'DeleteItem lease#']);
+      expect(table.reads()).toEqual(['GetItem checkpoint# (consistent)', 'GetItem checkpoint# (consistent)']);
+      commands.length = 0;
+      expect(await pollMailbox(deps, world.pollOptions())).toMatchObject({ outcome: 'idle', imapSession: 'reused' });
+      expect(commands).toEqual(['STATUS']);
+      deps.sessions?.clear();
+    } finally {
+      await table.close();
+    }
   });
 
   it('ended by the server (doveadm kick) or reset by the network: the next run logs in anew and delivers', async () => {
