@@ -2,9 +2,9 @@
  * One mailbox's turn in the worker pool: the registry item (gone, paused or in backoff: the message is dropped),
  * the settings from its secret (under the fleet's prefix only), a connection slot of its IMAP host when the host's
  * cap can bind (none free: the mailbox goes back into the queue with a delay), then the same `pollMailbox` as
- * per-mailbox mode (checkpoint and STATUS; with mail, the lease and the events) with at most MAX_MESSAGES_PER_TURN messages and TURN_BUDGET_MS of
- * time; more work waiting: straight back into the queue. A non-retryable failure backs the mailbox off
- * exponentially, with the reason in the registry.
+ * per-mailbox mode (checkpoint and STATUS; with mail, the lease and the events) with at most MAX_MESSAGES_PER_TURN
+ * messages and TURN_BUDGET_MS of time; more work waiting: straight back into the queue. A non-retryable failure backs
+ * the mailbox off exponentially, with the reason in the registry.
  *
  * What a healthy idle turn writes is what a mailbox costs (docs/fleet.md, "Cost"): nothing. The lease is taken only
  * by a turn with mail, and left to expire (it outlives the short turn by KEPT_LEASE_GRACE_MS, well before the

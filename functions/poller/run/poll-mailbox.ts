@@ -92,8 +92,8 @@ export interface PollSummary {
 type RunResult = Omit<PollSummary, 'mailboxId' | 'durationMs'>;
 
 /**
- * One poll cycle: settings -> checkpoint -> STATUS -> plan -> (EXAMINE, list, fetch, publish, advance)* -> LOGOUT
- * (or the session kept for the next run).
+ * One poll cycle: settings -> checkpoint -> STATUS -> plan -> (with mail: lease -> checkpoint again -> plan ->
+ * (EXAMINE, list, fetch, publish, advance)*) -> LOGOUT (or the session kept for the next run).
  * The checkpoint only moves over messages whose events EventBridge accepted (or that were deliberately passed over),
  * with a conditional write per batch.
  */
